@@ -1,0 +1,61 @@
+# TrackForge: `make train` (makes its data first if needed) and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON_SYS ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+ENV_STAMP := $(VENV)/.trackforge-installed
+DATA_DIR ?= data/shards/default
+DATA_CONFIG ?= configs/data/default.yaml
+TRAIN_CONFIG ?= configs/train/tiny_cpu.yaml
+ARGS ?=
+CKPT ?=
+DATA ?= $(DATA_DIR)/shard-*.tar
+TEST_ARGS ?=
+
+.PHONY: env data train eval test test-fast bench slurm-data slurm-train clean
+
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel of torch 2.13.0 is on disk here; pinning it first keeps pip from pulling CUDA wheels.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[train,datagen,dev]"
+	# Kubric pins Blender 2.9x-era packages; its real runtime needs are listed in pyproject's `datagen` extra.
+	$(PIP) install -q --no-deps kubric-nightly
+	touch $(ENV_STAMP)
+
+# Renders the embedded default data set (objects, a human, an animal) unless it is complete already.
+data: env
+	$(PY) -m datagen generate --config $(DATA_CONFIG) --out $(DATA_DIR) $(ARGS)
+
+train: env
+	@if ! $(PY) -m datagen complete --config $(DATA_CONFIG) --out $(DATA_DIR) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory data ARGS=; fi
+	$(PY) -m lightning_modules train --config $(TRAIN_CONFIG) $(ARGS)
+
+eval: env
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [DATA='shards/*.tar'|tapvid.pkl]"; exit 2; }
+	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" --data "$(DATA)" $(ARGS)
+
+test: env
+	$(PY) -m pytest -q $(TEST_ARGS)
+
+test-fast: env
+	$(PY) -m pytest -q -m "not slow and not slurm and not ddp" $(TEST_ARGS)
+
+bench: env
+	$(PY) bench/bench_tracker.py
+	$(PY) bench/bench_datagen.py
+	$(PY) bench/bench_train.py
+
+slurm-data:
+	sbatch slurm/datagen.sbatch $(ARGS)
+
+slurm-train:
+	sbatch slurm/train.sbatch $(ARGS)
+
+clean:
+	rm -rf .pytest_cache runs wandb
