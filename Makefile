@@ -51,11 +51,23 @@ bench: env
 	$(PY) bench/bench_datagen.py
 	$(PY) bench/bench_train.py
 
-slurm-data:
-	sbatch slurm/datagen.sbatch $(ARGS)
+# Slurm versions of `make data` / `make train` (same DATA_CONFIG/DATA_DIR/TRAIN_CONFIG/ARGS; docs/cluster.md):
+#   make slurm-data  SLURM_ARGS='--array=0-15 --cpus-per-task=4' ARGS='generate.num_scenes=4096'
+#     = sbatch --output=logs/slurm/%x-%A_%a.out --array=0-15 --cpus-per-task=4 slurm/datagen.sbatch \
+#         --config $(DATA_CONFIG) --out $(DATA_DIR) generate.num_scenes=4096
+#   make slurm-train SLURM_ARGS='--nodes=2 --ntasks-per-node=4 --gpus-per-node=4' ARGS='trainer.max_steps=50000'
+#     = sbatch --output=logs/slurm/%x-%j.out --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 slurm/train.sbatch \
+#         --config $(TRAIN_CONFIG) data.shards='$(DATA)' trainer.max_steps=50000
+# SLURM_ARGS: sbatch options; SLURM_LOG_DIR: where the Slurm logs go (default logs/slurm).
+slurm-data: env
+	mkdir -p $(or $(SLURM_LOG_DIR),logs/slurm)
+	sbatch --output=$(or $(SLURM_LOG_DIR),logs/slurm)/%x-%A_%a.out $(SLURM_ARGS) slurm/datagen.sbatch \
+		--config $(DATA_CONFIG) --out $(DATA_DIR) $(ARGS)
 
-slurm-train:
-	sbatch slurm/train.sbatch $(ARGS)
+slurm-train: env
+	mkdir -p $(or $(SLURM_LOG_DIR),logs/slurm)
+	sbatch --output=$(or $(SLURM_LOG_DIR),logs/slurm)/%x-%j.out $(SLURM_ARGS) slurm/train.sbatch \
+		--config $(TRAIN_CONFIG) $(ARGS)
 
 clean:
 	rm -rf .pytest_cache runs wandb

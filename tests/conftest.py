@@ -25,3 +25,43 @@ def cotracker3_fixtures(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"CoTracker3 fixtures not found at {path}")
     return path
+
+
+# --------------------------------------------------------------------------------------- datagen shards
+TINY_DATA_CONFIG = REPO_ROOT / "configs" / "data" / "tiny.yaml"
+
+
+def _tiny_shards_key(cfg) -> str:
+    """Cache key: the resolved config plus every datagen source file (a code change re-renders)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for path in sorted((REPO_ROOT / "datagen").glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def tiny_shards() -> Path:
+    """A tiny REAL rendered data set (configs/data/tiny.yaml: 3 scenes, 64x64, 6 frames, objects + a human + an
+    animal, 2 shards: shard-000000.tar with 2 samples, shard-000001.tar with 1), made with generate_dataset.
+
+    Cached in <repo>/.cache/test-shards/<hash of config + datagen sources> (gitignored), so repeated local runs
+    reuse it while a fresh clone renders it once (~30-60 s on 2 cores). A file lock makes concurrent
+    sessions share one render. Returns the folder (it also holds dataset.json with the config).
+    """
+    import fcntl
+
+    from datagen.config import load_data_config
+    from datagen.generate import generate_dataset, missing_shards
+
+    cfg = load_data_config(TINY_DATA_CONFIG, [])
+    root = REPO_ROOT / ".cache" / "test-shards"
+    root.mkdir(parents=True, exist_ok=True)
+    out = root / _tiny_shards_key(cfg)
+    with open(root / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if missing_shards(cfg, out):
+            generate_dataset(cfg, out, progress=False)
+    return out

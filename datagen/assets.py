@@ -1,0 +1,205 @@
+"""Offline asset catalog: meshes and textures shipped in the `pybullet_data` wheel, plus optional
+Kubric asset sources (GSO / ShapeNet / HDRI manifests given by local path or URL).
+
+pybullet_data meshes come in arbitrary units, origins and (for random_urdfs) as several convex parts.
+`prepare_mesh` normalises each into a cached, single-object OBJ (centred on its bounding box, longest
+side 1, z up, UVs kept when present) plus a matching URDF (same mesh for collision, inertial frame at
+the origin). Blender imports that OBJ with the identity axis mapping, so Blender, PyBullet and the
+ground-truth code all see the same object-local frame. Only numpy/trimesh here (no Blender).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Named pybullet_data meshes worth rendering (path relative to pybullet_data; missing ones skipped).
+NAMED_MESHES = {
+    "duck": "duck.obj",
+    "teddy": "teddy2_VHACD_CHs.obj",
+    "bunny": "bunny.obj",
+    "mug": "objects/mug.obj",
+    "soccerball": "soccerball.obj",
+    "torus": "torus/torus_textured.obj",
+    "lego": "lego/lego.obj",
+    "sphere": "sphere_smooth.obj",
+    "stone": "stone.obj",
+    "cube": "cube.obj",
+    "toy_cylinder": "toys/cylinder.obj",
+    "toy_prism": "toys/prism.obj",
+    "toy_shape_sorter": "toys/shape_sorter.obj",
+    "jenga": "jenga/jenga.obj",
+    "domino": "domino/domino.obj",
+}
+# Image textures (floor, dome, objects) shipped with pybullet_data.
+IMAGE_TEXTURES = [
+    "checker_grid.jpg", "tex256.png", "uvmap.png", "checker_blue.png", "colors16.png", "cube.png",
+    "duckCM.png", "jenga/jenga.png", "domino/domino.jpg", "tray/tray.jpg", "table/table.png",
+    "roboschool/models_outdoor/stadium/stadium_grass.jpg", "racecar/meshes/wheel.jpg",
+    "laikago/laikago_tex.jpg",
+]
+NUM_RANDOM_URDFS = 1000
+
+
+def pybullet_data_dir() -> Path:
+    import pybullet_data  # tiny pure-data package
+
+    return Path(pybullet_data.getDataPath())
+
+
+def pybullet_object_ids() -> list[str]:
+    """All usable pybullet_data object ids: named meshes, then "random_urdfs/000".."999"."""
+    root = pybullet_data_dir()
+    ids = [name for name, rel in NAMED_MESHES.items() if (root / rel).is_file()]
+    ids += [f"random_urdfs/{i:03d}" for i in range(NUM_RANDOM_URDFS)
+            if (root / "random_urdfs" / f"{i:03d}" / f"{i:03d}.obj").is_file()]
+    return ids
+
+
+def pybullet_mesh_path(asset_id: str) -> Path:
+    root = pybullet_data_dir()
+    if asset_id.startswith("random_urdfs/"):
+        n = asset_id.split("/", 1)[1]
+        return root / "random_urdfs" / n / f"{n}.obj"
+    if asset_id not in NAMED_MESHES:
+        raise KeyError(f"unknown pybullet_data asset {asset_id!r}")
+    return root / NAMED_MESHES[asset_id]
+
+
+def image_texture_paths(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """pybullet_data image textures that exist here, plus `extra` paths."""
+    root = pybullet_data_dir()
+    return [str(root / p) for p in IMAGE_TEXTURES if (root / p).is_file()] + list(extra)
+
+
+@dataclass(frozen=True)
+class PreparedMesh:
+    asset_id: str
+    obj_path: str  # normalised OBJ: longest side 1, bbox-centred, z up
+    urdf_path: str
+    extents: tuple[float, float, float]  # bbox size of the normalised mesh (max = 1)
+    has_uv: bool
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRACKFORGE_ASSET_CACHE", Path.home() / ".cache" / "trackforge" / "assets"))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Several scene processes may prepare the same asset at once: write-then-rename.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray | None) -> None:
+    lines = ["# normalised by trackforge datagen.assets", "o mesh"]
+    lines += [f"v {a:.6f} {b:.6f} {c:.6f}" for a, b, c in v]
+    if uv is not None:
+        lines += [f"vt {a:.6f} {b:.6f}" for a, b in uv]
+        lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in f + 1]
+    else:
+        lines += [f"f {a} {b} {c}" for a, b, c in f + 1]
+    _atomic_write(path, "\n".join(lines) + "\n")
+
+
+_URDF = """<?xml version="1.0"?>
+<robot name="{name}">
+  <link name="base">
+    <contact><lateral_friction value="0.5"/><rolling_friction value="0.0"/></contact>
+    <inertial><origin rpy="0 0 0" xyz="0 0 0"/><mass value="1.0"/>
+      <inertia ixx="{ix:.6f}" ixy="0" ixz="0" iyy="{iy:.6f}" iyz="0" izz="{iz:.6f}"/></inertial>
+    <visual><origin rpy="0 0 0" xyz="0 0 0"/><geometry><mesh filename="{obj}" scale="1 1 1"/></geometry></visual>
+    <collision><origin rpy="0 0 0" xyz="0 0 0"/><geometry><mesh filename="{obj}" scale="1 1 1"/></geometry></collision>
+  </link>
+</robot>
+"""
+
+
+def prepare_mesh(asset_id: str, cache_dir: Path | None = None) -> PreparedMesh:
+    """Normalise a pybullet_data mesh into the cache (idempotent, safe across processes)."""
+    import trimesh
+
+    src = pybullet_mesh_path(asset_id)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    key = hashlib.sha1(f"{src}:{src.stat().st_size}:v1".encode()).hexdigest()[:10]
+    out = cache_dir / f"{asset_id.replace('/', '_')}-{key}"
+    obj_path, urdf_path, meta_path = out / "mesh.obj", out / "object.urdf", out / "extents.npy"
+    if not (urdf_path.is_file() and meta_path.is_file()):
+        out.mkdir(parents=True, exist_ok=True)
+        mesh = trimesh.load(str(src), force="mesh", process=False)
+        v = np.asarray(mesh.vertices, dtype=np.float64)
+        f = np.asarray(mesh.faces, dtype=np.int64)
+        uv = getattr(mesh.visual, "uv", None)
+        uv = np.asarray(uv) if uv is not None and len(uv) == len(v) else None
+        lo, hi = v.min(0), v.max(0)
+        v = (v - (lo + hi) / 2) / float((hi - lo).max())
+        _write_obj(obj_path, v, f, uv)
+        ext = v.max(0) - v.min(0)
+        # Inertia of the bounding box at mass 1 (PyBullet rescales with mass/globalScaling).
+        ix, iy, iz = [(ext[(i + 1) % 3] ** 2 + ext[(i + 2) % 3] ** 2) / 12 for i in range(3)]
+        _atomic_write(urdf_path, _URDF.format(name=asset_id.replace("/", "_"), obj="mesh.obj",
+                                              ix=ix, iy=iy, iz=iz))
+        tmp = meta_path.with_suffix(f".{os.getpid()}.npy")
+        np.save(tmp, np.array([*ext, float(uv is not None)]))
+        os.replace(tmp, meta_path)
+    meta = np.load(meta_path)
+    return PreparedMesh(asset_id, str(obj_path), str(urdf_path), tuple(float(x) for x in meta[:3]),
+                        bool(meta[3]))
+
+
+class KubricSources:
+    """Optional Kubric manifests (GSO, ShapeNet, HDRI haven...) from local paths or URLs.
+
+    Opened lazily (needs Kubric); ``create(index, asset_id, **kwargs)`` makes the Kubric asset.
+    """
+
+    def __init__(self, configs, workdir: Path):
+        self.configs = list(configs)
+        self.workdir = Path(workdir)
+        self._sources: dict[int, object] = {}
+
+    def source(self, i: int):
+        if i not in self._sources:
+            import kubric as kb
+
+            cfg = self.configs[i]
+            scratch = cfg.scratch_dir or str(self.workdir / "assets")
+            self._sources[i] = kb.AssetSource.from_manifest(cfg.manifest, scratch_dir=scratch)
+        return self._sources[i]
+
+    def indices(self, category: str) -> list[int]:
+        return [i for i, c in enumerate(self.configs) if c.category == category]
+
+    def asset_ids(self, i: int) -> list[str]:
+        return sorted(self.source(i).all_asset_ids)
+
+
+def dome_mesh(cache_dir: Path | None = None, n_lat: int = 16, n_lon: int = 48) -> str:
+    """A unit-radius hemisphere (z >= -0.05, open at the bottom) with lat-long UVs, as a cached OBJ.
+
+    Scaled by the dome radius it encloses the scene, so every camera ray hits textured geometry
+    (no world-background pixels: every pixel has a depth and a segment).
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / f"dome_{n_lat}x{n_lon}.obj"
+    if path.is_file():
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    elev = np.linspace(-0.05, np.pi / 2, n_lat + 1)  # slightly below the floor: no gap at the horizon
+    azim = np.linspace(0, 2 * np.pi, n_lon + 1)  # seam duplicated so UVs wrap cleanly
+    e, a = np.meshgrid(elev, azim, indexing="ij")
+    v = np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1).reshape(-1, 3)
+    uv = np.stack([a / (2 * np.pi), e / (np.pi / 2)], -1).reshape(-1, 2)
+    i, j = np.meshgrid(np.arange(n_lat), np.arange(n_lon), indexing="ij")
+    p00 = (i * (n_lon + 1) + j).ravel()
+    p01, p10 = p00 + 1, p00 + n_lon + 1
+    p11 = p10 + 1
+    f = np.concatenate([np.stack([p00, p01, p11], 1), np.stack([p00, p11, p10], 1)])
+    _write_obj(path, v, f, uv)
+    return str(path)

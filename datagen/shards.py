@@ -1,0 +1,305 @@
+"""WebDataset shard format: encode/decode one scene sample, write tars atomically, read shards back.
+
+One sample = these tar members sharing a key (e.g. ``scene-000013``; see docs/datagen_pipeline.md):
+  ``video.mkv``       lossless FFV1 (bgr0) in Matroska, T frames  (or ``video.npy.zst``: zstd'ed .npy)
+  ``tracks.npy``      float32 (T, Q, 2) pixels (x, y), x = 0 at the centre of the leftmost pixel
+  ``visibility.npy``  bool (T, Q)
+  ``tracks3d.npy``    float32 (T, Q, 3) camera space (x right, y down, z forward, metres)
+  ``meta.json``       the scene's metadata (seed, config, camera, per-track categories, timings, ...)
+Arrays are plain .npy (never pickled). Only numpy/PyAV/zstandard are imported here (no bpy, no TensorFlow).
+"""
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tarfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+VIDEO_EXTS = {"ffv1": "mkv", "npy_zstd": "npy.zst"}
+ARRAY_MEMBERS = {  # name -> (dtype, trailing dims)
+    "tracks": (np.float32, (2,)),
+    "visibility": (np.bool_, ()),
+    "tracks3d": (np.float32, (3,)),
+}
+_TAR_MTIME = 946684800  # fixed header mtime (2000-01-01) so rerenders give byte-identical tars
+
+
+class CorruptSampleError(ValueError):
+    """A sample (or a shard) is unreadable: missing/truncated member, bad dtype/shape, bad encoding."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        super().__init__(f"corrupt sample {key!r}: {reason}")
+
+
+class CorruptShardError(CorruptSampleError):
+    """A shard file itself is unreadable (truncated tar, not a tar, ...)."""
+
+    def __init__(self, shard: str, reason: str):
+        self.key = shard
+        self.reason = reason
+        ValueError.__init__(self, f"corrupt shard {shard}: {reason}")
+
+
+class NoShardsError(FileNotFoundError):
+    """A shard pattern matched no files."""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+# ---------------------------------------------------------------------------------------------- video
+def encode_video(video: np.ndarray, codec: str = "ffv1", fps: float = 12.0) -> tuple[str, bytes]:
+    """video uint8 (T, H, W, 3) RGB -> (member extension, bytes). Both codecs are exactly lossless."""
+    video = np.ascontiguousarray(video)
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
+    if codec == "ffv1":
+        return VIDEO_EXTS[codec], _encode_ffv1(video, fps)
+    if codec == "npy_zstd":
+        import zstandard
+
+        return VIDEO_EXTS[codec], zstandard.ZstdCompressor(level=3).compress(_npy_bytes(video))
+    raise ValueError(f"unknown video codec {codec!r} (choices: {', '.join(VIDEO_EXTS)})")
+
+
+def _encode_ffv1(video: np.ndarray, fps: float) -> bytes:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = int(video.shape[2]), int(video.shape[1])
+        # bgr0 is FFV1's packed-RGB mode: RGB -> bgr0 is a pure byte shuffle, so the round trip is exact
+        # (gbrp is rejected by this FFmpeg build's ffv1 encoder; yuv444p would lose 1 LSB).
+        stream.pix_fmt = "bgr0"
+        for frame in video:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def decode_video(ext: str, data: bytes) -> np.ndarray:
+    """Inverse of encode_video: -> uint8 (T, H, W, 3). Raises ValueError/av errors on bad data."""
+    if ext == "mkv":
+        import av
+
+        with av.open(io.BytesIO(data), mode="r", format="matroska") as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        if not frames:
+            raise ValueError("video has no frames")
+        return np.stack(frames)
+    if ext == "npy.zst":
+        import zstandard
+
+        return _load_npy(zstandard.ZstdDecompressor().decompress(data))
+    raise ValueError(f"unknown video member extension {ext!r}")
+
+
+# ---------------------------------------------------------------------------------------------- samples
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _load_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"meta value of type {type(obj).__name__} is not JSON-able")
+
+
+def encode_sample(sample, key: str, codec: str = "ffv1") -> dict[str, Any]:
+    """SceneSample -> webdataset sample dict {"__key__", "video.<ext>", "tracks.npy", ..., "meta.json"} of bytes.
+
+    `key` must not contain dots (webdataset splits member names at the first dot). Records the encode time
+    in meta["timings"]["encode_s"].
+    """
+    if "." in key or "/" in key or not key:
+        raise ValueError(f"sample key must be non-empty without '.' or '/': {key!r}")
+    t0 = time.perf_counter()
+    fps = float(sample.meta.get("fps", 12) or 12)
+    ext, video_bytes = encode_video(sample.video, codec, fps)
+    out: dict[str, Any] = {"__key__": key, f"video.{ext}": video_bytes}
+    for name, (dtype, _) in ARRAY_MEMBERS.items():
+        out[f"{name}.npy"] = _npy_bytes(np.asarray(getattr(sample, name)).astype(dtype, copy=False))
+    meta = dict(sample.meta)
+    timings = dict(meta.get("timings", {}))
+    timings["encode_s"] = time.perf_counter() - t0
+    meta.update(timings=timings, key=key, video_codec=codec)
+    out["meta.json"] = json.dumps(meta, default=_json_default).encode()
+    return out
+
+
+def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
+    """webdataset raw sample (member suffix -> bytes) -> dict with
+    video uint8 (T, H, W, 3), tracks float32 (T, Q, 2), visibility bool (T, Q), tracks3d float32 (T, Q, 3),
+    meta dict, __key__ (and __url__ when present).
+
+    Raises CorruptSampleError (naming the key and the reason) on a missing, truncated or undecodable
+    member, a wrong dtype, or shapes that disagree.
+    """
+    key = str(raw.get("__key__", "<no key>"))
+    members = {k.lstrip("."): v for k, v in raw.items() if not k.startswith("__")}
+    video_keys = [k for k in members if k.startswith("video.")]
+    missing = [f"{n}.npy" for n in ARRAY_MEMBERS if f"{n}.npy" not in members]
+    missing += [] if "meta.json" in members else ["meta.json"]
+    missing += [] if video_keys else ["video.mkv"]
+    if missing:
+        raise CorruptSampleError(key, f"missing member(s) {', '.join(missing)}")
+    out: dict[str, Any] = {"__key__": key}
+    if "__url__" in raw:
+        out["__url__"] = raw["__url__"]
+    try:
+        video = decode_video(video_keys[0][len("video."):], members[video_keys[0]])
+    except Exception as err:  # av.FFmpegError, zstd errors, ValueError: all mean "bad video bytes"
+        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {_one_line(err)}") from None
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise CorruptSampleError(key, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
+    out["video"] = video
+    t = video.shape[0]
+    q = None
+    for name, (dtype, trailing) in ARRAY_MEMBERS.items():
+        try:
+            arr = _load_npy(members[f"{name}.npy"])
+        except Exception as err:
+            raise CorruptSampleError(key, f"cannot load {name}.npy: {_one_line(err)}") from None
+        if arr.dtype != dtype:
+            raise CorruptSampleError(key, f"{name}.npy has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+        q = arr.shape[1] if q is None and arr.ndim >= 2 else q
+        expected = (t, q, *trailing)
+        if arr.shape != expected:
+            raise CorruptSampleError(key, f"{name}.npy has shape {arr.shape}, expected {expected} "
+                                          f"(T from the {t}-frame video)")
+        out[name] = arr
+    try:
+        meta = json.loads(members["meta.json"])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CorruptSampleError(key, f"cannot parse meta.json: {_one_line(err)}") from None
+    if not isinstance(meta, dict):
+        raise CorruptSampleError(key, "meta.json is not a JSON object")
+    out["meta"] = meta
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tars
+def write_tar(path: str | os.PathLike, samples: Iterable[dict[str, Any]]) -> Path:
+    """Write encoded samples to a tar atomically (``<name>.tmp-<pid>`` then os.replace).
+
+    Headers are fixed (mtime, owner, mode), so the same samples always give byte-identical files.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+                for sample in samples:
+                    key = sample["__key__"]
+                    for name, data in sample.items():
+                        if name.startswith("__"):
+                            continue
+                        info = tarfile.TarInfo(f"{key}.{name}")
+                        info.size, info.mtime, info.mode = len(data), _TAR_MTIME, 0o644
+                        tf.addfile(info, io.BytesIO(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Raw samples of one tar: consecutive members sharing a key (text before the basename's first dot).
+
+    Raises CorruptShardError for a missing file, a non-tar, a truncated member or a missing end-of-archive
+    marker (a tar cut exactly at a member boundary).
+    """
+    path = Path(path)
+    url = str(path)
+    if not path.is_file():
+        raise CorruptShardError(url, "file not found")
+    size = path.stat().st_size
+    current: dict[str, Any] | None = None
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            for info in tf:
+                if not info.isfile():
+                    continue
+                dirname, _, base = info.name.rpartition("/")
+                key, dot, suffix = base.partition(".")
+                if not dot:
+                    raise CorruptShardError(url, f"member {info.name!r} has no extension")
+                key = f"{dirname}/{key}" if dirname else key
+                data = tf.extractfile(info).read()
+                if len(data) != info.size:
+                    raise CorruptShardError(url, f"member {info.name!r} is truncated")
+                if current is not None and current["__key__"] != key:
+                    yield current
+                    current = None
+                if current is None:
+                    current = {"__key__": key, "__url__": url}
+                current[suffix] = data
+            end = tf.offset
+    except tarfile.TarError as err:
+        raise CorruptShardError(url, f"unreadable tar ({_one_line(err)})") from None
+    except EOFError as err:
+        raise CorruptShardError(url, f"truncated tar ({_one_line(err)})") from None
+    # A tar cut at a member boundary parses cleanly but lacks the two zero blocks that end an archive.
+    if size < end + 2 * tarfile.BLOCKSIZE:
+        raise CorruptShardError(url, "truncated tar (no end-of-archive marker)")
+    if current is not None:
+        yield current
+
+
+def expand_shards(pattern_or_list: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Brace-expand and glob shard patterns (a string, a path, or a list of them) -> sorted unique paths.
+
+    Raises NoShardsError when nothing matches.
+    """
+    from braceexpand import braceexpand
+
+    items = [pattern_or_list] if isinstance(pattern_or_list, (str, os.PathLike)) else list(pattern_or_list)
+    paths: list[Path] = []
+    for item in items:
+        for pattern in braceexpand(str(item)):
+            hits = sorted(glob.glob(os.path.expanduser(pattern))) if glob.has_magic(pattern) else (
+                [pattern] if os.path.exists(pattern) else [])
+            paths += [Path(h) for h in hits if Path(h).is_file()]
+    seen: set[Path] = set()
+    unique = [p for p in paths if not (p in seen or seen.add(p))]
+    if not unique:
+        shown = pattern_or_list if isinstance(pattern_or_list, (str, os.PathLike)) else items
+        raise NoShardsError(f"no shards match {shown}")
+    return unique
+
+
+def read_shards(pattern_or_list, *, decode: bool = True) -> Iterator[dict[str, Any]]:
+    """Iterate the samples of the shards matching `pattern_or_list` (braceexpand/glob, or a list).
+
+    decode=True yields decode_sample() dicts; decode=False yields raw member bytes. Raises NoShardsError when
+    nothing matches and CorruptSampleError / CorruptShardError on bad data.
+    """
+    for path in expand_shards(pattern_or_list):
+        for raw in iter_tar_samples(path):
+            yield decode_sample(raw) if decode else raw

@@ -1,0 +1,222 @@
+"""LightningModule: windowed CoTracker3 training with the Kubric recipe (spec 16.1) and TAP-Vid validation."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+
+from .config import TrainConfig, arch_kwargs, from_container, to_container
+
+VIS_THRESHOLD = 0.6  # TAP-Vid evaluation: visible iff visibility x confidence > 0.6
+TAPVID_SIZE = 256  # metrics are computed in the 256x256 raster TAP-Vid uses
+METRIC_KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
+               "jaccard_1", "jaccard_2", "jaccard_4", "jaccard_8", "jaccard_16",
+               "pts_within_1", "pts_within_2", "pts_within_4", "pts_within_8", "pts_within_16")
+
+
+def build_model(cfg: TrainConfig) -> torch.nn.Module:
+    """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`."""
+    from tracker.model import CoTracker3Offline, CoTracker3Online
+
+    cls = CoTracker3Online if cfg.model.variant == "online" else CoTracker3Offline
+    model = cls(window_len=cfg.model.window_len, **arch_kwargs(cfg.model.arch))
+    if cfg.model.init_from:
+        from tracker import load_tracker
+
+        source = load_tracker(cfg.model.variant, cfg.model.init_from)
+        model.load_state_dict(source.state_dict(), strict=True)
+    return model
+
+
+def sample_queries(tracks: torch.Tensor, vis: torch.Tensor, variant: str, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training queries of the recipe. tracks (B, L, N, 2) px, vis (B, L, N) bool -> queries (B, N, 3) (t, x, y),
+    ok (B,) bool (False: a NaN or |query| > 1500; those samples' queries are set to ones and must be masked).
+
+    online: first visible frame, except the first quarter of the tracks (random visible frame);
+    offline: a uniformly random visible frame for every track.
+    """
+    B, Lf, N = vis.shape
+    noise = torch.rand(vis.shape, generator=generator, device="cpu").to(vis.device)
+    random_frame = torch.where(vis, noise, torch.full_like(noise, -1.0)).argmax(dim=1)  # (B, N) uniform among visible
+    if variant == "online":
+        first = vis.to(torch.uint8).argmax(dim=1)  # first True (0 if never visible)
+        frame = torch.where(torch.arange(N, device=vis.device) < N // 4, random_frame, first)
+    else:
+        frame = random_frame
+    xy = torch.gather(tracks, 1, frame[:, None, :, None].expand(B, 1, N, 2))[:, 0]  # (B, N, 2)
+    queries = torch.cat([frame[..., None].to(tracks.dtype), xy], dim=-1)
+    ok = torch.isfinite(queries).all(dim=(1, 2)) & (queries.abs() <= 1500).all(dim=(1, 2))
+    queries = torch.where(ok[:, None, None], queries, torch.ones_like(queries))
+    return queries, ok
+
+
+def first_visible_queries(tracks: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+    """TAP-Vid "first" queries: tracks (L, N, 2), vis (L, N) bool -> (N, 3) (t, x, y) at the first visible frame."""
+    first = vis.to(torch.uint8).argmax(dim=0)  # (N,)
+    xy = tracks[first, torch.arange(tracks.shape[1])]
+    return torch.cat([first[:, None].to(tracks.dtype), xy], dim=-1)
+
+
+def tapvid_scores(queries: torch.Tensor, tracks: torch.Tensor, vis: torch.Tensor, pred_tracks: torch.Tensor,
+                  pred_vis: torch.Tensor, hw: tuple[int, int], query_mode: str = "first") -> dict[str, float]:
+    """Per-clip TAP-Vid metrics with positions rescaled from an (H, W) frame to the 256x256 raster.
+
+    queries (N, 3) (t, x, y); tracks / pred_tracks (L, N, 2) px; vis / pred_vis (L, N) bool.
+    """
+    from tracker.metrics import compute_tapvid_metrics
+
+    H, W = hw
+    scale = np.array([(TAPVID_SIZE - 1) / (W - 1), (TAPVID_SIZE - 1) / (H - 1)])
+    q = queries.detach().cpu().double().numpy()
+    qp = np.stack([q[:, 0], q[:, 2] * scale[1], q[:, 1] * scale[0]], axis=-1)[None]  # (1, N, 3) (t, y, x)
+    gt = tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
+    pr = pred_tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
+    gt_occ = ~vis.detach().cpu().numpy().T[None]
+    pr_occ = ~pred_vis.detach().cpu().numpy().T[None]
+    out = compute_tapvid_metrics(qp, gt_occ, gt, pr_occ, pr, query_mode)
+    return {k: float(v[0]) for k, v in out.items()}
+
+
+class TrackerModule(L.LightningModule):
+    """Trains CoTracker3Online (sliding windows) or CoTracker3Offline (one window) on `ShardDataModule` batches."""
+
+    def __init__(self, config: dict[str, Any], run_dir: str | None = None) -> None:
+        super().__init__()
+        # The resolved config travels inside every checkpoint (hyper_parameters["config"]).
+        self.save_hyperparameters({"config": config})
+        self.cfg: TrainConfig = from_container(config)
+        self.model = build_model(self.cfg)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self._val: list[dict[str, float]] = []
+        self._val_zero: list[dict[str, float]] = []
+        self.viz_sample: dict[str, np.ndarray] | None = None
+        self._streams: dict[int, int] = {}
+        self._skipped_reported = 0
+        self._dropped: dict[int, int] = {}
+        self._last_batch_time: float | None = None
+
+    # -------------------------------------------------------------------------------------------------- training
+    def forward(self, video: torch.Tensor, queries: torch.Tensor, iters: int, is_train: bool = False):
+        return self.model(video, queries, iters=iters, is_train=is_train)
+
+    def _data_counters(self, batch: dict) -> None:
+        """Sum the per-stream skip/drop counters carried by the batches (DataLoader workers count separately)."""
+        if "stream" not in batch:
+            return
+        sid = int(batch["stream"])
+        self._streams[sid] = max(self._streams.get(sid, 0), int(batch["skipped"]))
+        self._dropped[sid] = max(self._dropped.get(sid, 0), int(batch["dropped"]))
+        skipped = sum(self._streams.values())
+        if skipped > self._skipped_reported:
+            rank_zero_warn(f"training data: skipped {skipped} corrupt sample(s)/shard(s) so far "
+                           f"(rank {self.global_rank})")
+            self._skipped_reported = skipped
+        self.log("data/skipped_corrupt", float(skipped), on_step=True, on_epoch=False, reduce_fx="max")
+        self.log("data/dropped_few_tracks", float(sum(self._dropped.values())), on_step=True, on_epoch=False)
+
+    def _log_keys(self, keys: list[str]) -> None:
+        if not (self.cfg.data.log_keys and self.run_dir is not None):
+            return
+        path = self.run_dir / "keys" / f"rank{self.global_rank}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(f"{self.global_step} " + " ".join(keys) + "\n")
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        from tracker.losses import kubric_loss
+
+        video = batch["video"].float()  # (B, L, 3, H, W) 0..255
+        tracks = batch["tracks"].float()  # (B, L, N, 2)
+        vis = batch["visibility"].bool()  # (B, L, N)
+        self._data_counters(batch)
+        self._log_keys(list(batch["keys"]))
+        queries, ok = sample_queries(tracks, vis, self.cfg.model.variant)
+        out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
+        tr = out.train
+        valid = tr.valid.float() * ok[:, None, None].float()
+        gt_w, vis_w, valid_w = [], [], []
+        for start, coords in zip(tr.window_starts, tr.coords):
+            s = coords.shape[2]
+            gt_w.append(tracks[:, start : start + s])
+            vis_w.append(vis[:, start : start + s].float())
+            valid_w.append(valid[:, start : start + s])
+        loss = kubric_loss(tr.coords, tr.vis, tr.conf, gt_w, vis_w, valid_w)
+        B = video.shape[0]
+        for name, value in loss.as_dict().items():
+            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=B, on_step=True)
+        return loss.total
+
+    def on_train_epoch_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "set_start_step"):
+            dm.set_start_step(self.global_step)
+
+    # ------------------------------------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val, self._val_zero = [], []
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        video = batch["video"].float()[None]  # (1, L, 3, H, W)
+        tracks, vis = batch["tracks"].float(), batch["visibility"].bool()  # (L, N, 2), (L, N)
+        H, W = video.shape[-2:]
+        queries = first_visible_queries(tracks, vis)
+        out = self.model(video, queries[None], iters=self.cfg.model.val_iters)
+        pred = out.coords[0].float()
+        pred_vis = (out.vis[0].float() * out.conf[0].float()) > VIS_THRESHOLD
+        self._val.append(tapvid_scores(queries, tracks, vis, pred, pred_vis, (H, W)))
+        zero = queries[None, :, 1:].expand_as(tracks)  # zero motion: stay at the query, always visible
+        self._val_zero.append(tapvid_scores(queries, tracks, vis, zero, torch.ones_like(vis), (H, W)))
+        if batch_idx == 0 and self.global_rank == 0:
+            self.viz_sample = {
+                "video": batch["video"].permute(0, 2, 3, 1).cpu().numpy(),  # (L, H, W, 3) uint8
+                "gt_tracks": tracks.cpu().numpy(), "gt_vis": vis.cpu().numpy(),
+                "pred_tracks": pred.cpu().numpy(), "pred_vis": pred_vis.cpu().numpy(),
+            }
+
+    def _gathered_means(self, rows: list[dict[str, float]]) -> dict[str, float]:
+        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out)."""
+        vals = torch.tensor([[r[k] for k in METRIC_KEYS] for r in rows], dtype=torch.float64).reshape(-1, len(METRIC_KEYS))
+        finite = torch.isfinite(vals)
+        sums = torch.where(finite, vals, torch.zeros_like(vals)).sum(0)
+        counts = finite.sum(0).to(torch.float64)
+        stats = torch.stack([sums, counts]).to(self.device)
+        if self.trainer.world_size > 1:
+            stats = self.all_gather(stats).reshape(-1, 2, len(METRIC_KEYS)).sum(0)
+        means = (stats[0] / stats[1].clamp(min=1)).cpu()
+        return {k: float(v) for k, v in zip(METRIC_KEYS, means)}
+
+    def on_validation_epoch_end(self) -> None:
+        model_m = self._gathered_means(self._val)
+        zero_m = self._gathered_means(self._val_zero)
+        for name, metrics in (("val", model_m), ("val_zero_motion", zero_m)):
+            for k, v in metrics.items():
+                self.log(f"{name}/{k}", v, sync_dist=False, rank_zero_only=False)
+            self.log(f"{name}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
+        self.last_val = {"model": model_m, "zero_motion": zero_m, "step": int(self.global_step)}
+
+    # ------------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        from .schedule import make_optimizer_and_scheduler
+
+        opt, sched = make_optimizer_and_scheduler(self.model.parameters(), self.cfg.optim, self.cfg.trainer.max_steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last_batch_time is not None:
+            dt = now - self._last_batch_time
+            samples = batch["video"].shape[0] * self.trainer.world_size
+            self.log("perf/samples_per_s", samples / max(dt, 1e-9), on_step=True, on_epoch=False)
+        self._last_batch_time = now
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            self.log("perf/gpu_mem_peak_gb", torch.cuda.max_memory_allocated(self.device) / 2**30, on_step=True)
+
+    def config_dict(self) -> dict[str, Any]:
+        return to_container(self.cfg)

@@ -1,0 +1,227 @@
+"""`run_training(cfg)`: run dir, logger, callbacks, Trainer (CPU/GPU, DDP, SLURM requeue), resume, final report."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from .config import TrainConfig, to_container
+
+RUN_DIR_ENV = "TRACKFORGE_RUN_DIR"  # shared by the DDP processes Lightning re-launches from the CLI
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    global_step: int
+    final: dict[str, dict[str, float]] = field(default_factory=dict)  # {"model": {...}, "zero_motion": {...}}
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    train_losses: list[float] = field(default_factory=list)
+    skipped_corrupt: int = 0
+    wall_s: float = 0.0
+
+
+def _latest_run_with_last(name: str, root: Path = Path("runs")) -> Path | None:
+    runs = sorted(root.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    runs = [r for r in runs if (r / "checkpoints" / "last.ckpt").is_file()]
+    return runs[-1] if runs else None
+
+
+def resolve_run_dir(cfg: TrainConfig) -> Path:
+    """<run_dir> if set; else (resume=auto) the newest runs/<name>-* holding a last.ckpt; else a new timestamped
+    runs/<name>-YYYYmmdd-HHMMSS. DDP children inherit the parent's choice through $TRACKFORGE_RUN_DIR."""
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    if cfg.resume == "auto" and (found := _latest_run_with_last(cfg.name)) is not None:
+        return found
+    return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resolve_resume(cfg: TrainConfig, run_dir: Path) -> str | None:
+    """resume=auto -> <run_dir>/checkpoints/last.ckpt when present (SLURM requeue), a path -> that path."""
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    if not Path(cfg.resume).is_file():
+        raise FileNotFoundError(f"resume checkpoint not found: {cfg.resume}")
+    return cfg.resume
+
+
+def _precision(cfg: TrainConfig) -> str:
+    if cfg.trainer.precision:
+        return cfg.trainer.precision
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
+                                                            and torch.cuda.is_available())
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+def _make_logger(cfg: TrainConfig, run_dir: Path):
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    kind = cfg.logger.kind
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+    # A stable W&B id per run dir, so a resumed/requeued run continues the same W&B run.
+    id_file = run_dir / "wandb_id.txt"
+    if not id_file.is_file():
+        import wandb
+
+        id_file.write_text(wandb.util.generate_id())
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        project=cfg.logger.project, entity=cfg.logger.entity, name=run_dir.name, save_dir=str(run_dir),
+        id=id_file.read_text().strip(), mode=cfg.logger.mode, config=to_container(cfg),
+    )
+
+
+class _LossRecorder:
+    """Collects the per-step training loss on rank 0 (for the run summary and tests)."""
+
+    def __init__(self) -> None:
+        from lightning.pytorch.callbacks import Callback
+
+        class _CB(Callback):
+            def __init__(cb) -> None:
+                cb.losses: list[float] = []
+
+            def on_train_batch_end(cb, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                if loss is not None:
+                    cb.losses.append(float(loss.detach()))
+
+        self.callback = _CB()
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> Any:
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    plugins = []
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=cfg.trainer.slurm_auto_requeue))
+    ckpt = ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"), monitor=cfg.checkpoint.monitor, mode="max",
+        save_top_k=cfg.checkpoint.save_top_k, save_last=True, auto_insert_metric_name=False,
+        filename="step{step:07d}-aj{val/average_jaccard:.4f}",
+        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+    )
+    all_callbacks = [ckpt, *callbacks]
+    if logger:
+        all_callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.trainer.enable_progress_bar:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        all_callbacks.append(RichProgressBar())
+    devices = cfg.trainer.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    trainer = L.Trainer(
+        default_root_dir=str(run_dir),
+        max_steps=cfg.trainer.max_steps,
+        accelerator=cfg.trainer.accelerator,
+        devices=OmegaConf.to_container(devices) if OmegaConf.is_config(devices) else devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=cfg.trainer.strategy,
+        precision=_precision(cfg),
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        gradient_clip_algorithm="norm",
+        val_check_interval=min(cfg.trainer.val_check_interval, cfg.trainer.max_steps),
+        check_val_every_n_epoch=None,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        num_sanity_val_steps=cfg.trainer.num_sanity_val_steps,
+        enable_progress_bar=cfg.trainer.enable_progress_bar,
+        logger=logger,
+        callbacks=all_callbacks,
+        plugins=plugins or None,
+        use_distributed_sampler=False,  # the WebDataset stream splits by rank itself
+        enable_model_summary=False,
+    )
+    return trainer, ckpt
+
+
+def print_report(final: dict[str, dict[str, float]], title: str = "validation (TAP-Vid metrics, 256x256 raster)") -> None:
+    """Rich table: model vs zero-motion baseline, x100 like the papers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in final:
+        table.add_column(name, justify="right")
+    keys = ["average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"]
+    labels = {"average_pts_within_thresh": "delta_avg"}
+    for k in keys:
+        table.add_row(labels.get(k, k), *[f"{100 * final[n][k]:.2f}" for n in final])
+    Console().print(table)
+
+
+def run_training(cfg: TrainConfig) -> TrainResult:
+    """Train with `cfg`; returns the summary (rank 0 has the complete picture)."""
+    import lightning as L
+
+    from .callbacks import TrackVideoLogger
+    from .data import ShardDataModule
+    from .module import TrackerModule
+
+    t0 = time.perf_counter()
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    run_dir = resolve_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_env = RUN_DIR_ENV not in os.environ
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        resume = resolve_resume(cfg, run_dir)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        dm = ShardDataModule(cfg.data, seed=cfg.seed)
+        module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
+        logger = _make_logger(cfg, run_dir)
+        recorder = _LossRecorder().callback
+        video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
+        trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb], logger)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        last_val = getattr(module, "last_val", None)
+        if last_val is None or last_val["step"] != trainer.global_step:
+            trainer.validate(module, datamodule=dm, verbose=False)
+            last_val = module.last_val
+        final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"]}
+        result = TrainResult(
+            run_dir=run_dir, global_step=int(trainer.global_step), final=final,
+            best_checkpoint=ckpt.best_model_path or None,
+            last_checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),
+            train_losses=recorder.losses, skipped_corrupt=sum(module._streams.values()),
+            wall_s=time.perf_counter() - t0,
+        )
+        if trainer.is_global_zero:
+            summary = {"global_step": result.global_step, "final": final, "best_checkpoint": result.best_checkpoint,
+                       "last_checkpoint": result.last_checkpoint, "skipped_corrupt": result.skipped_corrupt,
+                       "wall_s": result.wall_s}
+            (run_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
+            print_report(final, f"{cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
+            print(f"run dir: {run_dir}  checkpoint: {result.last_checkpoint}")
+        return result
+    finally:
+        if set_env:
+            os.environ.pop(RUN_DIR_ENV, None)
+        if cfg.logger.kind == "wandb":
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()

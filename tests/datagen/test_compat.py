@@ -1,0 +1,76 @@
+"""datagen.kubric_compat: Kubric 2023.12 patched for Blender 4.2 (real bpy, real Kubric)."""
+from __future__ import annotations
+
+import pytest
+
+from datagen.kubric_compat import translate_obj_import_kwargs
+
+
+def test_translate_obj_import_kwargs():
+    out = translate_obj_import_kwargs({"axis_forward": "-Z", "axis_up": "Y", "global_scale": 2.0})
+    assert out == {"forward_axis": "NEGATIVE_Z", "up_axis": "Y", "global_scale": 2.0,
+                   "use_split_objects": False, "use_split_groups": False}
+    assert translate_obj_import_kwargs({"forward_axis": "Y"})["forward_axis"] == "Y"
+
+
+@pytest.fixture(scope="module")
+def kb_env(tmp_path_factory):
+    pytest.importorskip("bpy")
+    pytest.importorskip("kubric")
+    from datagen import kubric_compat
+
+    kubric_compat.apply()
+    kubric_compat.apply()  # idempotent
+    import kubric as kb
+    from kubric.renderer.blender import Blender
+    from kubric.safeimport.bpy import bpy
+
+    scene = kb.Scene(resolution=(32, 32), frame_start=1, frame_end=2)
+    renderer = Blender(scene, scratch_dir=tmp_path_factory.mktemp("compat"), samples_per_pixel=1)
+    return kb, bpy, scene, renderer
+
+
+def test_apply_marks_applied_and_disables_render_motion_blur(kb_env):
+    from datagen import kubric_compat
+
+    _, bpy, _, _ = kb_env
+    assert kubric_compat.is_applied()
+    # Cycles drops the vector (flow) pass when render motion blur is on
+    assert bpy.context.scene.render.use_motion_blur is False
+
+
+def test_principled_bsdf_sockets_renamed(kb_env):
+    kb, _, scene, renderer = kb_env
+    mat = kb.PrincipledBSDFMaterial(color=kb.Color(0.2, 0.4, 0.6), specular=0.8, transmission=0.3,
+                                    emission=kb.Color(0.1, 0.0, 0.0), specular_tint=1.0)
+    scene += mat
+    inputs = mat.linked_objects[renderer].node_tree.nodes["Principled BSDF"].inputs
+    assert inputs["Specular IOR Level"].default_value == pytest.approx(0.8)
+    assert inputs["Transmission Weight"].default_value == pytest.approx(0.3)
+    assert tuple(inputs["Emission Color"].default_value)[:3] == pytest.approx((0.1, 0.0, 0.0))
+    assert inputs["Emission Strength"].default_value == pytest.approx(1.0)
+    # tint 1.0 = fully the base colour (3.x float semantics mapped onto the 4.x colour socket)
+    assert tuple(inputs["Specular Tint"].default_value)[:3] == pytest.approx((0.2, 0.4, 0.6), abs=1e-6)
+    mat.roughness = 0.25  # observers still bound after the patch
+    assert inputs["Roughness"].default_value == pytest.approx(0.25)
+
+
+def test_obj_import_uses_wm_obj_import(kb_env, tmp_path):
+    kb, _, scene, renderer = kb_env
+    obj_path = tmp_path / "tri.obj"
+    obj_path.write_text("o a\nv 0 0 0\nv 1 0 0\nv 0 2 0\nf 1 2 3\no b\nv 0 0 1\nv 1 0 1\nv 0 1 1\nf 4 5 6\n")
+    # identity axes: Blender mesh coordinates == file coordinates (what PyBullet sees)
+    ident = kb.FileBasedObject(name="ident", render_filename=str(obj_path), simulation_filename=None,
+                               render_import_kwargs={"forward_axis": "Y", "up_axis": "Z"})
+    # legacy (import_scene.obj) keyword names still accepted: OBJ y-up -> Blender z-up
+    legacy = kb.FileBasedObject(name="legacy", render_filename=str(obj_path), simulation_filename=None,
+                                render_import_kwargs={"axis_forward": "-Z", "axis_up": "Y"})
+    scene += ident
+    scene += legacy
+    b_ident, b_legacy = ident.linked_objects[renderer], legacy.linked_objects[renderer]
+    assert len(b_ident.data.polygons) == 2  # the two "o" groups joined into one object
+    ys = sorted(v.co.y for v in b_ident.data.vertices)
+    zs = sorted(v.co.z for v in b_legacy.data.vertices)
+    assert ys[-1] == pytest.approx(2.0) and zs[-1] == pytest.approx(2.0)
+    ident.position = (1.0, 2.0, 3.0)
+    assert tuple(b_ident.location) == pytest.approx((1.0, 2.0, 3.0))

@@ -1,0 +1,256 @@
+"""Command line: `python -m tracker track VIDEO [options]` (see docs/tracker_cli.md).
+
+User errors (bad paths, bad queries, unavailable device, ...) print one line `tracker: error: ...` on stderr and
+exit with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+VARIANTS = ("offline", "online", "baseline_offline", "baseline_online")
+DEFAULT_GRID = 10
+# Videos with at least this many frames get progress bars (when stderr is a terminal).
+LONG_VIDEO_FRAMES = 64
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) so every user error looks the same."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _fail(message)
+
+
+def _fail(message: str) -> None:
+    print(f"tracker: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tracker", description="CoTracker3 point tracking.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("track", help="track points through a video", description="Track points through a video.")
+    p.add_argument("video", type=Path, help="input video file (anything FFmpeg/PyAV decodes)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="official .pth or TrackForge .ckpt; default: download the official weights of --variant",
+    )
+    p.add_argument("--variant", default="offline", help=f"model variant: {', '.join(VARIANTS)} (default offline)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--queries", type=Path, default=None, help="CSV file with one 't,x,y' per line (pixels)")
+    src.add_argument("--grid", type=int, default=None, help=f"track an N x N grid (default {DEFAULT_GRID})")
+    p.add_argument("--grid-query-frame", type=int, default=0, help="frame of the grid queries (default 0)")
+    p.add_argument("--out", type=Path, default=Path("tracks.npz"), help="output .npz (default tracks.npz)")
+    p.add_argument("--viz", type=Path, default=None, help="also write an overlay video (.mp4)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--max-frames", type=int, default=None, help="only track the first N frames")
+    p.add_argument(
+        "--backward",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="offline model: also track backward in time from each query frame (default off)",
+    )
+    return parser
+
+
+def parse_queries_csv(path: Path) -> np.ndarray:
+    """Read a queries CSV -> float32 (N, 3) rows (t, x, y) in pixels.
+
+    One `t,x,y` per line; an optional header line `t,x,y`, blank lines and `#` comments are skipped.
+    Raises CLIError naming the line on malformed input.
+    """
+    if not path.is_file():
+        raise CLIError(f"queries file not found: {path}")
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLIError(f"cannot read queries file {path}: {err}") from None
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if not rows and [f.lower() for f in fields] == ["t", "x", "y"]:
+            continue  # header
+        if len(fields) != 3:
+            raise CLIError(f"{path}:{lineno}: expected 3 values 't,x,y', got {len(fields)}: {raw.strip()!r}")
+        try:
+            t, x, y = (float(f) for f in fields)
+        except ValueError:
+            raise CLIError(f"{path}:{lineno}: not numbers: {raw.strip()!r}") from None
+        if not all(np.isfinite([t, x, y])):
+            raise CLIError(f"{path}:{lineno}: values must be finite: {raw.strip()!r}")
+        if t != int(t):
+            raise CLIError(f"{path}:{lineno}: t must be a whole frame index, got {fields[0]}")
+        rows.append((t, x, y, lineno))
+    if not rows:
+        raise CLIError(f"{path}: no queries found")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def check_queries(rows: np.ndarray, path: Path, num_frames: int, height: int, width: int) -> np.ndarray:
+    """Check (t, x, y, line) rows against the video: 0 <= t < T, 0 <= x <= W-1, 0 <= y <= H-1 -> (N, 3)."""
+    for t, x, y, lineno in rows:
+        if not 0 <= t < num_frames:
+            raise CLIError(f"{path}:{int(lineno)}: query frame {int(t)} outside the video's frames 0..{num_frames - 1}")
+        if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+            raise CLIError(
+                f"{path}:{int(lineno)}: query ({x:g}, {y:g}) outside the {width}x{height} frame "
+                f"(x in [0, {width - 1}], y in [0, {height - 1}])"
+            )
+    return rows[:, :3].astype(np.float32)
+
+
+def grid_queries(grid_size: int, frame: int, height: int, width: int, model_hw=(384, 512)) -> np.ndarray:
+    """The predictor's g x g grid (spec 12: over the model frame, margin = model width / 64) in input pixels.
+
+    -> float32 (g*g, 3) rows (t, x, y), row-major (y outer).
+    """
+    mh, mw = model_hw
+    if grid_size == 1:
+        xs, ys = np.array([mw / 2]), np.array([mh / 2])
+    else:
+        margin = mw / 64
+        xs = np.linspace(margin, mw - margin, grid_size)
+        ys = np.linspace(margin, mh - margin, grid_size)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    x = gx.ravel() * (width - 1) / (mw - 1)
+    y = gy.ravel() * (height - 1) / (mh - 1)
+    return np.stack([np.full_like(x, frame), x, y], axis=-1).astype(np.float32)
+
+
+def save_tracks(path: Path, tracks, visibility, confidence, queries) -> None:
+    """Write the .npz (exactly at `path`, via a temporary file and a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:  # a file object stops numpy from appending ".npz" to the name
+            np.savez(
+                f,
+                tracks=np.asarray(tracks, np.float32),
+                visibility=np.asarray(visibility, bool),
+                confidence=np.asarray(confidence, np.float32),
+                queries=np.asarray(queries, np.float32),
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    # disable=None lets tqdm switch itself off when stderr is not a terminal (logs, tests).
+    return tqdm(total=total, desc=desc, unit="chunk", disable=None if enabled else True, leave=False)
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {name} requested but CUDA is not available (torch {torch.__version__})")
+        return name
+    raise CLIError(f"unknown device {name!r} (use cpu or cuda)")
+
+
+def run_track(args: argparse.Namespace) -> None:
+    from tracker.video import VideoReadError, read_video, write_video
+
+    if args.variant not in VARIANTS:
+        raise CLIError(f"unknown variant {args.variant!r} (choose from {', '.join(VARIANTS)})")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.grid is not None and args.grid < 1:
+        raise CLIError(f"--grid must be >= 1, got {args.grid}")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise CLIError(f"checkpoint not found: {args.checkpoint}")
+    if args.backward and "online" in args.variant:
+        raise CLIError("--backward is only available for the offline variants")
+    device = _resolve_device(args.device)
+    rows = parse_queries_csv(args.queries) if args.queries is not None else None
+
+    t0 = time.perf_counter()
+    try:
+        frames, fps = read_video(args.video, max_frames=args.max_frames)
+    except VideoReadError as err:
+        raise CLIError(str(err)) from None
+    num_frames, height, width = frames.shape[:3]
+    if rows is not None:
+        queries = check_queries(rows, args.queries, num_frames, height, width)
+        grid_size = 0
+    else:
+        grid_size = DEFAULT_GRID if args.grid is None else args.grid
+        if not 0 <= args.grid_query_frame < num_frames:
+            raise CLIError(f"--grid-query-frame {args.grid_query_frame} outside the video's frames 0..{num_frames - 1}")
+        queries = grid_queries(grid_size, args.grid_query_frame, height, width)
+    if "online" in args.variant and num_frames < 9:
+        raise CLIError(f"the online model needs at least 9 frames, the video has {num_frames}")
+    print(f"video {args.video}: {num_frames} frames {width}x{height} @ {fps:g} fps", file=sys.stderr)
+
+    import torch
+
+    import tracker
+    from tracker.predictor import track
+
+    try:
+        model = tracker.load_tracker(args.variant, args.checkpoint, device=device)
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        source = args.checkpoint if args.checkpoint is not None else f"the official {args.variant} weights"
+        raise CLIError(f"cannot load {source}: {err}") from None
+    model.eval()
+
+    long_video = num_frames >= LONG_VIDEO_FRAMES
+    num_chunks = max(1, len(range(0, num_frames - 8, 8))) if "online" in args.variant else 1
+    with _progress(num_chunks, "tracking", long_video) as bar, torch.no_grad():
+        pred = track(
+            model,
+            frames,
+            None if grid_size else torch.from_numpy(queries),
+            grid_size=grid_size,
+            grid_query_frame=args.grid_query_frame if grid_size else 0,
+            backward_tracking=args.backward,
+            chunk_callback=(lambda *a, **k: bar.update(1)) if "online" in args.variant else None,
+        )
+        bar.update(bar.total - bar.n)
+    tracks = pred.tracks[0].detach().cpu().float().numpy()
+    visibility = pred.visibility[0].detach().cpu().numpy().astype(bool)
+    confidence = pred.confidence[0].detach().cpu().float().numpy()
+    save_tracks(args.out, tracks, visibility, confidence, queries)
+    print(f"wrote {args.out}: {tracks.shape[1]} tracks x {num_frames} frames", file=sys.stderr)
+
+    if args.viz is not None:
+        from tracker.viz import draw_tracks
+
+        overlay = draw_tracks(frames, tracks, visibility)
+        write_video(args.viz, overlay, fps)
+        print(f"wrote {args.viz}", file=sys.stderr)
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "track":
+            run_track(args)
+    except CLIError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        print("tracker: interrupted", file=sys.stderr)
+        return 130
+    return 0

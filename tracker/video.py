@@ -1,0 +1,113 @@
+"""Video file IO with PyAV: decode to uint8 RGB arrays, encode arrays to mp4 (atomically)."""
+from __future__ import annotations
+
+import os
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoReadError(RuntimeError):
+    """A video file is missing, is not a video, cannot be decoded or has no frames (one-line message)."""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode the first video stream of `path`.
+
+    Returns (frames np.uint8 (T, H, W, 3) RGB, fps float); at most `max_frames` frames when given.
+    Raises VideoReadError for a missing file, a file that is not a video, decoding errors, or zero frames.
+    """
+    import av  # lazy: the model code must import without PyAV
+
+    path = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if not path.exists():
+        raise VideoReadError(f"video not found: {path}")
+    if not path.is_file():
+        raise VideoReadError(f"not a file: {path}")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoReadError(f"cannot open {path} as a video: {_one_line(err)}") from None
+    frames: list[np.ndarray] = []
+    try:
+        if not container.streams.video:
+            raise VideoReadError(f"no video stream in {path}")
+        stream = container.streams.video[0]
+        # Frame-level threading: decoding is the bottleneck for long clips.
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        try:
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except (av.FFmpegError, ValueError) as err:
+            if not frames:
+                raise VideoReadError(f"cannot decode {path}: {_one_line(err)}") from None
+            # A truncated tail: keep the frames that decoded (players do the same).
+    finally:
+        container.close()
+    if not frames:
+        raise VideoReadError(f"no frames could be decoded from {path}")
+    if fps <= 0 or not np.isfinite(fps):
+        fps = 30.0
+    return np.stack(frames), fps
+
+
+def _pick_codec() -> str:
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
+    """Encode frames np.uint8 (T, H, W, 3) RGB to an mp4 at `path` (H.264 yuv420p with libx264, else MPEG-4).
+
+    Odd heights/widths are padded by one replicated row/column (yuv420p needs even sizes). The file is written
+    to a temporary name in the same folder and renamed into place, so `path` is never half-written.
+    """
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames must be (T, H, W, 3) with T >= 1, got {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frames.dtype}")
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique hidden name next to the target (same filesystem, so the rename is atomic).
+    tmp_name = str(path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
+    codec = _pick_codec()
+    try:
+        with av.open(tmp_name, mode="w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                stream.options = {"crf": "18", "preset": "veryfast"}
+            else:
+                stream.bit_rate = 8_000_000
+            for image in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():  # flush the encoder
+                container.mux(packet)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
