@@ -57,7 +57,7 @@ bench: env
 #         --config $(DATA_CONFIG) --out $(DATA_DIR) generate.num_scenes=4096
 #   make slurm-train SLURM_ARGS='--nodes=2 --ntasks-per-node=4 --gpus-per-node=4' ARGS='trainer.max_steps=50000'
 #     = sbatch --output=logs/slurm/%x-%j.out --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 slurm/train.sbatch \
-#         --config $(TRAIN_CONFIG) data.shards='$(DATA)' trainer.max_steps=50000
+#         --config $(TRAIN_CONFIG) trainer.max_steps=50000
 # SLURM_ARGS: sbatch options; SLURM_LOG_DIR: where the Slurm logs go (default logs/slurm).
 slurm-data: env
 	mkdir -p $(or $(SLURM_LOG_DIR),logs/slurm)

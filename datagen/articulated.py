@@ -5,9 +5,11 @@ Contract for the scene builder (datagen.scene) and the ground-truth code (datage
 ``add_articulated_actor(scene, kind, rng, num_frames, fps, workdir, *, clip=None, phase=None,
 position=None, heading=None, speed=None, scale=None, vary_body=True) -> ActorInfo``
 
-* ``kind="human"``: pybullet_data's DeepMimic humanoid playing one of its ~15 clips (walk, run, jump,
-  dance_a, cartwheel, ...); ``kind="animal"``: the Laikago quadruped (with a procedural head and tail and,
-  when ``vary_body``, random body length / leg length / colours) playing ``laikago_walk``.
+* ``kind="human"``: pybullet_data's DeepMimic humanoid (+ a hair cap, usually) playing one of its 15
+  clips (walk, run, jump, dance_a, cartwheel, ...), with random skin/clothing/hair colours and, when
+  ``vary_body``, random leg/arm length and girth; ``kind="animal"``: the Laikago quadruped with a
+  procedural head and tail, random fur colours and, when ``vary_body``, random body/leg length, playing
+  ``laikago_walk``.
   Clips, the posing maths and the URDF conventions are in ``datagen.mocap``.
 * Every link with geometry becomes one ``kb.FileBasedObject`` (an OBJ written under
   ``workdir/actors/``) whose local frame is the link frame; the mesh already contains the actor scale,
@@ -174,7 +176,6 @@ def pose_actor(kind: str, rng: np.random.Generator, num_frames: int, fps: float,
     try:
         part_names = [p.name for p in skeleton.parts]
         meshes = [(p.vertices, p.faces) for p in skeleton.parts]
-        links = [p.link for p in skeleton.parts]
         times = clip_times(motion, phase, speed, num_frames, fps)
         poses = np.stack([skeleton.link_poses(mocap.clip_state(motion, t)) for t in times])  # (T+2, P, 4, 4)
         # Floor contact: lowest point over one pass of the clip (+ the rendered frames themselves).

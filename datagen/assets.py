@@ -153,10 +153,66 @@ def prepare_mesh(asset_id: str, cache_dir: Path | None = None) -> PreparedMesh:
                         bool(meta[3]))
 
 
+def fetch_url(url: str, dst: Path) -> Path:
+    """Download `url` to `dst` once (write-then-rename; safe across processes)."""
+    import shutil
+    import urllib.request
+
+    dst = Path(dst)
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        part = dst.with_name(f"{dst.name}.{os.getpid()}.part")
+        with urllib.request.urlopen(url, timeout=120) as src, open(part, "wb") as f:
+            shutil.copyfileobj(src, f)
+        os.replace(part, dst)
+    return dst
+
+
+def _is_url(path: str) -> bool:
+    return path.split("://", 1)[0] in ("http", "https", "file") and "://" in path
+
+
+def open_kubric_source(manifest: str, scratch_dir: Path):
+    """`kb.AssetSource` for a manifest given by local path, gs:// path or http(s)/file URL.
+
+    Kubric reads through tf.io.gfile, which has no http(s): for URLs the manifest and each asset's
+    .tar.gz are downloaded with urllib into `scratch_dir` first, then Kubric unpacks them as usual.
+    """
+    import json
+    import tarfile
+
+    import kubric as kb
+
+    scratch_dir = Path(scratch_dir)
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    if not _is_url(manifest):
+        return kb.AssetSource.from_manifest(manifest, scratch_dir=scratch_dir)
+    key = hashlib.sha1(manifest.encode()).hexdigest()[:10]
+    local = fetch_url(manifest, scratch_dir / f"manifest-{key}.json")
+    spec = json.loads(local.read_text())
+    base = spec.get("data_dir") or manifest.rsplit("/", 1)[0]
+
+    class _UrlAssetSource(kb.AssetSource):
+        def fetch(self, asset_path, asset_id):
+            target = self.local_dir / asset_id
+            if not target.is_dir():
+                entry = self._assets[asset_id].get("path", "") or f"{asset_id}.tar.gz"
+                tgz = fetch_url(f"{base}/{entry}", self.local_dir / f"{asset_id}.tar.gz")
+                with tarfile.open(tgz, "r:gz") as tar:  # same two layouts Kubric accepts
+                    names = tar.getnames()
+                    flat = not (asset_id in names and tar.getmember(asset_id).isdir())
+                    tar.extractall(target if flat else self.local_dir)
+            return target
+
+    return _UrlAssetSource(name=spec.get("name", f"manifest-{key}"), data_dir=scratch_dir,
+                           assets=spec["assets"], scratch_dir=scratch_dir)
+
+
 class KubricSources:
     """Optional Kubric manifests (GSO, ShapeNet, HDRI haven...) from local paths or URLs.
 
-    Opened lazily (needs Kubric); ``create(index, asset_id, **kwargs)`` makes the Kubric asset.
+    Opened lazily (needs Kubric): ``source(i)`` is a ``kb.AssetSource``; ``source(i).create(asset_id)``
+    makes the Kubric asset.
     """
 
     def __init__(self, configs, workdir: Path):
@@ -166,11 +222,9 @@ class KubricSources:
 
     def source(self, i: int):
         if i not in self._sources:
-            import kubric as kb
-
             cfg = self.configs[i]
-            scratch = cfg.scratch_dir or str(self.workdir / "assets")
-            self._sources[i] = kb.AssetSource.from_manifest(cfg.manifest, scratch_dir=scratch)
+            scratch = Path(cfg.scratch_dir) if cfg.scratch_dir else self.workdir / "assets"
+            self._sources[i] = open_kubric_source(cfg.manifest, scratch)
         return self._sources[i]
 
     def indices(self, category: str) -> list[int]:

@@ -155,6 +155,8 @@ def rot_z(angle: float) -> np.ndarray:
 def heading_of(pose: np.ndarray, kind: str) -> float:
     """Yaw (rad, about world z) of the actor's forward axis for a (4, 4) root pose."""
     f = pose[:3, :3] @ _FORWARD_AXIS[kind]
+    if np.hypot(f[0], f[1]) < 0.3:  # lying / upside down: use the head direction (body y) instead
+        f = pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
     return float(np.arctan2(f[1], f[0]))
 
 
@@ -334,8 +336,7 @@ class Skeleton:
         self.global_scale = global_scale if global_scale is not None else (HUMAN_SCALE if kind == "human" else 1.0)
         self._pb = pb
         self._client = pb.connect(pb.DIRECT)
-        self._body = pb.loadURDF(str(self.urdf), globalScaling=self.global_scale, useFixedBase=True,
-                                 flags=pb.URDF_MAINTAIN_LINK_ORDER, physicsClientId=self._client)
+        self._body = _load_kinematic_urdf(pb, self.urdf, self.global_scale, self._client)
         if self._body < 0:
             raise RuntimeError(f"pybullet could not load {self.urdf}")
         n = pb.getNumJoints(self._body, physicsClientId=self._client)
@@ -361,13 +362,17 @@ class Skeleton:
                 pb.resetJointStateMultiDof(body, j, targetValue=v.tolist(), physicsClientId=c)
             else:
                 pb.resetJointState(body, j, float(v[0]), physicsClientId=c)
-        out = np.empty((len(self.parts), 4, 4))
+        pos, quat = np.zeros((len(self.parts), 3)), np.tile([0.0, 0.0, 0.0, 1.0], (len(self.parts), 1))
+        for i, part in enumerate(self.parts):
+            if part.link != -1:
+                ls = pb.getLinkState(body, part.link, computeForwardKinematics=True, physicsClientId=c)
+                pos[i], quat[i] = ls[4], ls[5]
+        out = np.tile(np.eye(4), (len(self.parts), 1, 1))
+        out[:, :3, :3] = quat_to_matrix(quat)  # one batched conversion per frame
+        out[:, :3, 3] = pos
         for i, part in enumerate(self.parts):
             if part.link == -1:
                 out[i] = state.root
-            else:
-                ls = pb.getLinkState(body, part.link, computeForwardKinematics=True, physicsClientId=c)
-                out[i] = make_pose(np.array(ls[4]), np.array(ls[5]))
         return out
 
     def joint_positions(self, state: PoseState) -> dict[str, np.ndarray]:
@@ -396,6 +401,24 @@ class Skeleton:
 
     def __del__(self):
         self.close()
+
+
+def _load_kinematic_urdf(pb, urdf: Path, scale: float, client: int) -> int:
+    """Load ``urdf`` without its visual/collision geometry (pybullet would parse every mesh: ~0.4 s for
+    Laikago) -- FK only needs joints and inertial frames. Returns the body id."""
+    import tempfile
+
+    root = ET.fromstring(urdf.read_bytes().rstrip(b"\x00\r\n\t "))
+    for link in root.findall("link"):
+        for el in link.findall("visual") + link.findall("collision"):
+            link.remove(el)
+    with tempfile.NamedTemporaryFile("wb", suffix=".urdf", delete=False) as f:
+        f.write(ET.tostring(root))
+    try:
+        return pb.loadURDF(f.name, globalScaling=scale, useFixedBase=True, flags=pb.URDF_MAINTAIN_LINK_ORDER,
+                           physicsClientId=client)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=4)
@@ -453,7 +476,7 @@ def _urdf_parts(urdf: Path, kind: str, scale: float, link_index: dict[str, int])
             elif g.tag == "box":
                 v, f = box(np.array([float(s) for s in g.get("size").split()]))
             elif g.tag == "mesh":
-                v, f = read_obj(urdf.parent / g.get("filename"))
+                v, f = _read_obj_cached(str((urdf.parent / g.get("filename")).resolve()))
                 v = v * np.array([float(s) for s in g.get("scale", "1 1 1").split()])
             else:
                 continue
@@ -520,6 +543,14 @@ def box(size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                       [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
     return corners, faces
+
+
+@lru_cache(maxsize=64)
+def _read_obj_cached(path: str) -> tuple[np.ndarray, np.ndarray]:
+    v, f = read_obj(Path(path))
+    v.flags.writeable = False  # shared between skeletons
+    f.flags.writeable = False
+    return v, f
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -48,8 +48,25 @@ def _random_color(rng, sat=(0.3, 1.0), val=(0.3, 1.0)):
 def _textured_material(bpy, name: str, rng, kind: str, images: list[str], scale: float):
     """A Principled material whose base colour comes from a random procedural or image texture.
 
-    `scale`: texture repeats per unit of object-local coordinates.
+    `scale`: texture repeats per unit of object-local coordinates. kind "equirect": the image is a
+    lat-long panorama (e.g. an HDRI) laid over the dome's UVs (upper half of the panorama).
     """
+    if kind == "equirect":
+        mat = bpy.data.materials.new(name)
+        mat.use_nodes = True
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        coords, mapping, tex = (nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeMapping"),
+                                nodes.new("ShaderNodeTexImage"))
+        mapping.inputs["Scale"].default_value = (1.0, 0.5, 1.0)  # dome v in [0, 1] = horizon..zenith
+        mapping.inputs["Location"].default_value = (rng.uniform(0, 1), 0.5, 0.0)  # random yaw
+        tex.image = bpy.data.images.load(str(images[rng.randint(len(images))]), check_existing=True)
+        links.new(coords.outputs["UV"], mapping.inputs["Vector"])
+        links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+        # emissive: a panorama already contains its lighting
+        emit = nodes.new("ShaderNodeEmission")
+        links.new(tex.outputs["Color"], emit.inputs["Color"])
+        links.new(emit.outputs["Emission"], nodes["Material Output"].inputs["Surface"])
+        return mat
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -103,7 +120,7 @@ def _randint(rng, lo_hi):
     return int(rng.randint(lo_hi[0], lo_hi[1] + 1))
 
 
-def _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, built):
+def _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, built):
     r = cfg.dome_radius
     floor = kb.Cube(name="floor", scale=(r, r, 0.1), position=(0, 0, -0.1), static=True,
                     friction=0.5, restitution=0.3)
@@ -118,8 +135,12 @@ def _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, built):
     _set_material(renderer, floor, _textured_material(bpy, "floor", rng, floor_kind, images,
                                                       r * rng.uniform(0.3, 1.0)))
     dome_images = images
-    if dome_kind not in ("procedural", "image"):  # a path/URL of an image or HDRI for the dome
-        dome_images, dome_kind = [_local_file(dome_kind, cache)], "image"
+    if dome_kind == "hdri":  # a random texture of the Kubric sources with category "hdri"
+        i = sources.indices("hdri")[rng.randint(len(sources.indices("hdri")))]
+        ids = sources.asset_ids(i)
+        dome_images, dome_kind = [sources.source(i).create(asset_id=ids[rng.randint(len(ids))]).filename], "equirect"
+    elif dome_kind not in ("procedural", "image"):  # a path/URL of a panorama image or HDRI
+        dome_images, dome_kind = [_local_file(dome_kind, cache)], "equirect"
     _set_material(renderer, dome, _textured_material(bpy, "dome", rng, dome_kind, dome_images,
                                                      rng.uniform(1.0, 4.0)))
     # The dome must not shadow the sun nor block the world's ambient light for diffuse bounces;
@@ -136,17 +157,9 @@ def _local_file(path_or_url: str, cache: Path) -> str:
     if "://" not in path_or_url:
         return path_or_url
     import hashlib
-    import shutil
-    import urllib.request
 
-    dst = Path(cache) / "downloads" / (hashlib.sha1(path_or_url.encode()).hexdigest()[:12] + "_"
-                                       + path_or_url.rsplit("/", 1)[-1])
-    if not dst.is_file():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(path_or_url, timeout=60) as src, open(f"{dst}.part", "wb") as f:
-            shutil.copyfileobj(src, f)
-        Path(f"{dst}.part").replace(dst)
-    return str(dst)
+    name = hashlib.sha1(path_or_url.encode()).hexdigest()[:12] + "_" + path_or_url.rsplit("/", 1)[-1]
+    return str(asset_lib.fetch_url(path_or_url, Path(cache) / "downloads" / name))
 
 
 def _add_lights(kb, scene, cfg, rng):
@@ -218,14 +231,16 @@ def _add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources
             tex_kind = "image" if rng.uniform() < 0.5 else "procedural"
             _set_material(renderer, obj, _textured_material(bpy, f"{obj.name}_mat", rng, tex_kind,
                                                             images, rng.uniform(1.0, 4.0)))
-        half_z = (obj.bounds[1][2] - obj.bounds[0][2]) * obj.scale[0] / 2
+        lo, hi = np.abs(obj.bounds[0]) * obj.scale[0], np.abs(obj.bounds[1]) * obj.scale[0]
+        bottom = lo[2]  # origin height above the floor when resting unrotated
+        radius = float(np.linalg.norm(np.maximum(lo, hi)))  # clears the floor in any orientation
         for _ in range(cfg.max_placement_trials):
             if tossed:
                 obj.position = (rng.uniform(-h, h), rng.uniform(-h, h),
-                                half_z + _uniform(rng, cfg.toss_height))
+                                radius + _uniform(rng, cfg.toss_height))
                 obj.quaternion = kb.random_rotation(rng=rng)
             else:  # resting on the floor, random heading
-                obj.position = (rng.uniform(-h, h), rng.uniform(-h, h), half_z + 1e-3)
+                obj.position = (rng.uniform(-h, h), rng.uniform(-h, h), bottom + 1e-3)
                 obj.quaternion = kb.random_rotation(axis="Z", rng=rng)
             clear = np.linalg.norm(footprint - np.asarray(obj.position[:2]), axis=1).min(initial=np.inf)
             if clear > size / 2 + 0.4 and not sim.check_overlap(obj):
@@ -372,7 +387,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     sources = asset_lib.KubricSources(cfg.kubric_sources, workdir)
     built = _Built()
 
-    _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, built)
+    _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, built)
     _add_lights(kb, scene, cfg, rng)
     motion = _add_camera(kb, scene, cfg, rng)
     _add_actors(scene, cfg, rng, workdir, built)

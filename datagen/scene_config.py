@@ -47,6 +47,8 @@ class SceneConfig:
     num_animals: int = 0  # articulated laikago quadruped (datagen.articulated)
     # --- appearance --------------------------------------------------------------------------
     floor_textures: list[str] = field(default_factory=lambda: ["procedural", "image"])
+    # dome also: "hdri" (random texture of a kubric_sources entry with category "hdri") or a path/URL
+    # of an equirectangular panorama (HDRI or LDR), mapped onto the dome as an emissive backdrop
     dome_textures: list[str] = field(default_factory=lambda: ["procedural", "image"])
     image_textures: list[str] = field(default_factory=list)  # extra image files; default: pybullet_data
     object_texture_prob: float = 0.5  # P(object gets a procedural/image texture instead of a colour)

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backward",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="offline model: also track backward in time from each query frame (default off)",
+        help="also track backward in time from each query frame (a second pass; default off)",
     )
     return parser
 
@@ -114,21 +114,18 @@ def check_queries(rows: np.ndarray, path: Path, num_frames: int, height: int, wi
     return rows[:, :3].astype(np.float32)
 
 
-def grid_queries(grid_size: int, frame: int, height: int, width: int, model_hw=(384, 512)) -> np.ndarray:
-    """The predictor's g x g grid (spec 12: over the model frame, margin = model width / 64) in input pixels.
+def grid_query_array(grid_size: int, frame: int, height: int, width: int, model_hw: tuple[int, int]) -> np.ndarray:
+    """The queries `track(..., grid_size=g)` uses, in input pixels -> float32 (g*g, 3) rows (t, x, y).
 
-    -> float32 (g*g, 3) rows (t, x, y), row-major (y outer).
+    The predictor lays the grid out at the model resolution model_hw (spec 12) and scales positions back to the
+    input frame (spec 2.5); do the same.
     """
+    from tracker.predictor import grid_points
+
     mh, mw = model_hw
-    if grid_size == 1:
-        xs, ys = np.array([mw / 2]), np.array([mh / 2])
-    else:
-        margin = mw / 64
-        xs = np.linspace(margin, mw - margin, grid_size)
-        ys = np.linspace(margin, mh - margin, grid_size)
-    gy, gx = np.meshgrid(ys, xs, indexing="ij")
-    x = gx.ravel() * (width - 1) / (mw - 1)
-    y = gy.ravel() * (height - 1) / (mh - 1)
+    xy = grid_points(grid_size, (mh, mw))[0].double().numpy()  # (g*g, 2) model pixels
+    x = xy[:, 0] * (width - 1) / (mw - 1)
+    y = xy[:, 1] * (height - 1) / (mh - 1)
     return np.stack([np.full_like(x, frame), x, y], axis=-1).astype(np.float32)
 
 
@@ -154,7 +151,7 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     # disable=None lets tqdm switch itself off when stderr is not a terminal (logs, tests).
-    return tqdm(total=total, desc=desc, unit="chunk", disable=None if enabled else True, leave=False)
+    return tqdm(total=total, desc=desc, unit="frame", disable=None if enabled else True, leave=False)
 
 
 def _resolve_device(name: str) -> str:
@@ -180,8 +177,6 @@ def run_track(args: argparse.Namespace) -> None:
         raise CLIError(f"--grid must be >= 1, got {args.grid}")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CLIError(f"checkpoint not found: {args.checkpoint}")
-    if args.backward and "online" in args.variant:
-        raise CLIError("--backward is only available for the offline variants")
     device = _resolve_device(args.device)
     rows = parse_queries_csv(args.queries) if args.queries is not None else None
 
@@ -198,10 +193,8 @@ def run_track(args: argparse.Namespace) -> None:
         grid_size = DEFAULT_GRID if args.grid is None else args.grid
         if not 0 <= args.grid_query_frame < num_frames:
             raise CLIError(f"--grid-query-frame {args.grid_query_frame} outside the video's frames 0..{num_frames - 1}")
-        queries = grid_queries(grid_size, args.grid_query_frame, height, width)
-    if "online" in args.variant and num_frames < 9:
-        raise CLIError(f"the online model needs at least 9 frames, the video has {num_frames}")
-    print(f"video {args.video}: {num_frames} frames {width}x{height} @ {fps:g} fps", file=sys.stderr)
+        queries = None  # the grid is laid out at the model's resolution, known once it is loaded
+    print(f"video {args.video}: {num_frames} frames {width}x{height} @ {fps:g} fps")
 
     import torch
 
@@ -210,37 +203,44 @@ def run_track(args: argparse.Namespace) -> None:
 
     try:
         model = tracker.load_tracker(args.variant, args.checkpoint, device=device)
-    except (OSError, RuntimeError, ValueError, KeyError) as err:
+    except (OSError, RuntimeError, ValueError, KeyError) as err:  # CheckpointError is a RuntimeError
         source = args.checkpoint if args.checkpoint is not None else f"the official {args.variant} weights"
         raise CLIError(f"cannot load {source}: {err}") from None
     model.eval()
+    if queries is None:
+        queries = grid_query_array(grid_size, args.grid_query_frame, height, width, tuple(model.model_resolution))
 
-    long_video = num_frames >= LONG_VIDEO_FRAMES
-    num_chunks = max(1, len(range(0, num_frames - 8, 8))) if "online" in args.variant else 1
-    with _progress(num_chunks, "tracking", long_video) as bar, torch.no_grad():
-        pred = track(
-            model,
-            frames,
-            None if grid_size else torch.from_numpy(queries),
-            grid_size=grid_size,
-            grid_query_frame=args.grid_query_frame if grid_size else 0,
-            backward_tracking=args.backward,
-            chunk_callback=(lambda *a, **k: bar.update(1)) if "online" in args.variant else None,
-        )
-        bar.update(bar.total - bar.n)
+    with _progress(num_frames, "tracking", num_frames >= LONG_VIDEO_FRAMES) as bar, torch.no_grad():
+
+        def on_progress(done: int, total: int) -> None:  # the predictor reports (frames done, total)
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            pred = track(
+                model,
+                frames,
+                None if grid_size else torch.from_numpy(queries),
+                grid_size=grid_size,
+                grid_query_frame=args.grid_query_frame if grid_size else 0,
+                backward_tracking=args.backward,
+                chunk_callback=on_progress,
+            )
+        except ValueError as err:  # the predictor rejects inputs it cannot track (e.g. too short for the model)
+            raise CLIError(f"cannot track {args.video}: {err}") from None
     tracks = pred.tracks[0].detach().cpu().float().numpy()
     visibility = pred.visibility[0].detach().cpu().numpy().astype(bool)
     confidence = pred.confidence[0].detach().cpu().float().numpy()
     save_tracks(args.out, tracks, visibility, confidence, queries)
-    print(f"wrote {args.out}: {tracks.shape[1]} tracks x {num_frames} frames", file=sys.stderr)
+    print(f"wrote {args.out}: {tracks.shape[1]} tracks x {num_frames} frames")
 
     if args.viz is not None:
         from tracker.viz import draw_tracks
 
         overlay = draw_tracks(frames, tracks, visibility)
         write_video(args.viz, overlay, fps)
-        print(f"wrote {args.viz}", file=sys.stderr)
-    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        print(f"wrote {args.viz}")
+    print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,24 @@ def test_procedural_quadruped_changes_proportions(tmp_path):
         varied.close()
 
 
+def test_procedural_human_changes_limbs_and_girth(tmp_path):
+    body = {"leg_length": 1.08, "arm_length": 0.9, "girth": 1.2}
+    varied = mocap.Skeleton("human", urdf=articulated._varied_humanoid_urdf(body, tmp_path))
+    try:
+        base = mocap.get_skeleton("human")
+        state = mocap.clip_state(mocap.load_clip("human", "run"), 0.2)
+        a, b = base.joint_positions(state), varied.joint_positions(state)
+        for x, y, k in (("left_knee", "left_ankle", 1.08), ("right_hip", "right_knee", 1.08),
+                        ("left_elbow", "left_wrist", 0.9), ("chest", "neck", 1.0)):
+            assert np.linalg.norm(b[x] - b[y]) == pytest.approx(k * np.linalg.norm(a[x] - a[y]))
+        thigh_a = next(p for p in base.parts if p.name == "left_hip").vertices
+        thigh_b = next(p for p in varied.parts if p.name == "left_hip").vertices
+        assert np.ptp(thigh_b[:, 0]) == pytest.approx(1.2 * np.ptp(thigh_a[:, 0]))  # girth
+        assert np.ptp(thigh_b[:, 1]) > np.ptp(thigh_a[:, 1])  # longer
+    finally:
+        varied.close()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("bpy") is None or importlib.util.find_spec("kubric") is None,
                     reason="Kubric/bpy not installed")
@@ -183,8 +201,10 @@ def test_kubric_render_shows_human_and_animal(tmp_path):
                                               position=(-0.3, 0.0), heading=0.0, speed=1.0)
     animal = articulated.add_articulated_actor(scene, "animal", rng, n, 12.0, tmp_path,
                                                position=(1.3, 0.0), heading=np.pi)
-    assert len(human.objects) == 15 and len(animal.objects) == 15
-    assert human.poses.shape == (n, 15, 4, 4) and animal.poses.shape == (n, 15, 4, 4)
+    nh, na = len(human.objects), len(animal.objects)
+    assert nh in (15, 16) and na == 15  # 15 links (+ hair) / 13 links + head + tail
+    assert human.poses.shape == (n, nh, 4, 4) and animal.poses.shape == (n, na, 4, 4)
+    assert {o.metadata["category"] for o in human.objects} == {"human"}
     # the simulator ignores the parts: running it leaves their keyframes alone
     simulator.run(frame_start=1, frame_end=n)
     obj = human.objects[0]
@@ -196,12 +216,12 @@ def test_kubric_render_shows_human_and_animal(tmp_path):
     frames = renderer.render(return_layers=("rgba", "segmentation"))
     seg = kb.adjust_segmentation_idxs(frames["segmentation"], scene.assets, human.objects + animal.objects)
     assert seg.shape == (n, 64, 64, 1)
-    human_px = ((seg >= 1) & (seg <= 15)).sum(axis=(1, 2, 3))
-    animal_px = (seg > 15).sum(axis=(1, 2, 3))
+    human_px = ((seg >= 1) & (seg <= nh)).sum(axis=(1, 2, 3))
+    animal_px = (seg > nh).sum(axis=(1, 2, 3))
     assert (human_px > 20).all(), human_px
     assert (animal_px > 10).all(), animal_px
     # what was keyframed is what was rendered: projected part vertices land on their own actor's pixels
-    for info, lo, hi in ((human, 1, 15), (animal, 16, 30)):
+    for info, lo, hi in ((human, 1, nh), (animal, nh + 1, nh + na)):
         for i in range(n):
             pts = np.concatenate(info.world_vertices(i))[::5]
             uv = np.stack([scene.camera.project_point(p, frame=1 + i)[:2] for p in pts]) * 64
@@ -210,6 +230,6 @@ def test_kubric_render_shows_human_and_animal(tmp_path):
                             for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # 1-pixel tolerance at 64 px
             assert ((win >= lo) & (win <= hi)).any(axis=0).mean() > 0.95, (info.kind, i)
     # the human stands upright: its pixels span more rows than the dog's
-    rows_h = np.nonzero(((seg[0, ..., 0] >= 1) & (seg[0, ..., 0] <= 15)).any(axis=1))[0]
-    rows_a = np.nonzero((seg[0, ..., 0] > 15).any(axis=1))[0]
+    rows_h = np.nonzero(((seg[0, ..., 0] >= 1) & (seg[0, ..., 0] <= nh)).any(axis=1))[0]
+    rows_a = np.nonzero((seg[0, ..., 0] > nh).any(axis=1))[0]
     assert np.ptp(rows_h) > np.ptp(rows_a)

@@ -1,6 +1,8 @@
 """datagen.kubric_compat: Kubric 2023.12 patched for Blender 4.2 (real bpy, real Kubric)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from datagen.kubric_compat import translate_obj_import_kwargs
@@ -74,3 +76,44 @@ def test_obj_import_uses_wm_obj_import(kb_env, tmp_path):
     assert ys[-1] == pytest.approx(2.0) and zs[-1] == pytest.approx(2.0)
     ident.position = (1.0, 2.0, 3.0)
     assert tuple(b_ident.location) == pytest.approx((1.0, 2.0, 3.0))
+
+
+def _kubric_manifest(tmp_path):
+    """A Kubric-format asset source (manifest + <id>.tar.gz with data.json) holding one prepared mesh."""
+    import json
+    import tarfile
+
+    from datagen import assets
+
+    mesh = assets.prepare_mesh("duck", tmp_path / "cache")
+    data = tmp_path / "data"
+    data.mkdir()
+    with tarfile.open(data / "duck.tar.gz", "w:gz") as tar:  # flat layout, like GSO's
+        tar.add(mesh.obj_path, arcname="visual_geometry.obj")
+        tar.add(mesh.urdf_path, arcname="object.urdf")
+        (tmp_path / "data.json").write_text("{}")
+        tar.add(tmp_path / "data.json", arcname="data.json")
+    half = [e / 2 for e in mesh.extents]
+    manifest = {"name": "toy", "assets": {"duck": {
+        "asset_type": "FileBasedObject", "metadata": {"category": "bird"},
+        "kwargs": {"render_filename": "{asset_dir}/visual_geometry.obj",
+                   "simulation_filename": "{asset_dir}/object.urdf",
+                   "bounds": [[-h for h in half], half], "mass": 1.0}}}}
+    path = data / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.parametrize("as_url", [False, True])
+def test_kubric_asset_source_by_path_or_url(kb_env, tmp_path, as_url):
+    from datagen.assets import KubricSources
+    from datagen.scene_config import AssetSourceConfig
+
+    manifest = _kubric_manifest(tmp_path)
+    src = str(manifest.as_uri()) if as_url else str(manifest)
+    sources = KubricSources([AssetSourceConfig(manifest=src)], tmp_path / "work")
+    assert sources.indices("object") == [0] and sources.asset_ids(0) == ["duck"]
+    obj = sources.source(0).create(asset_id="duck")
+    assert obj.metadata["category"] == "bird"
+    assert Path(obj.render_filename).is_file() and Path(obj.simulation_filename).is_file()
+    assert str(tmp_path / "work") in obj.render_filename  # unpacked into the scratch dir

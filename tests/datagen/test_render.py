@@ -106,3 +106,22 @@ def test_same_seed_same_scene(rendered):
     np.testing.assert_array_equal(again.visibility, s.visibility)
     assert again.meta["assets"] == s.meta["assets"]
     assert np.abs(again.video.astype(int) - s.video).mean() < 1.0
+
+
+def test_motion_blur_and_static_camera_scene(tmp_path):
+    """Compositor vector blur on (Kubric's motion_blur), static camera, objects only."""
+    pytest.importorskip("bpy")
+    from datagen.scene import render_scene
+    from datagen.scene_config import SceneConfig
+
+    cfg = SceneConfig(resolution=[32, 48], num_frames=3, samples_per_pixel=2, num_static_objects=[1, 1],
+                      num_tossed_objects=[1, 1], motion_blur=[1.0, 1.0], camera_motion=["static"],
+                      num_tracks=64, asset_cache_dir=str(tmp_path / "assets"))
+    s = render_scene(cfg, 3, tmp_path / "scene")
+    assert s.video.shape == (3, 32, 48, 3) and s.meta["motion_blur"] == 1.0
+    assert s.meta["camera_motion"] == "static"
+    ext = np.array(s.meta["extrinsics"])
+    np.testing.assert_allclose(ext, ext[:1].repeat(3, 0), atol=1e-5)
+    # static camera: background tracks do not move
+    bg = np.array(s.meta["track_category"]) == 0
+    assert np.abs(s.tracks[:, bg] - s.tracks[:1, bg]).max() < 1e-3

@@ -1,0 +1,131 @@
+"""slurm/datagen.sbatch and slurm/train.sbatch on a REAL local Slurm cluster (see conftest.py).
+
+The array renders a tiny data set (2 tasks, 4 one-scene shards of 64x64, 8 frames, 2 spp); each task must write
+exactly its own block of shards; deleting a shard and resubmitting the array rebuilds only that shard. Then
+train.sbatch runs 2 srun tasks (DDP over gloo on CPU) through Lightning's SLURM environment, is sent the
+requeue signal (what --signal=SIGUSR1@90 delivers before the time limit), requeues itself and resumes from its
+checkpoint to the end. Selected with `-m slurm`; skipped (with the reason) where Slurm cannot be installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+NUM_TASKS = 2
+NUM_SHARDS = 4
+
+TINY_DATA = """\
+# 4 one-scene shards -> task 0 owns shards 0-1, task 1 owns shards 2-3
+scene:
+  resolution: [64, 64]
+  num_frames: 8
+  samples_per_pixel: 2
+  num_tracks: 128
+  num_static_objects: [1, 2]
+  num_tossed_objects: [1, 1]
+  render_timeout_s: 120
+generate:
+  num_scenes: 4
+  scenes_per_shard: 1
+  max_retries: 1
+"""
+
+
+def _job_env(extra: dict) -> dict:
+    """--export list for sbatch: the whole environment plus the script's parameters."""
+    return {"SBATCH_EXPORT": "ALL," + ",".join(f"{k}={v}" for k, v in extra.items())}
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else f"({path} missing)"
+
+
+@pytest.fixture(scope="module")
+def data_job(slurm_cluster, tmp_path_factory):
+    """Submits datagen.sbatch as a 2-task array once; returns its paths and finished task records."""
+    work = tmp_path_factory.mktemp("datagen")
+    config = work / "tiny.yaml"
+    config.write_text(TINY_DATA)
+    out, logs = work / "shards", work / "logs"
+    logs.mkdir()
+    params = {"DATA_CONFIG": config, "DATA_DIR": out, "PYTHON": sys.executable}
+    t0 = time.monotonic()
+    job = slurm_cluster.sbatch(f"--array=0-{NUM_TASKS - 1}", f"--output={logs}/%x-%A_%a.out",
+                               "slurm/datagen.sbatch", cwd=REPO, env=_job_env(params))
+    tasks = slurm_cluster.wait(job, timeout=240)
+    return {"job": job, "tasks": tasks, "out": out, "logs": logs, "config": config, "params": params,
+            "elapsed": time.monotonic() - t0}
+
+
+def _task_logs(data_job, job: str) -> dict[int, str]:
+    return {i: _read(data_job["logs"] / f"trackforge-datagen-{job}_{i}.out") for i in range(NUM_TASKS)}
+
+
+def _written_shards(log: str) -> set[int]:
+    return {int(m) for m in re.findall(r"shard (\d+) written", log)}
+
+
+def test_local_cluster_runs_batch_and_multi_task_steps(slurm_cluster, tmp_path):
+    """The test cluster itself: a batch job, and one srun step with 2 tasks that see their ranks."""
+    job = slurm_cluster.sbatch("-n", "2", f"--output={tmp_path}/%j.out", "--wrap",
+                               "srun bash -c 'echo rank=$SLURM_PROCID of=$SLURM_NTASKS node=$SLURMD_NODENAME'")
+    (task,) = slurm_cluster.wait(job, timeout=60)
+    log = _read(tmp_path / f"{job}.out")
+    assert task.state == "COMPLETED", log
+    assert sorted(re.findall(r"rank=(\d) of=2", log)) == ["0", "1"], log
+
+
+def test_datagen_array_tasks_write_only_their_own_shards(data_job):
+    from datagen.shards import read_shards
+
+    job, out = data_job["job"], data_job["out"]
+    logs = _task_logs(data_job, job)
+    assert [t.state for t in data_job["tasks"]] == ["COMPLETED"] * NUM_TASKS, logs
+    assert sorted(p.name for p in out.glob("shard-*.tar")) == [f"shard-{s:06d}.tar" for s in range(NUM_SHARDS)]
+    for i in range(NUM_TASKS):
+        # Each task's own generation log (written by the task only) names the shards it produced.
+        own = {s for s in range(NUM_SHARDS) if (s * NUM_TASKS) // NUM_SHARDS == i}
+        gen_log = _read(out / f"generate-task{i:04d}.log")
+        assert _written_shards(gen_log) == own, gen_log
+        assert f"array task {i}/{NUM_TASKS}" in logs[i] and f"task {i}/{NUM_TASKS}: {len(own)} shard(s) written" \
+            in logs[i], logs[i]
+    # Complete, readable shards: one sample each, the scene that belongs to the shard.
+    for s in range(NUM_SHARDS):
+        samples = list(read_shards(str(out / f"shard-{s:06d}.tar")))
+        assert [x["__key__"] for x in samples] == [f"scene-{s:06d}"]
+        assert samples[0]["video"].shape == (8, 64, 64, 3)
+        assert samples[0]["tracks"].shape[0] == 8
+    done = subprocess.run([sys.executable, "-m", "datagen", "complete", "--config", str(data_job["config"]),
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(f"datagen array (2 tasks, 4 scenes): {data_job['elapsed']:.1f}s")
+
+
+def test_datagen_array_rerun_rebuilds_only_missing_shard(slurm_cluster, data_job):
+    out = data_job["out"]
+    victim = out / "shard-000001.tar"
+    victim.unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.tar")}
+    t0 = time.monotonic()
+    job = slurm_cluster.sbatch(f"--array=0-{NUM_TASKS - 1}", f"--output={data_job['logs']}/%x-%A_%a.out",
+                               "slurm/datagen.sbatch", cwd=REPO, env=_job_env(data_job["params"]))
+    tasks = slurm_cluster.wait(job, timeout=180)
+    logs = _task_logs(data_job, job)
+    assert [t.state for t in tasks] == ["COMPLETED"] * NUM_TASKS, logs
+    assert victim.is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.tar")}
+    assert {n: after[n] for n in before} == before, "a finished shard was rewritten"
+    assert "task 0/2: 1 shard(s) written, 1 already done, 1 scene(s) rendered" in logs[0], logs[0]
+    assert "task 1/2: 0 shard(s) written, 2 already done, 0 scene(s) rendered" in logs[1], logs[1]
+    print(f"datagen array rerun (1 missing shard): {time.monotonic() - t0:.1f}s")

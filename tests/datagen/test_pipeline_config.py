@@ -1,0 +1,107 @@
+"""datagen.config: presets load, bad keys/values give one-line errors naming the key (no Blender needed)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datagen.config import ConfigError, DataConfig, load_data_config
+from datagen.generate import task_shards
+
+REPO = Path(__file__).resolve().parents[2]
+PRESETS = sorted((REPO / "configs" / "data").glob("*.yaml"))
+
+
+def test_presets_exist():
+    names = {p.name for p in PRESETS}
+    assert {"default.yaml", "movi_f_like.yaml", "humans_animals.yaml", "tiny.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_preset_loads(path):
+    cfg = load_data_config(path, [])
+    assert isinstance(cfg, DataConfig)
+    assert cfg.num_shards == -(-cfg.generate.num_scenes // cfg.generate.scenes_per_shard)
+    assert cfg.scene.num_frames >= 2
+
+
+def test_preset_contents():
+    default = load_data_config(REPO / "configs/data/default.yaml", [])
+    assert default.scene.resolution == [256, 256] and default.scene.num_frames == 24
+    assert default.scene.num_humans >= 1 and default.scene.num_animals >= 1  # every category appears
+    assert default.scene.num_static_objects[0] + default.scene.num_tossed_objects[0] >= 1
+    movi = load_data_config(REPO / "configs/data/movi_f_like.yaml", [])
+    assert movi.scene.resolution == [512, 512] and movi.scene.fps == 12 and movi.scene.num_frames == 24
+    assert movi.scene.num_static_objects == [10, 20] and movi.scene.num_tossed_objects == [1, 3]
+    assert movi.scene.samples_per_pixel == 64 and movi.scene.motion_blur[1] > 0
+
+
+def test_overrides_apply_and_types_convert():
+    cfg = load_data_config(REPO / "configs/data/tiny.yaml",
+                           ["generate.num_scenes=7", "scene.resolution=[32,48]", "generate.timeout_s=12.5"])
+    assert cfg.generate.num_scenes == 7 and cfg.scene.resolution == [32, 48]
+    assert cfg.scene.height == 32 and cfg.scene.width == 48
+    assert cfg.generate.timeout_s == 12.5 and cfg.num_shards == 4
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["scene.resolutoin=[64,64]"], "scene.resolutoin"),
+    (["generate.bogus=1"], "generate.bogus"),
+    (["scene.num_frames=abc"], "scene.num_frames"),
+    (["scene.num_frames=1"], "scene.num_frames"),
+    (["generate.scenes_per_shard=0"], "generate.scenes_per_shard"),
+    (["scene.num_static_objects=[5,2]"], "scene.num_static_objects"),
+    (["scene.camera_motion=[teleport]"], "scene.camera_motion"),
+    (["generate.video_codec=gif"], "generate.video_codec"),
+    (["generate.debug_fail_scenes=[99]"], "generate.debug_fail_scenes"),
+    (["scene.step_rate=25"], "scene.step_rate"),
+])
+def test_bad_override_names_key(overrides, needle):
+    with pytest.raises(ConfigError) as info:
+        load_data_config(REPO / "configs/data/tiny.yaml", overrides)
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_bad_yaml_key_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scene:\n  num_framez: 3\n")
+    with pytest.raises(ConfigError, match="scene.num_framez"):
+        load_data_config(bad, [])
+    with pytest.raises(ConfigError, match="not found"):
+        load_data_config(tmp_path / "missing.yaml", [])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_data_config(None, ["generate.num_scenes"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--config", "configs/data/tiny.yaml", "scene.num_frams=3"], "scene.num_frams"),
+    (["--config", "configs/data/tiny.yaml", "generate.num_scenes=-1"], "generate.num_scenes"),
+    (["--config", "configs/data/nope.yaml"], "config file not found"),
+])
+def test_cli_config_errors_one_line(tmp_path, args, needle):
+    for cmd in ("generate", "complete"):
+        proc = subprocess.run([sys.executable, "-m", "datagen", cmd, "--out", str(tmp_path / "o"), *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "shard-000000.tar").exists()
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 5, 7, 64, 320])
+@pytest.mark.parametrize("num_tasks", [1, 2, 3, 8, 100])
+def test_task_slicing_disjoint_complete_contiguous(num_shards, num_tasks):
+    per_task = [task_shards(num_shards, i, num_tasks) for i in range(num_tasks)]
+    flat = [s for shards in per_task for s in shards]
+    assert flat == list(range(num_shards))  # complete, disjoint and in task order
+    for shards in per_task:
+        assert shards == list(range(shards[0], shards[0] + len(shards))) if shards else True
+        for s in shards:
+            assert per_task.index(shards) == (s * num_tasks) // num_shards
+    sizes = [len(s) for s in per_task]
+    assert max(sizes) - min(sizes) <= 1  # balanced
+    with pytest.raises(ValueError):
+        task_shards(num_shards, num_tasks, num_tasks)
