@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.settings.split(","):
         t = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(SETTINGS[name]), str(args.seed),
                               f"{args.workdir}/{name}"], capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -52,8 +54,11 @@ def main() -> None:
             print(f"{name}: FAILED rc={out.returncode} {out.stderr[-500:]}")
             continue
         r = json.loads(line[0][7:])
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r["cpu_s"] = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)  # all threads
         print(f"{name}: wall {time.perf_counter() - t:.1f}s (in-process {r['total_s']:.1f}s: simulate "
-              f"{r['simulate_s']:.1f}s, render {r['render_s']:.1f}s, annotate {r['annotate_s']:.2f}s) "
+              f"{r['simulate_s']:.1f}s, render {r['render_s']:.1f}s, annotate {r['annotate_s']:.2f}s; "
+              f"CPU {r['cpu_s']:.0f}s over all threads) "
               f"visible {r['visible']:.2f}", flush=True)
 
 

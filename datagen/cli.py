@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 DEFAULT_CONFIG = "configs/data/default.yaml"
 EXIT_FAILURE, EXIT_USAGE = 1, 2

@@ -29,7 +29,9 @@ class GenerateConfig:
     workers: int = 1  # scenes rendered in parallel (each in its own process)
     timeout_s: Optional[float] = None  # per scene attempt; None -> scene.render_timeout_s
     max_retries: int = 2  # extra attempts (each with a new derived seed) after a failed/timed-out one
-    video_codec: str = "ffv1"  # "ffv1" (lossless FFV1 in .mkv) or "npy_zstd" (zstd-compressed .npy)
+    # "npy_zstd" (zstd'ed .npy: exact, ~10x faster to decode) or "ffv1" (lossless FFV1 .mkv, playable);
+    # see docs/datagen_pipeline.md for the measurements behind the default.
+    video_codec: str = "npy_zstd"
     # Testing/debugging knob: the FIRST attempt of these scene indices raises inside its scene process
     # (after the process started, before rendering), so the retry path runs for real.
     debug_fail_scenes: list[int] = field(default_factory=list)

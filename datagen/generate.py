@@ -384,7 +384,7 @@ class _Generator:
                         rep.failed_scenes.append(run.scene)
                         self._warn(f"scene {run.scene} failed after {run.attempt + 1} attempt(s): {reason} "
                                    f"(log {run.log_path}); its shard stays unfinished")
-                        progress.advance()
+                        progress.advance(rendered=False)
         finally:
             for run in running:  # interrupted: do not leave renders behind
                 self._kill(run)
@@ -407,17 +407,18 @@ class _Progress:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.start = time.monotonic()
+        self.start, self.rendered = time.monotonic(), 0
         self.bar = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("scenes {task.fields[rate]}/min"), TimeElapsedColumn(),
                             TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
         self.task = self.bar.add_task("scenes", total=total, rate="-")
         self.bar.start()
 
-    def advance(self) -> None:
+    def advance(self, rendered: bool = True) -> None:
+        """One scene settled (rendered, or failed for good: those do not count in the rate)."""
         if self.bar is not None:
-            done = self.bar.tasks[0].completed + 1
-            rate = 60.0 * done / max(time.monotonic() - self.start, 1e-6)
+            self.rendered += int(rendered)
+            rate = 60.0 * self.rendered / max(time.monotonic() - self.start, 1e-6)
             self.bar.update(self.task, advance=1, rate=f"{rate:.1f}")
 
     def close(self) -> None:

@@ -205,10 +205,22 @@ def _make_object(kb, kind, asset_id, size, cache, sources, name):
     return obj
 
 
+def _overlaps(sim, obj, ignore: int) -> bool:
+    """Like Kubric's check_overlap, but objects may touch the `ignore` body (the floor they rest on;
+    PyBullet's convex hulls reach ~1 mm below the mesh bounds)."""
+    import pybullet as pb
+
+    me, client = obj.linked_objects[sim], sim.physics_client
+    others = [pb.getBodyUniqueId(i, physicsClientId=client) for i in range(pb.getNumBodies(physicsClientId=client))]
+    return any(pb.getClosestPoints(me, b, distance=0, physicsClientId=client)
+               for b in others if b not in (me, ignore))
+
+
 def _add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources, built):
     pyb_ids = list(cfg.pybullet_objects) or asset_lib.pybullet_object_ids()
     h = cfg.spawn_region_half
     footprint = _actor_footprint(built)
+    floor_body = next(a for a in scene.assets if a.name == "floor").linked_objects[sim]
     n_static, n_tossed = _randint(rng, cfg.num_static_objects), _randint(rng, cfg.num_tossed_objects)
     for i in range(n_static + n_tossed):
         tossed = i >= n_static
@@ -240,10 +252,10 @@ def _add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources
                                 radius + _uniform(rng, cfg.toss_height))
                 obj.quaternion = kb.random_rotation(rng=rng)
             else:  # resting on the floor, random heading
-                obj.position = (rng.uniform(-h, h), rng.uniform(-h, h), bottom + 1e-3)
+                obj.position = (rng.uniform(-h, h), rng.uniform(-h, h), bottom)
                 obj.quaternion = kb.random_rotation(axis="Z", rng=rng)
             clear = np.linalg.norm(footprint - np.asarray(obj.position[:2]), axis=1).min(initial=np.inf)
-            if clear > size / 2 + 0.4 and not sim.check_overlap(obj):
+            if clear > size / 2 + 0.4 and not _overlaps(sim, obj, ignore=floor_body):
                 break
         else:
             logger.info("no free spot for %s, removing it", obj.name)
@@ -381,7 +393,13 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     renderer = Blender(scene, scratch_dir=workdir / "render", samples_per_pixel=cfg.samples_per_pixel,
                        use_denoising=cfg.use_denoising, adaptive_sampling=False,
                        motion_blur=blur if blur > 0 else None, verbose=cfg.verbose)
-    bpy.context.scene.cycles.seed = int(rng.randint(2**31))  # deterministic noise pattern
+    cycles = bpy.context.scene.cycles
+    cycles.seed = int(rng.randint(2**31))  # deterministic noise pattern
+    cycles.max_bounces = cfg.max_bounces
+    cycles.diffuse_bounces = cycles.glossy_bounces = min(2, cfg.max_bounces)
+    cycles.transmission_bounces = cycles.transparent_max_bounces = cfg.max_bounces
+    cycles.volume_bounces = 0
+    bpy.context.scene.render.use_persistent_data = cfg.persistent_data
     sim = PyBullet(scene, scratch_dir=workdir / "sim")
     images = asset_lib.image_texture_paths(cfg.image_textures)
     sources = asset_lib.KubricSources(cfg.kubric_sources, workdir)
@@ -399,7 +417,6 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         rgb = renderer.render(return_layers=("rgba",))["rgba"][..., :3]
         # GT pass: 1 sample through the exact pixel centre (no filter jitter, no anti-aliasing), so
         # depth, segmentation and flow belong to the pixel centre where queries are unprojected.
-        cycles = bpy.context.scene.cycles
         spp, width = cycles.samples, cycles.filter_width
         cycles.samples, cycles.filter_width = 1, 0.01
         renderer.scratch_dir = workdir / "render_gt"

@@ -35,6 +35,8 @@ class SceneConfig:
     samples_per_pixel: int = 32  # Cycles samples for the RGB image
     use_denoising: bool = False  # OpenImageDenoise on the RGB image (slow on CPU)
     motion_blur: list[float] = field(default_factory=lambda: [0.0, 0.0])  # vector-blur factor range
+    max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)
+    persistent_data: bool = True  # keep Cycles' scene/BVH between frames (faster animations)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
     # --- content -----------------------------------------------------------------------------
     num_static_objects: list[int] = field(default_factory=lambda: [3, 6])

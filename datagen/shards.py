@@ -1,7 +1,7 @@
 """WebDataset shard format: encode/decode one scene sample, write tars atomically, read shards back.
 
 One sample = these tar members sharing a key (e.g. ``scene-000013``; see docs/datagen_pipeline.md):
-  ``video.mkv``       lossless FFV1 (bgr0) in Matroska, T frames  (or ``video.npy.zst``: zstd'ed .npy)
+  ``video.npy.zst``   uint8 (T, H, W, 3) RGB .npy, zstd level 3 with checksum (or ``video.mkv``: lossless FFV1)
   ``tracks.npy``      float32 (T, Q, 2) pixels (x, y), x = 0 at the centre of the leftmost pixel
   ``visibility.npy``  bool (T, Q)
   ``tracks3d.npy``    float32 (T, Q, 3) camera space (x right, y down, z forward, metres)
@@ -58,7 +58,7 @@ def _one_line(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- video
-def encode_video(video: np.ndarray, codec: str = "ffv1", fps: float = 12.0) -> tuple[str, bytes]:
+def encode_video(video: np.ndarray, codec: str = "npy_zstd", fps: float = 12.0) -> tuple[str, bytes]:
     """video uint8 (T, H, W, 3) RGB -> (member extension, bytes). Both codecs are exactly lossless."""
     video = np.ascontiguousarray(video)
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
@@ -68,7 +68,9 @@ def encode_video(video: np.ndarray, codec: str = "ffv1", fps: float = 12.0) -> t
     if codec == "npy_zstd":
         import zstandard
 
-        return VIDEO_EXTS[codec], zstandard.ZstdCompressor(level=3).compress(_npy_bytes(video))
+        # The checksum makes any flipped bit a decode error instead of silently wrong pixels.
+        cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
+        return VIDEO_EXTS[codec], cctx.compress(_npy_bytes(video))
     raise ValueError(f"unknown video codec {codec!r} (choices: {', '.join(VIDEO_EXTS)})")
 
 
@@ -128,7 +130,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"meta value of type {type(obj).__name__} is not JSON-able")
 
 
-def encode_sample(sample, key: str, codec: str = "ffv1") -> dict[str, Any]:
+def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
     """SceneSample -> webdataset sample dict {"__key__", "video.<ext>", "tracks.npy", ..., "meta.json"} of bytes.
 
     `key` must not contain dots (webdataset splits member names at the first dot). Records the encode time
@@ -163,7 +165,7 @@ def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
     video_keys = [k for k in members if k.startswith("video.")]
     missing = [f"{n}.npy" for n in ARRAY_MEMBERS if f"{n}.npy" not in members]
     missing += [] if "meta.json" in members else ["meta.json"]
-    missing += [] if video_keys else ["video.mkv"]
+    missing += [] if video_keys else ["video.npy.zst (or video.mkv)"]
     if missing:
         raise CorruptSampleError(key, f"missing member(s) {', '.join(missing)}")
     out: dict[str, Any] = {"__key__": key}
@@ -275,6 +277,7 @@ def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 def expand_shards(pattern_or_list: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Brace-expand and glob shard patterns (a string, a path, or a list of them) -> sorted unique paths.
 
+    A folder stands for its ``shard-*.tar`` files.
     Raises NoShardsError when nothing matches.
     """
     from braceexpand import braceexpand
@@ -283,7 +286,10 @@ def expand_shards(pattern_or_list: str | os.PathLike | Iterable[str | os.PathLik
     paths: list[Path] = []
     for item in items:
         for pattern in braceexpand(str(item)):
-            hits = sorted(glob.glob(os.path.expanduser(pattern))) if glob.has_magic(pattern) else (
+            pattern = os.path.expanduser(pattern)
+            if os.path.isdir(pattern):  # a data set folder: its shards
+                pattern = os.path.join(pattern, "shard-*.tar")
+            hits = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else (
                 [pattern] if os.path.exists(pattern) else [])
             paths += [Path(h) for h in hits if Path(h).is_file()]
     seen: set[Path] = set()

@@ -43,13 +43,15 @@ def _tiny_shards_key(cfg) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_shards() -> Path:
-    """A tiny REAL rendered data set (configs/data/tiny.yaml: 3 scenes, 64x64, 6 frames, objects + a human + an
-    animal, 2 shards: shard-000000.tar with 2 samples, shard-000001.tar with 1), made with generate_dataset.
+def tiny_shards():
+    """A tiny REAL rendered data set (configs/data/tiny.yaml: 3 scenes, 64x64, 6 frames, objects + a human and an
+    animal in each, 2 shards: shard-000000.tar with 2 samples, shard-000001.tar with 1), made with
+    generate_dataset. Yields the folder (it also holds dataset.json with the resolved config).
 
     Cached in <repo>/.cache/test-shards/<hash of config + datagen sources> (gitignored), so repeated local runs
-    reuse it while a fresh clone renders it once (~30-60 s on 2 cores). A file lock makes concurrent
-    sessions share one render. Returns the folder (it also holds dataset.json with the config).
+    reuse it while a fresh clone renders it once (~30-60 s on 2 cores). File locks let concurrent sessions share
+    one render: exclusive while rendering, shared while a session uses it (stale caches of older code are deleted
+    only when no session holds them).
     """
     import fcntl
 
@@ -60,8 +62,34 @@ def tiny_shards() -> Path:
     root = REPO_ROOT / ".cache" / "test-shards"
     root.mkdir(parents=True, exist_ok=True)
     out = root / _tiny_shards_key(cfg)
-    with open(root / f"{out.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = open(root / f"{out.name}.lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH)
         if missing_shards(cfg, out):
-            generate_dataset(cfg, out, progress=False)
-    return out
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if missing_shards(cfg, out):  # nobody rendered it meanwhile
+                generate_dataset(cfg, out, progress=False)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        _prune_stale_tiny_shards(root, keep=out.name)
+        yield out
+    finally:
+        lock.close()
+
+
+def _prune_stale_tiny_shards(root: Path, keep: str) -> None:
+    """Delete cached data sets of older code/configs (skipping any another session holds a lock on)."""
+    import fcntl
+    import shutil
+
+    for lock_path in root.glob("*.lock"):
+        name = lock_path.name[: -len(".lock")]
+        if name == keep:
+            continue
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            shutil.rmtree(root / name, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)

@@ -169,21 +169,28 @@ class OfflinePredictor:
 
     def _sparse(self, video_m: torch.Tensor, q: torch.Tensor, add_support: bool, backward: bool) -> PredictorOutput:
         """video_m at model resolution; q (B, N, 3) model pixels. Tracks returned in model pixels."""
-        B, T = video_m.shape[:2]
+        T = video_m.shape[1]
         _check_frames(q, T)
         n = q.shape[1]
         if add_support:
-            support = grid_queries(self.support_grid_size, self.interp_shape, 0, B, device=q.device)
+            support = grid_queries(self.support_grid_size, self.interp_shape, 0, q.shape[0], device=q.device)
             q = torch.cat([q, support], dim=1)
         raw = [self.model(video_m, q, iters=self.iters)]
-        coords, vis, conf = raw[0].coords, raw[0].vis, raw[0].conf
         if backward:
             raw.append(self.model(video_m.flip(1), _reverse_queries(q, T), iters=self.iters))
+        return self.finish(raw, q, n)
+
+    def finish(self, raw: list[TrackerOutput], q: torch.Tensor, n: int) -> PredictorOutput:
+        """Post-process model outputs (forward call, optional backward call on the reversed video) for queries
+        q (B, N', 3) in model pixels of which the first n are the user's: backward merge, support removal,
+        threshold, query correction. Positions stay in model pixels."""
+        coords, vis, conf = raw[0].coords, raw[0].vis, raw[0].conf
+        if len(raw) > 1:
             coords, vis, conf = _merge_backward(raw[0], raw[1], q[..., 0])
         coords, vis, conf = coords[:, :, :n].clone(), vis[:, :, :n], conf[:, :, :n]
         visible = vis > self.threshold
         # Query correction: the query frame reports the query itself, visible.
-        b = torch.arange(B, device=q.device)[:, None]
+        b = torch.arange(q.shape[0], device=q.device)[:, None]
         k = torch.arange(n, device=q.device)[None]
         t = q[:, :n, 0].long()
         coords[b, t, k] = q[:, :n, 1:]

@@ -103,7 +103,7 @@ def draw_tracks(
     finite = np.isfinite(tracks).all(axis=-1)  # (T, N)
     filled = _disc_offsets(radius)
     outline = _disc_offsets(radius + 1.0)
-    ring_width = max(1.0, radius / 3.0)
+    ring_width = max(1.5, radius / 2.0)
     ring = _disc_offsets(radius, inner=radius + 0.5 - ring_width)
     line = _disc_offsets(max(0.0, radius / 3.0 - 0.5))
     tail_alpha = 0.85  # alpha of the newest tail segment; older ones fade linearly to ~0

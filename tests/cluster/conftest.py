@@ -190,6 +190,9 @@ class LocalSlurm:
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_CPU",
             "SchedulerType=sched/backfill",
+            # Schedule every 2 s (default 60 s / 30 s): a requeued job becomes eligible again with no event
+            # that would wake the scheduler, so it would otherwise sit PENDING until the next periodic pass.
+            "SchedulerParameters=sched_interval=2,bf_interval=2",
             "MpiDefault=none",
             "SwitchType=switch/none",
             "JobAcctGatherType=jobacct_gather/none",
@@ -201,7 +204,8 @@ class LocalSlurm:
             "MinJobAge=3600",
             "MailProg=/bin/true",
             "ReturnToService=2",
-            "KillWait=10",
+            # Lightning ignores the SIGTERM of a requeue (it keeps training until SIGKILL): keep that short.
+            "KillWait=3",
             "InactiveLimit=0",
             "SlurmctldTimeout=30",
             "SlurmdTimeout=30",

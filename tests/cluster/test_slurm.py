@@ -118,8 +118,10 @@ def test_datagen_array_rerun_rebuilds_only_missing_shard(slurm_cluster, data_job
     victim.unlink()
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.tar")}
     t0 = time.monotonic()
+    # This time config and output folder are script arguments (as `make slurm-data` passes them).
     job = slurm_cluster.sbatch(f"--array=0-{NUM_TASKS - 1}", f"--output={data_job['logs']}/%x-%A_%a.out",
-                               "slurm/datagen.sbatch", cwd=REPO, env=_job_env(data_job["params"]))
+                               "slurm/datagen.sbatch", "--config", str(data_job["config"]), "--out", str(out),
+                               cwd=REPO, env=_job_env({"PYTHON": sys.executable}))
     tasks = slurm_cluster.wait(job, timeout=180)
     logs = _task_logs(data_job, job)
     assert [t.state for t in tasks] == ["COMPLETED"] * NUM_TASKS, logs
@@ -129,3 +131,70 @@ def test_datagen_array_rerun_rebuilds_only_missing_shard(slurm_cluster, data_job
     assert "task 0/2: 1 shard(s) written, 1 already done, 1 scene(s) rendered" in logs[0], logs[0]
     assert "task 1/2: 0 shard(s) written, 2 already done, 0 scene(s) rendered" in logs[1], logs[1]
     print(f"datagen array rerun (1 missing shard): {time.monotonic() - t0:.1f}s")
+
+
+# ------------------------------------------------------------------------------------------------ training
+MAX_STEPS = 6
+
+
+def _train_overrides(shards: Path, run_dir: Path) -> list[str]:
+    """The tiny CPU config shrunk to 64x64 8-frame clips: a few DDP steps, validation at the end only."""
+    return [
+        f"data.shards={shards}/shard-*.tar", "data.num_val_shards=2",  # one validation shard per rank
+        "data.resolution=[64,64]", "data.clip_len=8", "data.num_tracks=32", "data.min_tracks=8",
+        "data.val_clips=2", "data.val_num_tracks=32", "data.num_workers=0", "data.augment.enabled=false",
+        "trainer.accelerator=cpu", "trainer.strategy=ddp", f"trainer.max_steps={MAX_STEPS}",
+        f"trainer.val_check_interval={MAX_STEPS}", "trainer.threads=1", "trainer.enable_progress_bar=false",
+        "logger.kind=csv", "logger.video_every_n_steps=0", f"run_dir={run_dir}",
+    ]
+
+
+def _wait_for_text(path: Path, text: str, count: int, job_tasks, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _read(path).count(text) >= count:
+            return
+        tasks = job_tasks()
+        if tasks and tasks[0].state not in ("PENDING", "RUNNING", "CONFIGURING"):
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} x{count} did not appear in {path}:\n{_read(path)[-4000:]}")
+
+
+def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_path):
+    """2 srun tasks -> DDP over gloo; SIGUSR1 (sent by --signal=SIGUSR1@90 before the time limit) -> Lightning
+    saves an HPC checkpoint and requeues the job -> the same job restarts and resumes from it to max_steps."""
+    t0 = time.monotonic()
+    log = tmp_path / "train.out"
+    run_dir = tmp_path / "run"
+    params = {"PYTHON": sys.executable}
+    try:
+        socket.gethostbyname(slurm_cluster.node)
+    except OSError:  # the node name does not resolve here: rendezvous on loopback instead
+        params["MASTER_ADDR"] = "127.0.0.1"
+    # Chain after a (no-op: all shards exist) rerun of the data array, as a real pipeline would.
+    data = slurm_cluster.sbatch(f"--array=0-{NUM_TASKS - 1}", f"--output={tmp_path}/%x-%A_%a.out",
+                                "slurm/datagen.sbatch", cwd=REPO, env=_job_env(data_job["params"]))
+    job = slurm_cluster.sbatch(f"--dependency=afterok:{data}", "--ntasks-per-node=2", "--cpus-per-task=1",
+                               f"--output={log}", "slurm/train.sbatch", "--config", "configs/train/tiny_cpu.yaml",
+                               *_train_overrides(data_job["out"], run_dir), cwd=REPO, env=_job_env(params))
+    # Both ranks have installed Lightning's requeue handler: now send what Slurm sends 90 s before the limit.
+    _wait_for_text(log, "SLURM auto-requeueing enabled", 2, lambda: slurm_cluster.tasks(job), timeout=240)
+    slurm_cluster.run("scancel", "--signal=USR1", job)
+    (task,) = slurm_cluster.wait(job, timeout=240)
+    text = _read(log)
+    assert [t.state for t in slurm_cluster.tasks(data)] == ["COMPLETED"] * NUM_TASKS
+    assert task.state == "COMPLETED", text[-6000:]
+    assert task.restarts == 1, text[-6000:]
+    # The log (appended across the requeue) shows both starts, 2 DDP ranks, the requeue and the resume.
+    assert "restart 0: 1 node(s) x 2 task(s)" in text and "restart 1: 1 node(s) x 2 task(s)" in text, text[-6000:]
+    assert text.count("All distributed processes registered. Starting with 2 processes") == 2, text[-6000:]
+    hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
+    assert hpc, f"no HPC checkpoint in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}"
+    restored = re.findall(r"Restoring states from the checkpoint path at (\S+)", text)
+    assert restored and Path(restored[-1]).resolve() in {p.resolve() for p in hpc} | {
+        (run_dir / "checkpoints" / "last.ckpt").resolve()}, text[-6000:]
+    summary = json.loads((run_dir / "final_metrics.json").read_text())
+    assert summary["global_step"] == MAX_STEPS
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    print(f"train.sbatch 2 tasks, requeue + resume: {time.monotonic() - t0:.1f}s")

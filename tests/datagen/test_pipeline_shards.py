@@ -34,7 +34,7 @@ def test_tiny_shards_layout(tiny_shards, real_samples):
     assert sorted(p.name for p in tiny_shards.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar"]
     assert [s["__key__"] for s in real_samples] == ["scene-000000", "scene-000001", "scene-000002"]
     names = tarfile.open(tiny_shards / "shard-000000.tar").getnames()
-    assert names[:5] == ["scene-000000.video.mkv", "scene-000000.tracks.npy", "scene-000000.visibility.npy",
+    assert names[:5] == ["scene-000000.video.npy.zst", "scene-000000.tracks.npy", "scene-000000.visibility.npy",
                          "scene-000000.tracks3d.npy", "scene-000000.meta.json"]
     for s in real_samples:
         t, q = s["tracks"].shape[:2]
@@ -42,7 +42,7 @@ def test_tiny_shards_layout(tiny_shards, real_samples):
         assert s["tracks"].dtype == np.float32 and s["tracks"].shape == (6, 512, 2)
         assert s["visibility"].dtype == bool and s["visibility"].shape == (t, q)
         assert s["tracks3d"].dtype == np.float32 and s["tracks3d"].shape == (t, q, 3)
-        assert s["meta"]["key"] == s["__key__"] and s["meta"]["video_codec"] == "ffv1"
+        assert s["meta"]["key"] == s["__key__"] and s["meta"]["video_codec"] == "npy_zstd"
         assert s["video"].std() > 1.0  # a real image, not a constant
     cats = {c for s in real_samples for c in np.asarray(s["meta"]["track_category"])}
     names = real_samples[0]["meta"]["category_names"]
@@ -73,6 +73,7 @@ def test_round_trip_all_fields_equal(tmp_path, real_samples, codec):
     write_tar(tmp_path / "again.tar", raws[:2])
     assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "shard-000000.tar").read_bytes()
     assert len(list(read_shards([tmp_path / "shard-000001.tar", str(tmp_path / "again.tar")]))) == 3
+    assert [b["__key__"] for b in read_shards(tmp_path)] == ["k0", "k1", "k2"]  # a folder: its shard-*.tar
 
 
 def test_no_pickles(tiny_shards):
@@ -81,8 +82,8 @@ def test_no_pickles(tiny_shards):
         np.load(io.BytesIO(raw[name]), allow_pickle=False)  # raises on object arrays
 
 
-def _raw(real_samples) -> dict:
-    return encode_sample(_as_scene_sample(real_samples[0]), "scene-000000")
+def _raw(real_samples, codec="npy_zstd") -> dict:
+    return encode_sample(_as_scene_sample(real_samples[0]), "scene-000000", codec)
 
 
 def _npy(a) -> bytes:
@@ -91,12 +92,19 @@ def _npy(a) -> bytes:
     return b.getvalue()
 
 
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:]
+
+
 @pytest.mark.parametrize("damage, reason", [
     (lambda r: r.pop("tracks.npy"), "missing member(s) tracks.npy"),
     (lambda r: r.pop("meta.json"), "missing member(s) meta.json"),
+    (lambda r: r.pop("video.npy.zst"), "missing member(s) video"),
     (lambda r: r.update({"tracks.npy": r["tracks.npy"][:-40]}), "cannot load tracks.npy"),
-    (lambda r: r.update({"video.mkv": r["video.mkv"][: len(r["video.mkv"]) // 3]}), "video"),
-    (lambda r: r.update({"video.mkv": b"not a video at all"}), "cannot decode video.mkv"),
+    (lambda r: r.update({"video.npy.zst": r["video.npy.zst"][:-100]}), "cannot decode video.npy.zst"),
+    (lambda r: r.update({"video.npy.zst": _flip(r["video.npy.zst"], len(r["video.npy.zst"]) // 2)}),
+     "cannot decode video.npy.zst"),  # zstd checksum catches a flipped bit
+    (lambda r: r.update({"video.npy.zst": b"not zstd"}), "cannot decode video.npy.zst"),
     (lambda r: r.update({"tracks.npy": _npy(np.zeros((5, 512, 2), np.float32))}), "tracks.npy has shape"),
     (lambda r: r.update({"visibility.npy": _npy(np.zeros((6, 7), bool))}), "visibility.npy has shape"),
     (lambda r: r.update({"tracks.npy": _npy(np.zeros((6, 512, 2), np.float64))}), "dtype float64"),
@@ -108,6 +116,18 @@ def test_decode_sample_rejects_bad_members(real_samples, damage, reason):
     with pytest.raises(CorruptSampleError) as info:
         decode_sample(raw)
     assert "scene-000000" in str(info.value) and reason in str(info.value)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda r: r.update({"video.mkv": r["video.mkv"][: len(r["video.mkv"]) // 3]}),  # fewer frames or undecodable
+    lambda r: r.update({"video.mkv": b"not a video at all"}),
+])
+def test_decode_sample_rejects_bad_ffv1(real_samples, damage):
+    raw = _raw(real_samples, "ffv1")
+    assert decode_sample(dict(raw))["video"].shape == (6, 64, 64, 3)
+    damage(raw)
+    with pytest.raises(CorruptSampleError, match="scene-000000.*(video|shape)"):
+        decode_sample(raw)
 
 
 def test_truncated_and_garbage_tars(tmp_path, tiny_shards):
