@@ -11,9 +11,11 @@ queries, run through `tracker.predictor.track` (the same path as the CLI: offlin
 plus the 6x6 support grid; online = streaming chunks of 16 frames, step 8).
 
 What is measured:
-* fps: frames of video tracked per second of wall time (one timed run after an optional warm-up).
+* fps: frames of video tracked per second of wall time (one timed run after an optional warm-up). On CPU,
+  `cpu_s` is the process CPU time (all threads) of that run: on a shared machine wall time depends on the load,
+  cpu_s much less so.
 * CPU: each configuration runs in its own fresh subprocess. `peak_mem_mb` is that process's peak resident set
-  size (VmHWM / getrusage ru_maxrss: model weights + Python + torch + the inference), and `infer_mem_mb` is the
+  size (getrusage ru_maxrss: model weights + Python + torch + the inference), and `infer_mem_mb` is the
   growth of the peak RSS over the RSS just before the timed run (mostly activations). tracemalloc does not see
   torch's allocations, so it is not used.
 * CUDA: bf16 autocast; `peak_mem_mb` = torch.cuda.max_memory_allocated during the run (tensors only, not the
@@ -99,11 +101,13 @@ def run_one(variant: str, num_frames: int, num_points: int, device: str, warmup:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rss_before = _rss_mb()
+    cpu_before = time.process_time()
     start = time.perf_counter()
     pred = infer()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_before
     assert tuple(pred.tracks.shape) == (1, num_frames, num_points, 2), pred.tracks.shape
-    result = {"seconds": seconds, "fps": num_frames / seconds}
+    result = {"seconds": seconds, "fps": num_frames / seconds, "cpu_s": cpu_seconds}
     if device == "cuda":
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -136,6 +140,8 @@ def _format(device, variant, num_frames, num_points, res) -> str:
     if "error" in res:
         return " ".join(parts + [f"error={res['error']!r}"])
     parts += [f"seconds={res['seconds']:.2f}", f"fps={res['fps']:.2f}", f"peak_mem_mb={res['peak_mem_mb']:.0f}"]
+    if device == "cpu" and "cpu_s" in res:
+        parts.append(f"cpu_s={res['cpu_s']:.1f}")
     if "infer_mem_mb" in res:
         parts.append(f"infer_mem_mb={res['infer_mem_mb']:.0f}")
     if "threads" in res:

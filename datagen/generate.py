@@ -276,7 +276,13 @@ class _Generator:
         # The Python exception line (Blender prints memory-leak notes after it), else the last line.
         errors = [ln for ln in lines if _EXC_LINE.match(ln)]
         last = errors[-1] if errors else (lines[-1] if lines else "no output")
-        return f"exit code {run.proc.returncode}: {last[:300]}"
+        rc = run.proc.returncode
+        if rc < 0:  # a crash (SIGSEGV, SIGABRT from malloc checks, ...) or an outside kill
+            try:
+                return f"killed by {signal.Signals(-rc).name}: {last[:300]}"
+            except ValueError:
+                pass
+        return f"exit code {rc}: {last[:300]}"
 
     def _result_timings(self, run: _Running) -> dict:
         for line in reversed(run.log_path.read_text(errors="replace").splitlines()):

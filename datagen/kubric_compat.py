@@ -16,14 +16,18 @@ objects (never Blender itself), so they are safe to apply in a fresh Blender ses
    (Python add-on) is gone since 4.0; the C++ importer ``bpy.ops.wm.obj_import`` takes
    ``forward_axis``/``up_axis`` instead of ``axis_forward``/``axis_up`` (legacy keyword names in
    ``render_import_kwargs`` are translated) and applies the axis change as an object rotation instead
-   of baking it into the vertices; Kubric then overwrites that rotation, so it is baked here. ``Mesh.use_auto_smooth`` was removed in 4.1 (Kubric
-   set it to False; flat/smooth shading now comes from the file). The glTF branch passed a context
+   of baking it into the vertices; Kubric then overwrites that rotation, so it is baked here.
+   ``Mesh.use_auto_smooth`` was removed in 4.1 (Kubric set it to False; flat/smooth shading now comes
+   from the file). The glTF branch passed a context
    dict to ``bpy.ops.object.delete`` (positional context overrides were removed in 4.0) ->
    ``context.temp_override``.
 3. ``Blender.__init__`` (``_blender_init``): Cycles only writes the "Vector" (optical flow) pass when
    render motion blur is OFF, so ``scene.render.use_motion_blur`` is forced False (motion blur is
    done in the compositor by Kubric's ``motion_blur`` vector-blur node, which still exists in 4.2).
    The compositor's legacy ``CompositorNodeSepRGBA/CombRGBA`` nodes Kubric uses still exist in 4.2.
+4. ``blender_utils.add_coordinate_material`` (``_add_coordinate_material``): the AOV Output node
+   writes to the view-layer AOV named by its ``aov_name`` property in 4.x (Kubric only set the node
+   name), so Kubric's "object_coordinates" layer came out all zeros.
 """
 from __future__ import annotations
 
@@ -161,6 +165,17 @@ def apply() -> None:
 
     _blender_init.__wrapped__ = original_init
     kb_blender.Blender.__init__ = _blender_init
+
+    # ---- 4. Object-coordinates AOV -----------------------------------------------------------
+    original_coordinate_material = blender_utils.add_coordinate_material
+
+    def _add_coordinate_material():
+        mat = original_coordinate_material()
+        aov = mat.node_tree.nodes["ObjectCoordinates"]
+        aov.aov_name = "ObjectCoordinates"  # 4.x routes by `aov_name`, not by the node's name
+        return mat
+
+    blender_utils.add_coordinate_material = _add_coordinate_material
 
     _APPLIED = True
 

@@ -419,6 +419,8 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         # depth, segmentation and flow belong to the pixel centre where queries are unprojected.
         spp, width = cycles.samples, cycles.filter_width
         cycles.samples, cycles.filter_width = 1, 0.01
+        # a persistent Cycles session does not survive the filter change (heap corruption in 4.2)
+        bpy.context.scene.render.use_persistent_data = False
         renderer.scratch_dir = workdir / "render_gt"
         layers = renderer.render(return_layers=("z", "segmentation", "forward_flow"))
         cycles.samples, cycles.filter_width = spp, width

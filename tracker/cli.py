@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_queries_csv(path: Path) -> np.ndarray:
-    """Read a queries CSV -> float32 (N, 3) rows (t, x, y) in pixels.
+    """Read a queries CSV -> float64 (N, 4) rows (t, x, y, line number), t, x, y in pixels.
 
     One `t,x,y` per line; an optional header line `t,x,y`, blank lines and `#` comments are skipped.
     Raises CLIError naming the line on malformed input.

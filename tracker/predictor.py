@@ -26,13 +26,15 @@ from .model.sampling import resize_video
 class PredictorOutput:
     """tracks (B, T, N, 2) input pixels; visible (B, T, N) bool after the predictor's threshold;
     vis_prob, conf_prob (B, T, N) model probabilities for the returned tracks; raw: the model calls
-    (model-resolution pixels, all tracks including support points), in call order."""
+    (model-resolution pixels, all tracks including support points), in call order; queries: what the model was
+    given (B, N', 3) (t, x, y) in model pixels, support points included."""
 
     tracks: torch.Tensor
     visible: torch.Tensor
     vis_prob: torch.Tensor
     conf_prob: torch.Tensor
     raw: list[TrackerOutput] = field(default_factory=list)
+    queries: torch.Tensor | None = None
 
 
 @dataclass
@@ -195,7 +197,7 @@ class OfflinePredictor:
         t = q[:, :n, 0].long()
         coords[b, t, k] = q[:, :n, 1:]
         visible[b, t, k] = True
-        return PredictorOutput(coords, visible, vis, conf, raw)
+        return PredictorOutput(coords, visible, vis, conf, raw, q)
 
     def _dense(self, video_m, size_in, frame, backward, progress) -> PredictorOutput:
         H, W = size_in
@@ -217,6 +219,7 @@ class OfflinePredictor:
             torch.cat([p.vis_prob for p in parts], dim=2),
             torch.cat([p.conf_prob for p in parts], dim=2),
             [r for p in parts for r in p.raw],
+            torch.cat([p.queries for p in parts], dim=1),
         )
 
 
@@ -279,7 +282,7 @@ class OnlinePredictor:
         n = self.N if add_support_grid else raw.coords.shape[2]
         vis, conf = raw.vis[:, :, :n], raw.conf[:, :, :n]
         tracks = _to_input_px(raw.coords[:, :, :n], (H, W), self.interp_shape)
-        return PredictorOutput(tracks, vis * conf > self.threshold, vis, conf, [raw])
+        return PredictorOutput(tracks, vis * conf > self.threshold, vis, conf, [raw], self.queries)
 
     def track_video(
         self,
@@ -466,5 +469,5 @@ def _track_online(model, v, q, grid_size, grid_query_frame, segm_mask, backward,
     pick = lambda f, b: torch.where(before if f.ndim == 3 else before[..., None], b.flip(1), f)  # noqa: E731
     return PredictorOutput(
         pick(fwd.tracks, bwd.tracks), pick(fwd.visible, bwd.visible), pick(fwd.vis_prob, bwd.vis_prob),
-        pick(fwd.conf_prob, bwd.conf_prob), fwd.raw + bwd.raw,
+        pick(fwd.conf_prob, bwd.conf_prob), fwd.raw + bwd.raw, fwd.queries,
     )

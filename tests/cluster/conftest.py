@@ -34,7 +34,9 @@ def _which_all() -> list[str]:
 def _apt_install() -> str | None:
     """apt-get install the packages (update first only if needed); None on success, else why not."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
+    # Wait for a dpkg lock held by e.g. unattended-upgrades on a freshly booted machine instead of failing.
+    install = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "--no-install-recommends",
+               *APT_PACKAGES]
     log = []
     for cmd in (install, ["apt-get", "update", "-q"], install):
         try:

@@ -158,7 +158,7 @@ def _wait_for_text(path: Path, text: str, count: int, job_tasks, timeout: float)
         if tasks and tasks[0].state not in ("PENDING", "RUNNING", "CONFIGURING"):
             break
         time.sleep(0.2)
-    raise AssertionError(f"{text!r} x{count} did not appear in {path}:\n{_read(path)[-4000:]}")
+    raise AssertionError(f"{text!r} x{count} did not appear in {path} (job: {job_tasks()}):\n{_read(path)[-4000:]}")
 
 
 def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_path):
@@ -175,8 +175,9 @@ def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_p
     # Chain after a (no-op: all shards exist) rerun of the data array, as a real pipeline would.
     data = slurm_cluster.sbatch(f"--array=0-{NUM_TASKS - 1}", f"--output={tmp_path}/%x-%A_%a.out",
                                 "slurm/datagen.sbatch", cwd=REPO, env=_job_env(data_job["params"]))
-    job = slurm_cluster.sbatch(f"--dependency=afterok:{data}", "--ntasks-per-node=2", "--cpus-per-task=1",
-                               f"--output={log}", "slurm/train.sbatch", "--config", "configs/train/tiny_cpu.yaml",
+    job = slurm_cluster.sbatch(f"--dependency=afterok:{data}", "--kill-on-invalid-dep=yes", "--ntasks-per-node=2",
+                               "--cpus-per-task=1", f"--output={log}",
+                               "slurm/train.sbatch", "--config", "configs/train/tiny_cpu.yaml",
                                *_train_overrides(data_job["out"], run_dir), cwd=REPO, env=_job_env(params))
     # Both ranks have installed Lightning's requeue handler: now send what Slurm sends 90 s before the limit.
     _wait_for_text(log, "SLURM auto-requeueing enabled", 2, lambda: slurm_cluster.tasks(job), timeout=240)

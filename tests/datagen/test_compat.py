@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
 from datagen.kubric_compat import translate_obj_import_kwargs
@@ -117,3 +119,28 @@ def test_kubric_asset_source_by_path_or_url(kb_env, tmp_path, as_url):
     assert obj.metadata["category"] == "bird"
     assert Path(obj.render_filename).is_file() and Path(obj.simulation_filename).is_file()
     assert str(tmp_path / "work") in obj.render_filename  # unpacked into the scratch dir
+
+
+def test_render_layers_after_patches(kb_env, tmp_path):
+    """A real 2-frame render: every Kubric layer comes back, incl. flow and object coordinates."""
+    kb, _, _, _ = kb_env
+    from kubric.renderer.blender import Blender
+
+    scene = kb.Scene(resolution=(24, 16), frame_start=1, frame_end=2)
+    renderer = Blender(scene, scratch_dir=tmp_path, samples_per_pixel=2, use_denoising=False)
+    cube = kb.Cube(name="cube", scale=(1, 1, 1), position=(0, 0, 0),
+                   material=kb.PrincipledBSDFMaterial(color=kb.Color(0.8, 0.2, 0.2)))
+    scene += cube
+    scene += kb.DirectionalLight(name="sun", position=(1, -1, 3), look_at=(0, 0, 0), intensity=3.0)
+    scene.camera = kb.PerspectiveCamera(name="cam", position=(0, -6, 2), look_at=(0, 0, 0))
+    cube.keyframe_insert("position", 1)
+    cube.position = (0.3, 0, 0)  # moves right in the image
+    cube.keyframe_insert("position", 2)
+    out = renderer.render()
+    assert out["rgba"].shape == (2, 16, 24, 4)
+    on_cube = out["segmentation"][0, ..., 0] == scene.assets.index(cube) + 1
+    assert on_cube.sum() > 20
+    assert out["object_coordinates"][0][on_cube].max() > 0  # AOV patch
+    dy, dx = np.moveaxis(out["forward_flow"][0][on_cube], -1, 0)  # Kubric order: (d_row, d_col)
+    assert np.median(dx) > 0.3 and abs(np.median(dy)) < 0.2
+    assert np.isfinite(out["depth"]).all()

@@ -218,13 +218,13 @@ def test_cli_queries_csv_end_to_end(clip, official_checkpoint, tmp_path):
     csv = tmp_path / "q.csv"
     csv.write_text("t,x,y\n0,100.5,200\n\n3,400,100\n")
     proc = run_cli(
-        clip, "--max-frames", 6, "--queries", csv, "--checkpoint", official_checkpoint,
+        clip, "--max-frames", 4, "--queries", csv, "--checkpoint", official_checkpoint,
         "--out", tmp_path / "q.npz", "--backward",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "q.npz") as data:
         np.testing.assert_array_equal(data["queries"], [[0, 100.5, 200], [3, 400, 100]])
-        assert data["tracks"].shape == (6, 2, 2)
+        assert data["tracks"].shape == (4, 2, 2)
         assert data["visibility"][[0, 3], [0, 1]].all()
         # Query correction: each track passes through its query at its query frame.
         np.testing.assert_allclose(data["tracks"][0, 0], [100.5, 200], atol=1e-3)

@@ -119,15 +119,25 @@ def test_offline_outputs(offline_run, refs, clip):
     assert out.train.valid.dtype == torch.bool and bool(out.train.valid.all())
 
 
-def test_offline_defaults_single_clip(offline, clips, refs):
-    """B = 1, default arguments (4 iterations, no training outputs)."""
-    video, queries = clips
+def test_offline_iteration4_equals_default_call_reference(offline_run, refs):
+    """The official 4-iteration (default) call equals iteration 4 of the 6-iteration call."""
+    out, _ = offline_run
+    for clip in (0, 1):
+        close(out.train.coords[0][3, clip : clip + 1], refs["core"][f"clip{clip}_offline_it4_coords"], COORD)
+        close(out.train.vis[0][3, clip : clip + 1], refs["core"][f"clip{clip}_offline_it4_vis"], PROB)
+        close(out.train.conf[0][3, clip : clip + 1], refs["core"][f"clip{clip}_offline_it4_conf"], PROB)
+
+
+@pytest.mark.parametrize("kind", ["offline", "online"])
+def test_default_iterations_is_four(kind):
+    torch.manual_seed(0)
+    model = (CoTracker3Offline if kind == "offline" else CoTracker3Online)(window_len=8, **TINY).eval()
+    video = torch.randint(0, 256, (1, 10, 3, 32, 48)).float()
+    queries = torch.tensor([[[0, 5.0, 6.0], [4, 30.0, 20.0]]])
     with torch.no_grad():
-        out = offline(video[:1], queries[:1])
-    assert out.train is None
-    close(out.coords, refs["core"]["clip0_offline_it4_coords"], COORD)
-    close(out.vis, refs["core"]["clip0_offline_it4_vis"], PROB)
-    close(out.conf, refs["core"]["clip0_offline_it4_conf"], PROB)
+        default, four, three = model(video, queries), model(video, queries, iters=4), model(video, queries, iters=3)
+    assert default.train is None
+    assert torch.equal(default.coords, four.coords) and not torch.equal(default.coords, three.coords)
 
 
 def test_time_embedding_resampling_matches_interpolate(offline):
@@ -169,40 +179,32 @@ def test_online_sliding_window_outputs(online_run, refs, clip):
     assert torch.equal(train.valid[b], r[p + "it6_valid_mask"])
 
 
-def test_online_sliding_window_defaults_single_clip(online, clips, refs):
-    video, queries = clips
-    with torch.no_grad():
-        out = online(video[1:], queries[1:])
-    close(out.coords, refs["core"]["clip1_online_win_it4_coords"], COORD)
-    close(out.vis, refs["core"]["clip1_online_win_it4_vis"], PROB)
-    close(out.conf, refs["core"]["clip1_online_win_it4_conf"], PROB)
-
-
-def test_online_streaming_batched(online, clips, refs):
-    """Streaming chunks [0, 16) and [8, 20) for both clips at once reproduce each clip's official calls."""
+def test_online_streaming(online, clips, refs):
+    """Streaming chunks [0, 16) and [8, 20) of clip 1 reproduce the official streaming calls."""
     video, queries = clips
     online.reset_online()
     with torch.no_grad():
-        outs = [online(video[:, s : s + 16], queries, iters=6, is_online=True) for s in (0, 8)]
+        outs = [online(video[1:, s : s + 16], queries[1:], iters=6, is_online=True) for s in (0, 8)]
     assert online.online_ind == 16
     for k, out in enumerate(outs):
-        for clip in (0, 1):
-            p = f"clip{clip}_online_stream_call{k}_"
-            b = slice(clip, clip + 1)
-            close(out.coords[b], refs["core"][p + "coords"], COORD)
-            close(out.vis[b], refs["core"][p + "vis"], PROB)
-            close(out.conf[b], refs["core"][p + "conf"], PROB)
+        p = f"clip1_online_stream_call{k}_"
+        close(out.coords, refs["core"][p + "coords"], COORD)
+        close(out.vis, refs["core"][p + "vis"], PROB)
+        close(out.conf, refs["core"][p + "conf"], PROB)
     online.reset_online()
 
 
-def test_online_streaming_rejects_short_later_chunks(online, clips):
-    video, queries = clips
-    online.reset_online()
+def test_online_streaming_rejects_short_later_chunks():
+    torch.manual_seed(0)
+    model = CoTracker3Online(window_len=8, **TINY).eval()
+    video = torch.randint(0, 256, (1, 12, 3, 32, 48)).float()
+    queries = torch.tensor([[[0, 5.0, 6.0]]])
+    model.reset_online()
     with torch.no_grad():
-        online(video[:1, :16], queries[:1], iters=1, is_online=True)
-        with pytest.raises(ValueError, match="more than 8 frames"):
-            online(video[:1, 8:16], queries[:1], iters=1, is_online=True)
-    online.reset_online()
+        assert model(video[:, :8], queries, iters=1, is_online=True).coords.shape == (1, 8, 1, 2)
+        with pytest.raises(ValueError, match="more than 4 frames"):
+            model(video[:, 4:8], queries, iters=1, is_online=True)
+        assert model(video[:, 4:12], queries, iters=1, is_online=True).coords.shape == (1, 12, 1, 2)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -255,7 +257,8 @@ def test_training_outputs_and_gradients(cls, T, starts):
     out = model(video, queries, iters=3, is_train=True)
     train = out.train
     assert train.window_starts == starts
-    assert [c.shape[:3] for c in train.coords] == [(3, 1, min(T - s, 8)) for s in starts]
+    lengths = [T] if cls is CoTracker3Offline else [min(T - s, 8) for s in starts]  # offline: one window
+    assert [c.shape[:3] for c in train.coords] == [(3, 1, n) for n in lengths]
     assert all(v.min() >= 0 and v.max() <= 1 for v in train.vis + train.conf)
     assert train.valid.shape == (1, T, 3) and train.valid.dtype == torch.bool
     loss = sum(c.sum() for c in train.coords) + sum(v.sum() + w.sum() for v, w in zip(train.vis, train.conf))
