@@ -131,14 +131,18 @@ def _add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, 
     scene += dome
     floor_kind = cfg.floor_textures[rng.randint(len(cfg.floor_textures))]
     dome_kind = cfg.dome_textures[rng.randint(len(cfg.dome_textures))]
-    # object coords of the floor cube are in [-1, 1] (x r): ~0.5-2 repeats per metre
+    # object coords of the floor cube are in [-1, 1] (x r metres): 0.3-1 repeats per metre
     _set_material(renderer, floor, _textured_material(bpy, "floor", rng, floor_kind, images,
                                                       r * rng.uniform(0.3, 1.0)))
     dome_images = images
     if dome_kind == "hdri":  # a random texture of the Kubric sources with category "hdri"
-        i = sources.indices("hdri")[rng.randint(len(sources.indices("hdri")))]
+        hdri = sources.indices("hdri")
+        if not hdri:
+            raise ValueError('dome_textures has "hdri" but no kubric_sources entry has category "hdri"')
+        i = hdri[rng.randint(len(hdri))]
         ids = sources.asset_ids(i)
-        dome_images, dome_kind = [sources.source(i).create(asset_id=ids[rng.randint(len(ids))]).filename], "equirect"
+        texture = sources.source(i).create(asset_id=ids[rng.randint(len(ids))])
+        dome_images, dome_kind = [texture.filename], "equirect"
     elif dome_kind not in ("procedural", "image"):  # a path/URL of a panorama image or HDRI
         dome_images, dome_kind = [_local_file(dome_kind, cache)], "equirect"
     _set_material(renderer, dome, _textured_material(bpy, "dome", rng, dome_kind, dome_images,

@@ -36,7 +36,7 @@ class SceneConfig:
     use_denoising: bool = False  # OpenImageDenoise on the RGB image (slow on CPU)
     motion_blur: list[float] = field(default_factory=lambda: [0.0, 0.0])  # vector-blur factor range
     max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)
-    persistent_data: bool = True  # keep Cycles' scene/BVH between frames (faster animations)
+    persistent_data: bool = False  # keep Cycles' scene between frames (no CPU gain measured here)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
     # --- content -----------------------------------------------------------------------------
     num_static_objects: list[int] = field(default_factory=lambda: [3, 6])

@@ -56,6 +56,9 @@ class ModelConfig:
     init_from: Optional[str] = None  # official .pth or our .ckpt to fine-tune from (tracker.load_tracker)
     train_iters: int = 4
     val_iters: int = 6
+    # The recipe's loss constants (Huber delta 6 px, confidence radius 12 px, term weights) are in 384x512 pixels:
+    # coordinates are multiplied by this factor before the loss. None: 512 / training width (1 for the recipe).
+    loss_coord_scale: Optional[float] = None
 
 
 @dataclass

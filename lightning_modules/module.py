@@ -19,6 +19,16 @@ METRIC_KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accura
                "pts_within_1", "pts_within_2", "pts_within_4", "pts_within_8", "pts_within_16")
 
 
+def weights_digest(tensors) -> str:
+    """SHA-256 over the bytes of the given tensors (in order): equal digests = identical weights/data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
     """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`."""
     from tracker.model import CoTracker3Offline, CoTracker3Online
@@ -120,13 +130,21 @@ class TrackerModule(L.LightningModule):
         self.log("data/skipped_corrupt", float(skipped), on_step=True, on_epoch=False, reduce_fx="max")
         self.log("data/dropped_few_tracks", float(sum(self._dropped.values())), on_step=True, on_epoch=False)
 
-    def _log_keys(self, keys: list[str]) -> None:
+    def _log_keys(self, keys: list[str], video: torch.Tensor) -> None:
+        """data.log_keys: append "<step> <key>:<fingerprint of the augmented clip> ..." to keys/rank<r>.txt."""
         if not (self.cfg.data.log_keys and self.run_dir is not None):
             return
         path = self.run_dir / "keys" / f"rank{self.global_rank}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
+        prints = [f"{k}:{weights_digest([v])[:12]}" for k, v in zip(keys, video)]
         with open(path, "a") as fh:
-            fh.write(f"{self.global_step} " + " ".join(keys) + "\n")
+            fh.write(f"{self.global_step} " + " ".join(prints) + "\n")
+
+    def on_train_end(self) -> None:
+        if self.cfg.data.log_keys and self.run_dir is not None:
+            path = self.run_dir / "keys" / f"weights_rank{self.global_rank}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(weights_digest(self.model.state_dict().values()) + "\n")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         from tracker.losses import kubric_loss
@@ -135,7 +153,7 @@ class TrackerModule(L.LightningModule):
         tracks = batch["tracks"].float()  # (B, L, N, 2)
         vis = batch["visibility"].bool()  # (B, L, N)
         self._data_counters(batch)
-        self._log_keys(list(batch["keys"]))
+        self._log_keys(list(batch["keys"]), batch["video"])
         queries, ok = sample_queries(tracks, vis, self.cfg.model.variant)
         out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
         tr = out.train
@@ -146,7 +164,10 @@ class TrackerModule(L.LightningModule):
             gt_w.append(tracks[:, start : start + s])
             vis_w.append(vis[:, start : start + s].float())
             valid_w.append(valid[:, start : start + s])
-        loss = kubric_loss(tr.coords, tr.vis, tr.conf, gt_w, vis_w, valid_w)
+        scale = self.cfg.model.loss_coord_scale or 512.0 / video.shape[-1]
+        coords_w = [c * scale for c in tr.coords] if scale != 1 else tr.coords
+        gt_w = [g * scale for g in gt_w] if scale != 1 else gt_w
+        loss = kubric_loss(coords_w, tr.vis, tr.conf, gt_w, vis_w, valid_w)
         B = video.shape[0]
         for name, value in loss.as_dict().items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=B, on_step=True)

@@ -50,11 +50,11 @@ def _apt_install() -> str | None:
 
 
 def ensure_slurm() -> None:
-    """Skip the calling test unless Slurm + munge are installed or can be installed now."""
+    """Skip the calling test unless we are root (slurmd must be) and Slurm + munge are or can be installed."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("the local Slurm test cluster needs root (slurmd runs jobs as root; apt-get installs Slurm)")
     if not _which_all():
         return
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip(f"Slurm is not installed ({', '.join(_which_all())} missing) and installing it needs root")
     if shutil.which("apt-get") is None:
         pytest.skip("Slurm is not installed and there is no apt-get to install it (not Debian/Ubuntu)")
     why = _apt_install()

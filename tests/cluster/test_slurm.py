@@ -9,7 +9,6 @@ checkpoint to the end. Selected with `-m slurm`; skipped (with the reason) where
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess

@@ -109,17 +109,21 @@ def test_same_seed_same_scene(rendered):
 
 
 def test_motion_blur_and_static_camera_scene(tmp_path):
-    """Compositor vector blur on (Kubric's motion_blur), static camera, objects only."""
+    """Compositor vector blur on (Kubric's motion_blur), static camera, objects only, and a
+    panorama image file on the dome."""
     pytest.importorskip("bpy")
+    from datagen.assets import pybullet_data_dir
     from datagen.scene import render_scene
     from datagen.scene_config import SceneConfig
 
+    panorama = str(pybullet_data_dir() / "checker_grid.jpg")
     cfg = SceneConfig(resolution=[32, 48], num_frames=3, samples_per_pixel=2, num_static_objects=[1, 1],
                       num_tossed_objects=[1, 1], motion_blur=[1.0, 1.0], camera_motion=["static"],
-                      num_tracks=64, asset_cache_dir=str(tmp_path / "assets"))
+                      dome_textures=[panorama], num_tracks=64, asset_cache_dir=str(tmp_path / "assets"))
     s = render_scene(cfg, 3, tmp_path / "scene")
     assert s.video.shape == (3, 32, 48, 3) and s.meta["motion_blur"] == 1.0
     assert s.meta["camera_motion"] == "static"
+    assert {"name": "dome", "texture": "equirect"} in s.meta["assets"]
     ext = np.array(s.meta["extrinsics"])
     np.testing.assert_allclose(ext, ext[:1].repeat(3, 0), atol=1e-5)
     # static camera: background tracks do not move

@@ -1,0 +1,122 @@
+"""load_tracker: official .pth layouts, Lightning .ckpt files, download by URL into a cache, clear errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tracker import CheckpointError, CoTracker3Offline, CoTracker3Online, load_tracker
+from tracker.checkpoint import default_cache_dir, infer_arch
+
+TINY = dict(hidden_size=32, num_heads=4, time_depth=2, space_depth=1, num_virtual_tracks=8, latent_dim=16,
+            corr_levels=2, corr_radius=2, corr_hidden=32, corr_dim=16, encoder_dims=(8, 8, 16, 16),
+            encoder_fuse_dim=16, model_resolution=(32, 48))
+
+
+@pytest.fixture(scope="module")
+def official_sd(cotracker3_fixtures):
+    """The fixture weights as float32 tensors, per kind."""
+    return {kind: {k: v.float() for k, v in load_file(cotracker3_fixtures / f"weights_{kind}.safetensors").items()}
+            for kind in ("offline", "online")}
+
+
+def _same_weights(model: torch.nn.Module, sd: dict) -> bool:
+    own = model.state_dict()
+    return own.keys() == sd.keys() and all(torch.equal(own[k], sd[k]) for k in sd)
+
+
+def test_plain_official_pth(tmp_path, official_sd):
+    path = tmp_path / "scaled_offline.pth"
+    torch.save(official_sd["offline"], path)
+    model = load_tracker("offline", path)
+    assert type(model) is CoTracker3Offline and not model.training
+    assert model.time_emb.shape == (1, 60, 1110)
+    assert _same_weights(model, official_sd["offline"])
+
+
+def test_wrapped_and_prefixed_pth(tmp_path, official_sd):
+    path = tmp_path / "wrapped.pth"
+    torch.save({"model": {"module." + k: v for k, v in official_sd["online"].items()}}, path)
+    model = load_tracker("baseline_online", path)
+    assert type(model) is CoTracker3Online and model.time_emb.shape == (1, 16, 1110)
+    assert _same_weights(model, official_sd["online"])
+
+
+def test_lightning_ckpt_with_saved_arch(tmp_path):
+    torch.manual_seed(0)
+    source = CoTracker3Online(window_len=8, **TINY)
+    ckpt = {
+        "state_dict": {"model." + k: v for k, v in source.state_dict().items()} | {"teacher.x": torch.zeros(1)},
+        "hyper_parameters": {"model": {"arch": source.arch}},
+    }
+    path = tmp_path / "last.ckpt"
+    torch.save(ckpt, path)
+    model = load_tracker("online", path)
+    assert model.arch == source.arch and model.window_len == 8
+    assert _same_weights(model, source.state_dict())
+
+
+def test_lightning_ckpt_without_arch_infers_shapes(tmp_path):
+    torch.manual_seed(0)
+    arch = {**TINY, "num_heads": 8}  # heads cannot be inferred; the default (8) must divide the hidden size
+    source = CoTracker3Offline(window_len=12, **arch)
+    path = tmp_path / "epoch=0.ckpt"
+    torch.save({"state_dict": {"model." + k: v for k, v in source.state_dict().items()}}, path)
+    inferred = infer_arch(source.state_dict())
+    assert inferred["corr_levels"] == 2 and inferred["corr_radius"] == 2 and inferred["window_len"] == 12
+    model = load_tracker("offline", path)
+    assert _same_weights(model, source.state_dict())
+
+
+def test_download_via_url_into_cache(tmp_path, official_sd, monkeypatch):
+    source = tmp_path / "remote" / "scaled_online.pth"
+    source.parent.mkdir()
+    torch.save(official_sd["online"], source)
+    cache = tmp_path / "cache"
+    model = load_tracker("online", cache_dir=cache, url=source.as_uri())
+    assert _same_weights(model, official_sd["online"])
+    assert sorted(p.name for p in cache.iterdir()) == ["scaled_online.pth"]  # no temporary file left behind
+    source.unlink()  # second call is served from the cache
+    assert _same_weights(load_tracker("online", cache_dir=cache, url=source.as_uri()), official_sd["online"])
+    monkeypatch.setenv("TRACKFORGE_CACHE", str(cache))
+    assert default_cache_dir() == cache
+    assert _same_weights(load_tracker("online"), official_sd["online"])
+
+
+def test_failed_download_leaves_no_partial_file(tmp_path):
+    cache = tmp_path / "cache"
+    with pytest.raises(OSError):
+        load_tracker("offline", cache_dir=cache, url=(tmp_path / "missing.pth").as_uri())
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_key_errors_name_the_keys(tmp_path, official_sd):
+    sd = dict(official_sd["offline"])
+    del sd["corr_mlp.fc2.bias"]
+    sd["extra.weight"] = torch.zeros(3)
+    sd["updateformer.flow_head.weight"] = torch.zeros(3, 384)
+    path = tmp_path / "bad.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        load_tracker("offline", path)
+    msg = str(err.value)
+    assert "missing keys (1): corr_mlp.fc2.bias" in msg
+    assert "unexpected keys (1): extra.weight" in msg
+    assert "updateformer.flow_head.weight: checkpoint (3, 384) vs model (2, 384)" in msg
+
+
+def test_online_weights_into_offline_variant_is_a_shape_error(tmp_path, official_sd):
+    path = tmp_path / "online.pth"
+    torch.save(official_sd["online"], path)
+    with pytest.raises(CheckpointError, match=r"time_emb: checkpoint \(1, 16, 1110\) vs model \(1, 60, 1110\)"):
+        load_tracker("offline", path)
+
+
+def test_unknown_variant_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown tracker variant 'cotracker9'"):
+        load_tracker("cotracker9", tmp_path / "x.pth")
+    with pytest.raises(FileNotFoundError):
+        load_tracker("offline", tmp_path / "nope.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_tracker("offline", tmp_path / "garbage.pth")
