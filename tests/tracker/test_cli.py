@@ -219,7 +219,7 @@ def test_cli_queries_csv_end_to_end(clip, official_checkpoint, tmp_path):
     csv.write_text("t,x,y\n0,100.5,200\n\n3,400,100\n")
     proc = run_cli(
         clip, "--max-frames", 4, "--queries", csv, "--checkpoint", official_checkpoint,
-        "--out", tmp_path / "q.npz", "--backward",
+        "--out", tmp_path / "q.npz", "--no-backward",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "q.npz") as data:
