@@ -57,7 +57,7 @@ def main() -> None:
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r["cpu_s"] = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)  # all threads
         print(f"{name}: wall {time.perf_counter() - t:.1f}s (in-process {r['total_s']:.1f}s: simulate "
-              f"{r['simulate_s']:.1f}s, render {r['render_s']:.1f}s, annotate {r['annotate_s']:.2f}s; "
+              f"{r['simulate_s']:.1f}s, render {r['render_s']:.1f}s (GT pass {r['render_gt_s']:.1f}s), annotate {r['annotate_s']:.2f}s; "
               f"CPU {r['cpu_s']:.0f}s over all threads) "
               f"visible {r['visible']:.2f}", flush=True)
 

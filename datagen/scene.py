@@ -395,7 +395,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
                      step_rate=cfg.step_rate)
     blur = _uniform(rng, cfg.motion_blur)
     renderer = Blender(scene, scratch_dir=workdir / "render", samples_per_pixel=cfg.samples_per_pixel,
-                       use_denoising=cfg.use_denoising, adaptive_sampling=False,
+                       use_denoising=cfg.use_denoising, adaptive_sampling=cfg.adaptive_sampling,
                        motion_blur=blur if blur > 0 else None, verbose=cfg.verbose)
     cycles = bpy.context.scene.cycles
     cycles.seed = int(rng.randint(2**31))  # deterministic noise pattern
@@ -419,6 +419,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
 
     if cfg.exact_gt_pass:
         rgb = renderer.render(return_layers=("rgba",))["rgba"][..., :3]
+        t_rgb = time.perf_counter()
         # GT pass: 1 sample through the exact pixel centre (no filter jitter, no anti-aliasing), so
         # depth, segmentation and flow belong to the pixel centre where queries are unprojected.
         spp, width = cycles.samples, cycles.filter_width
@@ -431,6 +432,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     else:
         layers = renderer.render(return_layers=("rgba", "z", "segmentation", "forward_flow"))
         rgb = layers["rgba"][..., :3]
+        t_rgb = time.perf_counter()
     t_render = time.perf_counter()
 
     frames = list(range(1, T + 1))
@@ -464,7 +466,8 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         "track_segment": res.segment,
         "category_names": CATEGORY_NAMES,
         "segment_names": ["none"] + [a.name for a in assets],
-        "timings": {"simulate_s": t_sim - t0, "render_s": t_render - t_sim, "annotate_s": t_annot - t_render},
+        "timings": {"simulate_s": t_sim - t0, "render_s": t_render - t_sim, "annotate_s": t_annot - t_render,
+                    "render_gt_s": t_render - t_rgb},  # part of render_s spent in the GT pass
     }
     sample = SceneSample(video=np.ascontiguousarray(rgb, dtype=np.uint8), tracks=res.tracks,
                          visibility=res.visibility, tracks3d=res.tracks3d, meta=_to_jsonable(meta))

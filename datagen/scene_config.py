@@ -33,6 +33,7 @@ class SceneConfig:
     fps: int = 12
     step_rate: int = 240  # physics steps per second (multiple of fps)
     samples_per_pixel: int = 32  # Cycles samples for the RGB image
+    adaptive_sampling: bool = False  # Cycles adaptive sampling (stops converged pixels early)
     use_denoising: bool = False  # OpenImageDenoise on the RGB image (slow on CPU)
     motion_blur: list[float] = field(default_factory=lambda: [0.0, 0.0])  # vector-blur factor range
     max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)

@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="TAP-Vid metrics of a checkpoint on shards or TAP-Vid pickles")
     e.add_argument("--checkpoint", required=True,
-                   help="our Lightning .ckpt, an official .pth, or a variant name to download (e.g. scaled_offline)")
+                   help="our Lightning .ckpt, an official .pth, or a variant name to download (offline, online, baseline_offline, baseline_online)")
     e.add_argument("--data", required=True, help="shard pattern (*.tar) or TAP-Vid pickle(s) (*.pkl)")
     e.add_argument("--variant", default=None, choices=["offline", "online", "baseline_offline", "baseline_online"],
                    help="model kind of an official .pth (default: from the file name, else offline)")

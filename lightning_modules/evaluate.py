@@ -19,7 +19,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .module import METRIC_KEYS, VIS_THRESHOLD
 
@@ -143,48 +142,40 @@ def load_eval_model(checkpoint: str, variant: str | None, device: str) -> tuple[
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
         return model.to(device).eval(), cfg.model.variant, tuple(cfg.data.resolution)
-    from tracker import load_tracker
+    from tracker import CheckpointError, load_tracker
 
-    if variant is None:
-        variant = "online" if "online" in path.name else "offline"
+    names = ("offline", "online", "baseline_offline", "baseline_online")
     try:
-        model = load_tracker(variant, checkpoint if path.suffix else None, device=device) if path.suffix else \
-            load_tracker(checkpoint if checkpoint in ("offline", "online", "baseline_offline", "baseline_online")
-                         else variant, None, device=device)
-    except FileNotFoundError as exc:
-        raise EvalError(str(exc)) from None
+        if checkpoint in names:  # a variant name: the official file, downloaded once into the cache
+            variant = checkpoint
+            model = load_tracker(variant, None, device=device)
+        else:
+            if variant is None:
+                variant = "online" if "online" in path.name else "offline"
+            model = load_tracker(variant, checkpoint, device=device)
+    except (FileNotFoundError, CheckpointError) as exc:
+        raise EvalError(" ".join(str(exc).split())) from None
     kind = "online" if "online" in variant else "offline"
     return model.eval(), kind, (384, 512)
-
-
-def support_grid(grid_size: int, hw: tuple[int, int]) -> torch.Tensor:
-    """g x g grid at frame 0, margin W/64 on both axes (the evaluation predictor's) -> (g*g, 3) (t, x, y)."""
-    H, W = hw
-    margin = W / 64
-    ys, xs = torch.meshgrid(torch.linspace(margin, H - margin, grid_size),
-                            torch.linspace(margin, W - margin, grid_size), indexing="ij")
-    return torch.stack([torch.zeros(grid_size * grid_size), xs.flatten(), ys.flatten()], dim=-1)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, kind: str, video: np.ndarray, query_points: np.ndarray, hw: tuple[int, int],
             iters: int, grid_size: int, device: str) -> tuple[np.ndarray, np.ndarray]:
     """video uint8 (T, 256, 256, 3), query_points (Q, 3) (t, y, x) 256-frame px -> pred_tracks (Q, T, 2) (x, y)
-    in the 256 frame, pred_occluded (Q, T) bool."""
-    H, W = hw
-    v = torch.from_numpy(video).permute(0, 3, 1, 2).float().to(device)
-    v = F.interpolate(v, size=(H, W), mode="bilinear", align_corners=True)[None]
-    sx, sy = (W - 1) / (TAPVID_SIZE - 1), (H - 1) / (TAPVID_SIZE - 1)
+    in the 256 frame, pred_occluded (Q, T) bool. Runs tracker.EvaluationPredictor (resize to `hw`, joint mode with
+    the global grid for offline models; online models in sliding-window mode without a grid, as the official
+    evaluator runs them)."""
+    from tracker import EvaluationPredictor
+
+    predictor = EvaluationPredictor(model, interp_shape=hw, grid_size=grid_size if kind == "offline" else 0,
+                                    iters=iters)
+    v = torch.from_numpy(video).permute(0, 3, 1, 2)[None].float().to(device)
     q = torch.from_numpy(query_points).float()
-    queries = torch.stack([q[:, 0], q[:, 2] * sx, q[:, 1] * sy], dim=-1)
-    if kind == "offline" and grid_size > 0:
-        queries = torch.cat([queries, support_grid(grid_size, hw)], dim=0)
-    out = model(v, queries[None].to(device), iters=iters)
-    Q = len(query_points)
-    coords = out.coords[0, :, :Q].float().cpu()  # (T, Q, 2)
-    coords = coords / torch.tensor([sx, sy])
-    visible = (out.vis[0, :, :Q].float() * out.conf[0, :, :Q].float()).cpu() > VIS_THRESHOLD
-    return coords.permute(1, 0, 2).numpy().astype(np.float64), ~visible.T.numpy()
+    queries = torch.stack([q[:, 0], q[:, 2], q[:, 1]], dim=-1)[None].to(device)  # (t, y, x) -> (t, x, y)
+    tracks, vis_conf = predictor(v, queries)
+    visible = vis_conf[0].float().cpu() > VIS_THRESHOLD  # (T, Q)
+    return tracks[0].float().cpu().permute(1, 0, 2).numpy().astype(np.float64), ~visible.T.numpy()
 
 
 def run_eval(args: Any) -> dict:

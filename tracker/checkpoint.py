@@ -130,7 +130,9 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         arch = dict(
             window_len=sd["time_emb"].shape[1],
             latent_dim=sd["fnet.conv3.weight"].shape[0],
-            encoder_dims=[sd[f"fnet.{n}.weight"].shape[0] for n in ("conv1", "layer2.0.conv1", "layer3.0.conv1", "layer4.0.conv1")],
+            encoder_dims=[
+                sd[f"fnet.{n}.weight"].shape[0] for n in ("conv1", "layer2.0.conv1", "layer3.0.conv1", "layer4.0.conv1")
+            ],
             encoder_fuse_dim=sd["fnet.conv2.weight"].shape[0],
             hidden_size=hidden,
             num_virtual_tracks=sd["updateformer.virual_tracks"].shape[1],
@@ -152,7 +154,11 @@ def load_weights(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items() if k in sd and sd[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in sd and sd[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -194,6 +200,9 @@ def load_tracker(
         arch = infer_arch(sd)  # our own training checkpoints may use a small architecture
     arch = dict(arch or {})
     arch.setdefault("window_len", window)
-    model = cls(**arch)
+    try:
+        model = cls(**arch)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot build a {cls.__name__} from the saved architecture {arch}: {exc}") from exc
     load_weights(model, sd)
     return model.to(device).eval()

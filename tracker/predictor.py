@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from .model import CoTracker3Base, CoTracker3Offline, CoTracker3Online, TrackerOutput
-from .model.cache import FrameFeatureCache
 from .model.sampling import resize_video
 
 
@@ -162,7 +161,8 @@ class OfflinePredictor:
                 q = grid_queries(grid_size, self.interp_shape, grid_query_frame, B, device=video_m.device)
                 if segm_mask is not None:
                     q = _mask_grid(q, segm_mask, self.interp_shape)
-            add_support = queries is not None or segm_mask is not None
+            # Official rule: support grid for explicit queries (grid_size 0) or with a mask; not for queries + grid.
+            add_support = grid_size == 0 or segm_mask is not None
             out = self._sparse(video_m, q, add_support, backward_tracking)
         if progress is not None:
             progress(T, T)

@@ -1,8 +1,10 @@
 """Predictors against the official predictor outputs (fixtures/cotracker3/ref_predictor.safetensors) and the
 `track` convenience function on small models.
 
-The 384x512 references are expensive on CPU, so each predictor case runs once per module, and both models share
-one frame-feature cache (their encoders are identical in the fixtures): every distinct frame is encoded once.
+The 384x512 references are expensive on CPU (each model call costs several CPU-seconds), so each predictor case
+runs once per module, both models share one frame-feature cache (their encoders are identical in the fixtures, so
+every distinct frame is encoded once), and only one case per predictor runs by default; the other official cases
+are marked `slow` (run them with `-m slow`).
 
 Note on the official `rawcall0` tensors: the official predictor slices, corrects and rescales its outputs *in
 place*, and the slices alias the raw model output, so in the stored references the user tracks (first 12 columns)
@@ -52,7 +54,8 @@ def models(cotracker3_fixtures):
     out = {}
     for kind, cls in (("offline", CoTracker3Offline), ("online", CoTracker3Online)):
         model = cls()
-        model.load_state_dict({k: v.float() for k, v in load_file(cotracker3_fixtures / f"weights_{kind}.safetensors").items()})
+        weights = load_file(cotracker3_fixtures / f"weights_{kind}.safetensors")
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
         out[kind] = model.eval()
     fnet = [m.fnet.state_dict() for m in out.values()]
     shared = all(torch.equal(fnet[0][k], fnet[1][k]) for k in fnet[0])
@@ -128,6 +131,7 @@ def test_offline_queries_forward_only(off_queries_bwd, models, clip0, ref):
     assert out.visible[0, t, torch.arange(N_USER)].all()
 
 
+@pytest.mark.slow
 def test_offline_grid_backward(off_grid4_f7_bwd, ref):
     out = off_grid4_f7_bwd
     p = "pred_off_grid4_f7_bwd_"
@@ -157,6 +161,7 @@ def test_evaluation_predictor_joint(models, clip0, ref):
     close(vis_conf, ref["evalpred_off_grid5_vis_times_conf"], PROB)
 
 
+@pytest.mark.slow
 def test_evaluation_predictor_single_point(models, clip0, ref):
     """Single-point mode treats every query independently, so checking one query (frame 7) suffices."""
     video, queries = clip0
@@ -174,7 +179,12 @@ def test_evaluation_predictor_online_model(models, clip0, ref):
 
 
 @pytest.mark.parametrize(
-    "case", ["queries_support", "queries_nosupport", pytest.param("grid4", marks=pytest.mark.slow)]
+    "case",
+    [
+        pytest.param("queries_support", marks=pytest.mark.slow),
+        "queries_nosupport",  # what the TAP-Vid evaluation does
+        pytest.param("grid4", marks=pytest.mark.slow),
+    ],
 )
 def test_online_predictor(models, clip0, ref, case):
     outs = _online_case(models, clip0, case)
@@ -234,7 +244,8 @@ def test_track_offline_backward_only_changes_frames_before_query(tiny_models, ti
     queries = torch.tensor([[4, 10.0, 10.0], [0, 30.0, 5.0]])
     fwd = track(offline, tiny_video, queries)
     both = track(offline, tiny_video, queries, backward_tracking=True)
-    assert torch.equal(both.tracks[0, 4:, 0], fwd.tracks[0, 4:, 0]) and torch.equal(both.tracks[0, :, 1], fwd.tracks[0, :, 1])
+    assert torch.equal(both.tracks[0, 4:, 0], fwd.tracks[0, 4:, 0])
+    assert torch.equal(both.tracks[0, :, 1], fwd.tracks[0, :, 1])
     assert not torch.equal(both.tracks[0, :4, 0], fwd.tracks[0, :4, 0])
 
 
@@ -272,3 +283,17 @@ def test_track_rejects_bad_inputs(tiny_models, tiny_video):
         track(offline, tiny_video, np.array([[10, 1.0, 1.0]]))
     with pytest.raises(ValueError, match="video"):
         track(offline, tiny_video[0])
+
+
+def test_offline_support_grid_rule(tiny_models, tiny_video):
+    """Support grid (6x6 at frame 0) for explicit queries or with a mask; none for queries + grid_size (spec 12)."""
+    offline, _ = tiny_models
+    video = torch.from_numpy(tiny_video).permute(0, 3, 1, 2)[None].float()
+    queries = torch.tensor([[[1, 5.0, 5.0], [3, 20.0, 10.0]]])
+    pred = OfflinePredictor(offline)
+    with_support = pred(video, queries)
+    assert with_support.queries.shape == (1, 2 + 36, 3) and with_support.queries[0, 2:, 0].eq(0).all()
+    assert with_support.tracks.shape == (1, 10, 2, 2)
+    assert pred(video, queries, grid_size=3).queries.shape == (1, 2, 3)
+    mask = torch.ones(1, 1, 24, 40)
+    assert pred(video, grid_size=3, segm_mask=mask).queries.shape == (1, 9 + 36, 3)

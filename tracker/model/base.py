@@ -157,7 +157,9 @@ class CoTracker3Base(nn.Module):
             pyramid.append(pooled.reshape(B, T, *pooled.shape[1:]))
         return pyramid
 
-    def support_features(self, pyramid: list[torch.Tensor], frames: torch.Tensor, xy: torch.Tensor) -> list[torch.Tensor]:
+    def support_features(
+        self, pyramid: list[torch.Tensor], frames: torch.Tensor, xy: torch.Tensor
+    ) -> list[torch.Tensor]:
         """Per level (B, P*P, N, C) support patches at the query frames; xy (B, N, 2) in feature units."""
         feats = [support_features(f, frames, xy / 2**lvl, self.corr_radius) for lvl, f in enumerate(pyramid)]
         for f in feats:

@@ -14,7 +14,9 @@ class CoTracker3Offline(CoTracker3Base):
     def __init__(self, window_len: int = 60, **arch) -> None:
         super().__init__(window_len, **arch)
 
-    def forward(self, video: torch.Tensor, queries: torch.Tensor, iters: int = 4, is_train: bool = False) -> TrackerOutput:
+    def forward(
+        self, video: torch.Tensor, queries: torch.Tensor, iters: int = 4, is_train: bool = False
+    ) -> TrackerOutput:
         """video (B, T, 3, H, W) float 0..255; queries (B, N, 3) as (t, x, y) pixels of that video."""
         self._check_inputs(video, queries)
         B, T = video.shape[:2]
