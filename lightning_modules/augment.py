@@ -169,7 +169,10 @@ def spatial_augment(
         sx, sy = sx + delta[0], sy + delta[1]
         mid = (sx + sy) / 2
         sx, sy = float(np.clip((sx + mid) / 2, 0.2, 2.0)), float(np.clip((sy + mid) / 2, 0.2, 2.0))
-        wf, hf = max(int(W * sx), cw + 10), max(int(H * sy), ch + 10)
+        if augment:  # the recipe keeps every scaled frame at least 10 px larger than the crop
+            wf, hf = max(int(W * sx), cw + 10), max(int(H * sy), ch + 10)
+        else:  # no augmentation: native scale unless the frame is smaller than the crop
+            wf, hf = max(W, cw), max(H, ch)
         # Align-corners scale (our pixel-centre convention), carried over to the next frame like the recipe.
         sx, sy = (wf - 1) / (W - 1), (hf - 1) / (H - 1)
         tracks[t] *= np.array([sx, sy], dtype=np.float32)
@@ -187,9 +190,11 @@ def spatial_augment(
         if augment and t > 0 and aug.crop_jitter > 0:
             j = aug.crop_jitter
             off = rng.integers(-j, j, 2) if t == 1 else (0.8 * off + 0.2 * rng.integers(-j, j + 1, 2)).astype(np.int64)
-        x0 = int(np.clip(x0 + off[0], 0, wf - cw - 1))
-        y0 = int(np.clip(y0 + off[1], 0, hf - ch - 1))
-        frame = F.interpolate(video[t : t + 1], size=(hf, wf), mode="bilinear", align_corners=True)
+        x0 = int(np.clip(x0 + off[0], 0, max(wf - cw - 1, 0)))
+        y0 = int(np.clip(y0 + off[1], 0, max(hf - ch - 1, 0)))
+        frame = video[t : t + 1]
+        if (hf, wf) != (H, W):
+            frame = F.interpolate(frame, size=(hf, wf), mode="bilinear", align_corners=True)
         out[t] = frame[0, :, y0 : y0 + ch, x0 : x0 + cw]
         tracks[t] -= np.array([x0, y0], dtype=np.float32)
     if augment and rng.random() < aug.hflip_prob:

@@ -203,7 +203,7 @@ def run_eval(args: Any) -> dict:
         gt, gt_occ = ex["gt_tracks"][None], ex["gt_occluded"][None]
         # Zero motion: every frame at the query position (x, y), always visible.
         zero = np.broadcast_to(ex["query_points"][:, None, [2, 1]], gt.shape[1:])[None]
-        m = compute_tapvid_metrics(qp, gt_occ, gt, pred_occ[None], pred, args.query_mode)
+        m = compute_tapvid_metrics(qp, gt_occ, gt, pred_occ[None], pred[None], args.query_mode)
         z = compute_tapvid_metrics(qp, gt_occ, gt, np.zeros_like(gt_occ), zero, args.query_mode)
         per_video.append({"name": name, "num_queries": int(qp.shape[1]), "num_frames": int(gt.shape[2]),
                           "model": {k: float(m[k][0]) for k in METRIC_KEYS},

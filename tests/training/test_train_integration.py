@@ -1,5 +1,10 @@
 """End to end on real rendered shards: tiny training beats zero motion; W&B offline run with a track video;
-the checkpoint carries its config; eval on shards and on a TAP-Vid-format pickle built from the same data."""
+the checkpoint carries its config; eval on shards and on a TAP-Vid-format pickle built from the same data.
+
+The learning check is a capacity check: a couple of minutes of CPU training cannot generalise to unseen scenes
+reliably, so the run trains without augmentation on the training shard and validates on the same clips (first
+12 frames, all tracks visible somewhere, "first" queries): the model must track them better than zero motion.
+"""
 from __future__ import annotations
 
 import io
@@ -16,15 +21,16 @@ from lightning_modules.config import load_train_config, to_container
 from lightning_modules.train import run_training
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = 120
+STEPS = 150
 
 
 @pytest.fixture(scope="module")
 def trained(moving_shards: Path, tmp_path_factory, tiny_overrides):
     run_dir = tmp_path_factory.mktemp("integration") / "run"
     cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml", tiny_overrides(
-        moving_shards, run_dir, steps=STEPS, logger="wandb",
-        data__val_shards=f"{moving_shards}/shard-*.tar", data__val_clips=4, optim__lr=2e-3))
+        moving_shards, run_dir, steps=STEPS, logger="wandb", data__val_shards=f"{moving_shards}/shard-000000.tar",
+        data__val_clips=2, data__val_num_tracks=256, data__augment__enabled="false", optim__lr=2e-3,
+        model__val_iters=4))
     return cfg, run_training(cfg)
 
 
@@ -34,7 +40,7 @@ def test_training_improves_and_beats_zero_motion(trained) -> None:
     assert result.global_step == STEPS and len(result.train_losses) == STEPS
     losses = np.array(result.train_losses)
     assert np.isfinite(losses).all()
-    assert losses[-20:].mean() < 0.8 * losses[:10].mean()
+    assert losses[-20:].mean() < 0.6 * losses[:20].mean()
     model, zero = result.final["model"], result.final["zero_motion"]
     assert model["average_pts_within_thresh"] > zero["average_pts_within_thresh"], (model, zero)
 
