@@ -77,9 +77,9 @@ def _make_logger(cfg: TrainConfig, run_dir: Path):
     # A stable W&B id per run dir, so a resumed/requeued run continues the same W&B run.
     id_file = run_dir / "wandb_id.txt"
     if not id_file.is_file():
-        import wandb
+        import secrets
 
-        id_file.write_text(wandb.util.generate_id())
+        id_file.write_text(secrets.token_hex(4))  # W&B run ids: 8 lowercase alphanumerics
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_dir.name, save_dir=str(run_dir),
