@@ -75,3 +75,33 @@ def test_cli_reports_config_error_in_one_line() -> None:
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "trainer.max_stepz" in lines[0], proc.stderr
+
+
+def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) -> None:
+    from lightning_modules.train import resolve_resume, resolve_run_dir
+
+    monkeypatch.delenv("TRACKFORGE_RUN_DIR", raising=False)
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml", [f"run_dir={tmp_path / 'r'}", "resume=auto"])
+    run = resolve_run_dir(cfg)
+    assert run == tmp_path / "r" and resolve_resume(cfg, run) is None  # first start of a requeued job
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert resolve_resume(cfg, run) == str(run / "checkpoints" / "last.ckpt")
+
+
+def test_trainer_uses_slurm_environment_with_requeue(tmp_path: Path, monkeypatch) -> None:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from lightning_modules.train import build_trainer
+
+    for key, value in {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "train",
+                       "SLURM_JOB_ID": "123", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+                       "SLURM_NODELIST": "localhost"}.items():
+        monkeypatch.setenv(key, value)
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml",
+                            ["trainer.enable_progress_bar=false", "trainer.num_nodes=1", "trainer.devices=1",
+                             "trainer.strategy=ddp", "trainer.accelerator=cpu"])
+    trainer, _ = build_trainer(cfg, tmp_path, [], False)
+    env = trainer.strategy.cluster_environment
+    assert isinstance(env, SLURMEnvironment) and env.auto_requeue
+    assert trainer.num_nodes == 1
