@@ -150,17 +150,32 @@ def _collate_single(batch):
 
 
 class ValClips(Dataset):
-    """Preloaded validation clips (map-style); items: video uint8 (L, 3, H, W), tracks (L, N, 2), visibility."""
+    """Preloaded validation clips (map-style); items: video uint8 (L, 3, H, W), tracks (L, N, 2), visibility,
+    keys, pad. The first `scored` items are the clips; further items (up to `length`) repeat them as fillers with
+    pad=True, so that every DDP rank runs the same number of steps; fillers are not scored."""
 
-    def __init__(self, clips: list[Clip]) -> None:
+    def __init__(self, clips: list[Clip], length: int | None = None, scored: int | None = None) -> None:
         self.clips = clips
+        self.length = len(clips) if length is None else length
+        self.scored = len(clips) if scored is None else scored
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return self.length
 
     def __getitem__(self, i: int) -> dict:
-        c = self.clips[i]
-        return {"video": c.video, "tracks": c.tracks, "visibility": c.visibility, "keys": c.key}
+        c = self.clips[i % len(self.clips)]
+        return {"video": c.video, "tracks": c.tracks, "visibility": c.visibility, "keys": c.key,
+                "pad": i >= self.scored}
+
+
+def rank_val_clips(clips: list[Clip], rank: int, world: int) -> ValClips:
+    """Rank `rank`'s share of the validation clips, padded to ceil(len / world) items: a rank without a step of
+    its own would skip validation and leave the others waiting in the metric all-gather."""
+    own = clips[rank::world]
+    per_rank = math.ceil(len(clips) / world)
+    if not own:  # fewer clips than ranks: run as many steps as the others, score nothing
+        return ValClips(clips[:1], length=per_rank, scored=0)
+    return ValClips(own, length=per_rank, scored=len(own))
 
 
 def load_val_clips(urls: list[str], data_cfg: Any, seed: int) -> tuple[list[Clip], int]:
@@ -235,5 +250,5 @@ class ShardDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_info()
-        clips = (self.val_clips or [])[rank::world]
-        return DataLoader(ValClips(clips), batch_size=None, shuffle=False, num_workers=0)
+        return DataLoader(rank_val_clips(self.val_clips or [], rank, world), batch_size=None, shuffle=False,
+                          num_workers=0)

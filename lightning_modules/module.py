@@ -184,6 +184,8 @@ class TrackerModule(L.LightningModule):
 
     @torch.no_grad()
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if batch.get("pad", False):  # a filler that keeps DDP ranks in step (data.rank_val_clips)
+            return
         video = batch["video"].float()[None]  # (1, L, 3, H, W)
         tracks, vis = batch["tracks"].float(), batch["visibility"].bool()  # (L, N, 2), (L, N)
         H, W = video.shape[-2:]

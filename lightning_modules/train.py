@@ -47,15 +47,30 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
 
 
 def resolve_resume(cfg: TrainConfig, run_dir: Path) -> str | None:
-    """resume=auto -> <run_dir>/checkpoints/last.ckpt when present (SLURM requeue), a path -> that path."""
+    """resume=auto -> the newest of <run_dir>/checkpoints/last.ckpt and <run_dir>/hpc_ckpt_<n>.ckpt (the one
+    Lightning writes on a SLURM requeue signal, usually ahead of last.ckpt); a path -> that path."""
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        candidates = [p for p in [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
+                      if p.is_file()]
+        return str(max(candidates, key=lambda p: p.stat().st_mtime_ns)) if candidates else None
     if not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume checkpoint not found: {cfg.resume}")
     return cfg.resume
+
+
+def ignore_requeue_signal() -> None:
+    """After fit, a SLURM requeue signal (SIGUSR1, sent shortly before the time limit) must neither kill the
+    finished job (default action: exit 138) nor requeue it from the final validation, which would re-register
+    Lightning's handler if none were installed."""
+    import signal
+
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect() and hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda signum, frame: print("training finished: requeue signal ignored",
+                                                                  flush=True))
 
 
 def _precision(cfg: TrainConfig) -> str:
@@ -118,9 +133,14 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
         dirpath=str(run_dir / "checkpoints"), monitor=cfg.checkpoint.monitor, mode="max",
         save_top_k=cfg.checkpoint.save_top_k, save_last=True, auto_insert_metric_name=False,
         filename="step{step:07d}-aj{val/average_jaccard:.4f}",
-        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
     )
     all_callbacks = [ckpt, *callbacks]
+    if cfg.checkpoint.every_n_train_steps:
+        # A separate callback only refreshes last.ckpt: top-k at a training step would rank a stale val metric.
+        all_callbacks.insert(1, ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"), monitor=None, save_top_k=0, save_last=True,
+            every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+        ))
     if logger:
         all_callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
@@ -197,15 +217,20 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
         trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb], logger)
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        ignore_requeue_signal()
+        last_path = run_dir / "checkpoints" / "last.ckpt"
+        # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
+        trainer.save_checkpoint(last_path)
         last_val = getattr(module, "last_val", None)
         if last_val is None or last_val["step"] != trainer.global_step:
-            trainer.validate(module, datamodule=dm, verbose=False)
+            # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
+            trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False)
             last_val = module.last_val
         final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"]}
         result = TrainResult(
             run_dir=run_dir, global_step=int(trainer.global_step), final=final,
             best_checkpoint=ckpt.best_model_path or None,
-            last_checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),
+            last_checkpoint=str(last_path),
             train_losses=recorder.losses, skipped_corrupt=sum(module._streams.values()),
             wall_s=time.perf_counter() - t0,
         )

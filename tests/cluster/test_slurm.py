@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -139,9 +140,10 @@ MAX_STEPS = 6
 def _train_overrides(shards: Path, run_dir: Path) -> list[str]:
     """The tiny CPU config shrunk to 64x64 8-frame clips: a few DDP steps, validation at the end only."""
     return [
-        f"data.shards={shards}/shard-*.tar", "data.num_val_shards=2",  # one validation shard per rank
+        # One held-out shard and one validation clip for 2 ranks: rank 1 validates a filler (no deadlock).
+        f"data.shards={shards}/shard-*.tar", "data.num_val_shards=1",
         "data.resolution=[64,64]", "data.clip_len=8", "data.num_tracks=32", "data.min_tracks=8",
-        "data.val_clips=2", "data.val_num_tracks=32", "data.num_workers=0", "data.augment.enabled=false",
+        "data.val_clips=1", "data.val_num_tracks=32", "data.num_workers=0", "data.augment.enabled=false",
         "trainer.accelerator=cpu", "trainer.strategy=ddp", f"trainer.max_steps={MAX_STEPS}",
         f"trainer.val_check_interval={MAX_STEPS}", "trainer.threads=1", "trainer.enable_progress_bar=false",
         "logger.kind=csv", "logger.video_every_n_steps=0", f"run_dir={run_dir}",
@@ -191,10 +193,14 @@ def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_p
     assert text.count("All distributed processes registered. Starting with 2 processes") == 2, text[-6000:]
     hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
     assert hpc, f"no HPC checkpoint in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}"
+    # resume=auto takes the newest checkpoint: the HPC one written on the signal (no last.ckpt before step 6).
+    # (A later restore, if any, is the final validation loading the just-saved last.ckpt explicitly.)
     restored = re.findall(r"Restoring states from the checkpoint path at (\S+)", text)
-    assert restored and Path(restored[-1]).resolve() in {p.resolve() for p in hpc} | {
-        (run_dir / "checkpoints" / "last.ckpt").resolve()}, text[-6000:]
+    assert restored and Path(restored[0]).resolve() == hpc[-1].resolve(), text[-6000:]
+    assert all(Path(p).name == "last.ckpt" for p in restored[1:]), restored
     summary = json.loads((run_dir / "final_metrics.json").read_text())
     assert summary["global_step"] == MAX_STEPS
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert all(0.0 <= v <= 1.0 for v in summary["final"]["model"].values()), summary
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == MAX_STEPS
     print(f"train.sbatch 2 tasks, requeue + resume: {time.monotonic() - t0:.1f}s")

@@ -1,6 +1,8 @@
 """Training configuration: YAML files load, overrides apply, bad keys/types fail with one clear line."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,8 +87,18 @@ def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) 
     run = resolve_run_dir(cfg)
     assert run == tmp_path / "r" and resolve_resume(cfg, run) is None  # first start of a requeued job
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
-    assert resolve_resume(cfg, run) == str(run / "checkpoints" / "last.ckpt")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(b"x")
+    assert resolve_resume(cfg, run) == str(last)
+    # A requeue signal makes Lightning write <run_dir>/hpc_ckpt_<n>.ckpt, newer than last.ckpt: resume from it.
+    hpc = run / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(b"x")
+    os.utime(last, ns=(10**18, 10**18))
+    os.utime(hpc, ns=(2 * 10**18, 2 * 10**18))
+    assert resolve_resume(cfg, run) == str(hpc)
+    # ... but a last.ckpt written after it (periodic save after the restart) wins.
+    os.utime(last, ns=(3 * 10**18, 3 * 10**18))
+    assert resolve_resume(cfg, run) == str(last)
 
 
 def test_trainer_uses_slurm_environment_with_requeue(tmp_path: Path, monkeypatch) -> None:
@@ -105,3 +117,42 @@ def test_trainer_uses_slurm_environment_with_requeue(tmp_path: Path, monkeypatch
     env = trainer.strategy.cluster_environment
     assert isinstance(env, SLURMEnvironment) and env.auto_requeue
     assert trainer.num_nodes == 1
+
+
+def test_periodic_last_checkpoint_is_a_separate_callback(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_modules.train import build_trainer
+
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml",
+                            ["trainer.enable_progress_bar=false", "checkpoint.every_n_train_steps=50"])
+    trainer, topk = build_trainer(cfg, tmp_path, [], False)
+    ckpts = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert len(ckpts) == 2 and topk in ckpts
+    periodic = next(c for c in ckpts if c is not topk)
+    # Top-k ranks validation Jaccard only at validations; the periodic one refreshes last.ckpt and nothing else.
+    assert topk.monitor == "val/average_jaccard" and topk.save_last
+    assert periodic.monitor is None and periodic.save_top_k == 0 and periodic.save_last
+    assert periodic._every_n_train_steps == 50 and topk._every_n_train_steps == 0
+
+
+def test_requeue_signal_after_fit_is_ignored_under_slurm() -> None:
+    """The signal --signal=USR1@90 sends may arrive after fit: the default action would kill the finished job
+    (exit 138). Run in a child process, which really receives the signal."""
+    code = (
+        "import os, signal, time\n"
+        "from lightning_modules.train import ignore_requeue_signal\n"
+        "ignore_requeue_signal()\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "time.sleep(0.2)\n"
+        "print('alive')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train",
+           "SLURM_JOB_ID": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "requeue signal ignored" in proc.stdout and proc.stdout.strip().endswith("alive")
+    # Outside SLURM nothing is installed: the signal keeps its default action (terminates, exit -SIGUSR1).
+    env = {k: v for k, v in env.items() if not k.startswith("SLURM_")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGUSR1

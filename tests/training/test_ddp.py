@@ -1,6 +1,7 @@
 """Real DDP: 2 CPU processes over gloo through the CLI; ranks train on different data; one consistent model."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.ddp
 def test_ddp_two_cpu_processes(moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
     run_dir = tmp_path / "ddp"
-    overrides = tiny_overrides(moving_shards, run_dir, steps=4, data__log_keys="true")
+    # One validation clip for two ranks: rank 1 only runs a filler step (data.rank_val_clips).
+    overrides = tiny_overrides(moving_shards, run_dir, steps=4, data__log_keys="true", data__val_clips=1)
     overrides += ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TRACKFORGE_RUN_DIR"))}
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -39,3 +41,7 @@ def test_ddp_two_cpu_processes(moving_shards: Path, tmp_path: Path, tiny_overrid
     assert ckpt["global_step"] == 4
     state = [v for k, v in ckpt["state_dict"].items() if k.startswith("model.")]
     assert weights_digest(state) == digests[0]
+    summary = json.loads((run_dir / "final_metrics.json").read_text())
+    assert summary["global_step"] == 4
+    for which in ("model", "zero_motion"):
+        assert all(0.0 <= v <= 1.0 for v in summary["final"][which].values()), summary
