@@ -61,18 +61,9 @@ def bench_setting(res: int, frames: int, spp: int, humans: int, tmp: Path) -> tu
 
 # ---------------------------------------------------------------------------------------------- codecs
 def _av_encode(video: np.ndarray, codec: str, pix_fmt: str, options: dict) -> bytes:
-    import av
+    from datagen.shards import encode_matroska
 
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="matroska") as c:
-        st = c.add_stream(codec, rate=12)
-        st.width, st.height, st.pix_fmt, st.options = video.shape[2], video.shape[1], pix_fmt, options
-        for f in video:
-            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    return buf.getvalue()
+    return encode_matroska(video, codec, pix_fmt, 12, options)
 
 
 def _av_decode(data: bytes) -> np.ndarray:

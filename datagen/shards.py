@@ -74,22 +74,28 @@ def encode_video(video: np.ndarray, codec: str = "npy_zstd", fps: float = 12.0) 
     raise ValueError(f"unknown video codec {codec!r} (choices: {', '.join(VIDEO_EXTS)})")
 
 
-def _encode_ffv1(video: np.ndarray, fps: float) -> bytes:
+def encode_matroska(video: np.ndarray, codec: str, pix_fmt: str, fps: float = 12.0,
+                    options: dict[str, str] | None = None) -> bytes:
+    """uint8 (T, H, W, 3) RGB -> one Matroska stream of `codec` in `pix_fmt` (PyAV)."""
     import av
 
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = int(video.shape[2]), int(video.shape[1])
-        # bgr0 is FFV1's packed-RGB mode: RGB -> bgr0 is a pure byte shuffle, so the round trip is exact
-        # (gbrp is rejected by this FFmpeg build's ffv1 encoder; yuv444p would lose 1 LSB).
-        stream.pix_fmt = "bgr0"
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = int(video.shape[2]), int(video.shape[1]), pix_fmt
+        stream.options = dict(options or {})
         for frame in video:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return buf.getvalue()
+
+
+def _encode_ffv1(video: np.ndarray, fps: float) -> bytes:
+    # bgr0 is FFV1's packed-RGB mode: RGB -> bgr0 is a pure byte shuffle, so the round trip is exact
+    # (gbrp is rejected by this FFmpeg build's ffv1 encoder; yuv444p would lose 1 LSB).
+    return encode_matroska(video, "ffv1", "bgr0", fps)
 
 
 def decode_video(ext: str, data: bytes) -> np.ndarray:

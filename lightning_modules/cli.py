@@ -31,29 +31,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> None:
     if args.command == "train":
-        from .config import ConfigError, load_train_config
-
-        try:
-            cfg = load_train_config(args.config, args.overrides)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        from .config import load_train_config
         from .train import run_training
 
-        try:
-            run_training(cfg)
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    from .evaluate import EvalError, run_eval
+        run_training(load_train_config(args.config, args.overrides))
+    else:
+        from .evaluate import run_eval
 
-    try:
         run_eval(args)
-    except EvalError as exc:
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; bad input (config key/value, missing file, unreadable data) -> one line on stderr, exit 2."""
+    from .config import ConfigError
+    from .evaluate import EvalError
+
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except (ConfigError, EvalError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -52,6 +52,20 @@ def _bce(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(prob, target, reduction="none")
 
 
+def _window_mean(term, *seqs: TensorSeq) -> torch.Tensor:
+    """Mean over windows j of term(*window-j tensors), each cast to float32 and evaluated with autocast off."""
+    total = None
+    num_windows = 0
+    for items in zip(*seqs, strict=True):
+        with _no_autocast(items[0].device):
+            window = term(*(_f32(x) for x in items))
+        total = window if total is None else total + window
+        num_windows += 1
+    if total is None:
+        raise ValueError("no windows given")
+    return total / num_windows
+
+
 def sequence_track_loss(
     coords: TensorSeq,
     gt_tracks: TensorSeq,
@@ -67,24 +81,18 @@ def sequence_track_loss(
     Per element the loss is averaged over x and y, masked-mean reduced over (B, S, N), weighted by
     gamma^(I-1-i), summed over iterations i and divided by I, then averaged over windows.
     """
-    total = None
-    num_windows = 0
-    for pred_j, gt_j, valid_j, vis_j in zip(coords, gt_tracks, valid, visibility, strict=True):
-        with _no_autocast(pred_j.device):
-            pred_j, gt_j, valid_j, vis_j = _f32(pred_j), _f32(gt_j), _f32(valid_j), _f32(vis_j)
-            mask = valid_j * (vis_j if visible_term else 1.0 - vis_j)  # (B, S, N)
-            err = pred_j - gt_j.unsqueeze(0)  # (I, B, S, N, 2)
-            per_elem = (huber(err) if visible_term else err.abs()).mean(dim=-1)  # (I, B, S, N)
-            num_iters = per_elem.shape[0]
-            window = 0.0
-            for i in range(num_iters):  # accumulate in the official order (bitwise-reproducible sums)
-                window = window + gamma ** (num_iters - 1 - i) * _masked_mean(per_elem[i], mask)
-            window = window / num_iters
-        total = window if total is None else total + window
-        num_windows += 1
-    if total is None:
-        raise ValueError("no windows given")
-    return total / num_windows
+
+    def term(pred_j, gt_j, valid_j, vis_j):
+        mask = valid_j * (vis_j if visible_term else 1.0 - vis_j)  # (B, S, N)
+        err = pred_j - gt_j.unsqueeze(0)  # (I, B, S, N, 2)
+        per_elem = (huber(err) if visible_term else err.abs()).mean(dim=-1)  # (I, B, S, N)
+        num_iters = per_elem.shape[0]
+        window = 0.0
+        for i in range(num_iters):  # accumulate in the official order (bitwise-reproducible sums)
+            window = window + gamma ** (num_iters - 1 - i) * _masked_mean(per_elem[i], mask)
+        return window / num_iters
+
+    return _window_mean(term, coords, gt_tracks, valid, visibility)
 
 
 def visibility_bce_loss(vis: TensorSeq, visibility: TensorSeq) -> torch.Tensor:
@@ -92,20 +100,14 @@ def visibility_bce_loss(vis: TensorSeq, visibility: TensorSeq) -> torch.Tensor:
 
     Plain mean over (B, S, N) (no validity mask, as in the official recipe), mean over iterations and windows.
     """
-    total = None
-    num_windows = 0
-    for prob_j, gt_j in zip(vis, visibility, strict=True):
-        with _no_autocast(prob_j.device):
-            prob_j, gt_j = _f32(prob_j), _f32(gt_j)
-            window = 0.0
-            for i in range(prob_j.shape[0]):
-                window = window + _bce(prob_j[i], gt_j).mean()
-            window = window / prob_j.shape[0]
-        total = window if total is None else total + window
-        num_windows += 1
-    if total is None:
-        raise ValueError("no windows given")
-    return total / num_windows
+
+    def term(prob_j, gt_j):
+        window = 0.0
+        for i in range(prob_j.shape[0]):
+            window = window + _bce(prob_j[i], gt_j).mean()
+        return window / prob_j.shape[0]
+
+    return _window_mean(term, vis, visibility)
 
 
 def confidence_loss(
@@ -121,22 +123,17 @@ def confidence_loss(
     Target = 1[|p_hat - p|^2 <= thresh^2] with p_hat gradient-stopped; the BCE is multiplied by GT visibility and
     averaged over all S x N entries (not over the visible count), then averaged over iterations and windows.
     """
-    total = None
-    num_windows = 0
-    for pred_j, prob_j, gt_j, vis_j in zip(coords, conf, gt_tracks, visibility, strict=True):
-        with _no_autocast(prob_j.device):
-            pred_j, prob_j, gt_j, vis_j = _f32(pred_j).detach(), _f32(prob_j), _f32(gt_j), _f32(vis_j)
-            window = 0.0
-            for i in range(prob_j.shape[0]):
-                sq_err = ((pred_j[i] - gt_j) ** 2).sum(dim=-1)  # (B, S, N)
-                target = (sq_err <= dist_thresh**2).to(torch.float32)
-                window = window + (_bce(prob_j[i], target) * vis_j).mean(dim=(1, 2))  # (B,)
-            window = window / prob_j.shape[0]
-        total = window if total is None else total + window
-        num_windows += 1
-    if total is None:
-        raise ValueError("no windows given")
-    return total / num_windows
+
+    def term(pred_j, prob_j, gt_j, vis_j):
+        pred_j = pred_j.detach()
+        window = 0.0
+        for i in range(prob_j.shape[0]):
+            sq_err = ((pred_j[i] - gt_j) ** 2).sum(dim=-1)  # (B, S, N)
+            target = (sq_err <= dist_thresh**2).to(torch.float32)
+            window = window + (_bce(prob_j[i], target) * vis_j).mean(dim=(1, 2))  # (B,)
+        return window / prob_j.shape[0]
+
+    return _window_mean(term, coords, conf, gt_tracks, visibility)
 
 
 @dataclass
