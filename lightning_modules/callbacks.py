@@ -53,3 +53,17 @@ class TrackVideoLogger(Callback):
             if type(logger).__name__ == "WandbLogger":
                 logger.log_video("val/tracks_video", [str(path)], step=step,
                                  caption=["left: ground truth, right: prediction"])
+
+
+def step_progress_bar():
+    """Rich progress bar labelled with the step budget: runs are bounded by max_steps, and the stock label reads
+    "Epoch 1/-2" when max_epochs is unbounded."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class StepProgressBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            max_steps = self.trainer.max_steps
+            text = f"epoch {current_epoch}" + (f" of max_steps={max_steps}" if max_steps > 0 else "")
+            return f"{text:{len(self.validation_description)}}"
+
+    return StepProgressBar()

@@ -144,9 +144,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
     if logger:
         all_callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from .callbacks import step_progress_bar
 
-        all_callbacks.append(RichProgressBar())
+        all_callbacks.append(step_progress_bar())
     devices = cfg.trainer.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
@@ -220,7 +220,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         ignore_requeue_signal()
         last_path = run_dir / "checkpoints" / "last.ckpt"
         # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
-        trainer.save_checkpoint(last_path)
+        trainer.save_checkpoint(last_path, weights_only=False)  # full state: resumable
         last_val = getattr(module, "last_val", None)
         if last_val is None or last_val["step"] != trainer.global_step:
             # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.

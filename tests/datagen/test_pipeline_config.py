@@ -32,10 +32,12 @@ def test_preset_contents():
     assert default.scene.resolution == [256, 256] and default.scene.num_frames == 24
     assert default.scene.num_humans >= 1 and default.scene.num_animals >= 1  # every category appears
     assert default.scene.num_static_objects[0] + default.scene.num_tossed_objects[0] >= 1
+    assert "static" not in default.scene.camera_motion  # every pixel moves: zero motion is a real baseline
     movi = load_data_config(REPO / "configs/data/movi_f_like.yaml", [])
     assert movi.scene.resolution == [512, 512] and movi.scene.fps == 12 and movi.scene.num_frames == 24
     assert movi.scene.num_static_objects == [10, 20] and movi.scene.num_tossed_objects == [1, 3]
-    assert movi.scene.samples_per_pixel == 64 and movi.scene.motion_blur[1] > 0
+    assert movi.scene.samples_per_pixel == 64 and movi.scene.motion_blur == [0.0, 2.0]
+    assert movi.scene.camera_motion == ["linear"]
 
 
 def test_overrides_apply_and_types_convert():
