@@ -64,7 +64,8 @@ class CoTracker3Base(nn.Module):
         token_dim = 2 + corr_levels * corr_dim + DISP_DIM
         self.fnet = BasicEncoder(latent_dim, encoder_dims, encoder_fuse_dim)
         self.updateformer = UpdateFormer(
-            token_dim, hidden_size, num_heads, time_depth, space_depth, num_virtual_tracks, mlp_ratio
+            token_dim, hidden_size=hidden_size, num_heads=num_heads, time_depth=time_depth,
+            space_depth=space_depth, num_virtual_tracks=num_virtual_tracks, mlp_ratio=mlp_ratio,
         )
         self.corr_mlp = CorrMLP((2 * corr_radius + 1) ** 4, corr_hidden, corr_dim)
         self.register_buffer("time_emb", time_embedding_table(window_len, token_dim), persistent=True)

@@ -77,16 +77,9 @@ class CrossAttnBlock(nn.Module):
 class UpdateFormer(nn.Module):
     """tokens (B, N, S, in_dim) -> updates (B, N, S, 4) = (dx, dy in feature units, dvis, dconf logits)."""
 
-    def __init__(
-        self,
-        in_dim: int,
-        hidden_size: int = 384,
-        num_heads: int = 8,
-        time_depth: int = 3,
-        space_depth: int = 3,
-        num_virtual_tracks: int = 64,
-        mlp_ratio: float = 4.0,
-    ) -> None:
+    def __init__(self, in_dim: int, *, hidden_size: int, num_heads: int, time_depth: int, space_depth: int,
+                 num_virtual_tracks: int, mlp_ratio: float) -> None:
+        """Sizes come from CoTracker3Base, which holds the official defaults."""
         super().__init__()
         if space_depth < 1 or time_depth % space_depth:
             raise ValueError(f"time_depth ({time_depth}) must be a positive multiple of space_depth ({space_depth})")
