@@ -178,7 +178,7 @@ def run_scene_job(job_path: str | os.PathLike) -> int:
     t_import = time.perf_counter()
     workdir = Path(job["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
-    sample = render_scene(scene_cfg, int(job["seed"]), workdir)
+    sample = render_scene(scene_cfg, int(job["seed"]), workdir, threads=job.get("threads"))
     sample.meta.update(scene_index=job["scene_index"], attempt=job["attempt"], seed=job["seed"],
                        base_seed=job["base_seed"])
     t_render = time.perf_counter()
@@ -209,10 +209,20 @@ class _Running:
     log_file: object
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask: a SLURM allocation or taskset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class _Generator:
     def __init__(self, cfg: DataConfig, out_dir: Path, workers: int, task_index: int, num_tasks: int,
                  progress: bool):
         self.cfg, self.out_dir, self.workers = cfg, out_dir, workers
+        # Cycles (and OpenMP) use every core by default: N parallel scenes would each start that many threads.
+        self.render_threads = max(1, available_cpus() // workers)
         self.work = out_dir / WORK_DIR
         self.scenes_dir, self.logs_dir = self.work / "scenes", self.work / "logs"
         self.jobs_dir, self.tmp_dir = self.work / "jobs", self.work / "tmp"
@@ -243,7 +253,7 @@ class _Generator:
             "scene": self.cfg.to_dict()["scene"], "seed": seed, "scene_index": scene, "attempt": attempt,
             "base_seed": g.base_seed, "key": scene_key(scene), "codec": g.video_codec,
             "out": str(self.scene_tar(scene)), "workdir": str(self.tmp_dir / tag), "parent_pid": os.getpid(),
-            "inject_failure": attempt == 0 and scene in g.debug_fail_scenes,
+            "inject_failure": attempt == 0 and scene in g.debug_fail_scenes, "threads": self.render_threads,
         }
         job_path = self.jobs_dir / f"{tag}.json"
         _write_json_atomic(job_path, job)
@@ -253,6 +263,7 @@ class _Generator:
         root = str(Path(__file__).resolve().parents[1])  # the datagen package's parent (repo root)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["OMP_NUM_THREADS"] = str(self.render_threads)
         proc = subprocess.Popen(
             [sys.executable, "-m", "datagen", "render-scene", str(job_path)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

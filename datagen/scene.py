@@ -368,9 +368,11 @@ def _to_jsonable(x):
     return x
 
 
-def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | None = None) -> SceneSample:
+def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | None = None,
+                 threads: int | None = None) -> SceneSample:
     """Build, simulate and render one scene; returns video + ground-truth tracks (see SceneSample).
 
+    `threads`: Cycles render threads (None: Blender's default, every core).
     `debug`: if a dict is given it receives the raw GT layers (for tests/inspection): "flow"
     (T, H, W, 2) Kubric forward flow, "z" (T, H, W), "segmentation" (T, H, W), "poses", "camera".
     """
@@ -397,6 +399,9 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     renderer = Blender(scene, scratch_dir=workdir / "render", samples_per_pixel=cfg.samples_per_pixel,
                        use_denoising=cfg.use_denoising, adaptive_sampling=cfg.adaptive_sampling,
                        motion_blur=blur if blur > 0 else None, verbose=cfg.verbose)
+    if threads:
+        bpy.context.scene.render.threads_mode = "FIXED"
+        bpy.context.scene.render.threads = int(threads)
     cycles = bpy.context.scene.cycles
     cycles.seed = int(rng.randint(2**31))  # deterministic noise pattern
     cycles.max_bounces = cfg.max_bounces
@@ -468,6 +473,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         "segment_names": ["none"] + [a.name for a in assets],
         "timings": {"simulate_s": t_sim - t0, "render_s": t_render - t_sim, "annotate_s": t_annot - t_render,
                     "render_gt_s": t_render - t_rgb},  # part of render_s spent in the GT pass
+        "render_threads": int(bpy.context.scene.render.threads),  # what the timings were measured with
     }
     sample = SceneSample(video=np.ascontiguousarray(rgb, dtype=np.uint8), tracks=res.tracks,
                          visibility=res.visibility, tracks3d=res.tracks3d, meta=_to_jsonable(meta))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from datagen.config import load_data_config
-from datagen.generate import derive_seed, generate_dataset
+from datagen.generate import available_cpus, derive_seed, generate_dataset
 from datagen.shards import iter_tar_samples, read_shards
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +72,11 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     reference = list(read_shards(str(tiny_shards / "shard-000000.tar")))
     same = [(a, b) for a, b in zip(resumed, reference) if a["meta"]["attempt"] == b["meta"]["attempt"]]
     assert same, "every scene needed a retry in one of the runs"
+    # Parallel scenes share the CPUs: 1 worker renders with all of them, tiny.yaml's 2 workers with half each
+    # (and the results agree across thread counts, below).
+    cpus = available_cpus()
+    assert {r["meta"]["render_threads"] for r in resumed} == {cpus}
+    assert {r["meta"]["render_threads"] for r in reference} == {max(1, cpus // 2)}
     for a, b in same:
         index, attempt = int(a["__key__"][-6:]), a["meta"]["attempt"]
         assert a["meta"]["seed"] == b["meta"]["seed"] == derive_seed(0, index, attempt)

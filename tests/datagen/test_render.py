@@ -99,10 +99,12 @@ def test_visibility_marks_occlusion_and_query_frame(rendered):
 
 
 def test_same_seed_same_scene(rendered):
+    """Same seed, same scene, also with a different number of render threads (parallel workers get fewer)."""
     from datagen.scene import render_scene
 
     s, _, cache, factory = rendered
-    again = render_scene(_tiny_cfg(cache), SEED, factory.mktemp("again"))
+    again = render_scene(_tiny_cfg(cache), SEED, factory.mktemp("again"), threads=1)
+    assert again.meta["render_threads"] == 1
     np.testing.assert_array_equal(again.tracks, s.tracks)
     np.testing.assert_array_equal(again.visibility, s.visibility)
     assert again.meta["assets"] == s.meta["assets"]
