@@ -172,10 +172,8 @@ def rank_val_clips(clips: list[Clip], rank: int, world: int) -> ValClips:
     """Rank `rank`'s share of the validation clips, padded to ceil(len / world) items: a rank without a step of
     its own would skip validation and leave the others waiting in the metric all-gather."""
     own = clips[rank::world]
-    per_rank = math.ceil(len(clips) / world)
-    if not own:  # fewer clips than ranks: run as many steps as the others, score nothing
-        return ValClips(clips[:1], length=per_rank, scored=0)
-    return ValClips(own, length=per_rank, scored=len(own))
+    # With fewer clips than ranks, a rank without one repeats clip 0 unscored.
+    return ValClips(own or clips[:1], length=math.ceil(len(clips) / world), scored=len(own))
 
 
 def load_val_clips(urls: list[str], data_cfg: Any, seed: int) -> tuple[list[Clip], int]:
