@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from trackforge_common.errors import one_line
+
 VIDEO_EXTS = {"ffv1": "mkv", "npy_zstd": "npy.zst"}
 ARRAY_MEMBERS = {  # name -> (dtype, trailing dims)
     "tracks": (np.float32, (2,)),
@@ -51,10 +53,6 @@ class CorruptShardError(CorruptSampleError):
 
 class NoShardsError(FileNotFoundError):
     """A shard pattern matched no files."""
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------- video
@@ -180,7 +178,7 @@ def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         video = decode_video(video_keys[0][len("video."):], members[video_keys[0]])
     except Exception as err:  # av.FFmpegError, zstd errors, ValueError: all mean "bad video bytes"
-        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {one_line(err)}") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise CorruptSampleError(key, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
     out["video"] = video
@@ -190,7 +188,7 @@ def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
         try:
             arr = _load_npy(members[f"{name}.npy"])
         except Exception as err:
-            raise CorruptSampleError(key, f"cannot load {name}.npy: {_one_line(err)}") from None
+            raise CorruptSampleError(key, f"cannot load {name}.npy: {one_line(err)}") from None
         if arr.dtype != dtype:
             raise CorruptSampleError(key, f"{name}.npy has dtype {arr.dtype}, expected {np.dtype(dtype)}")
         q = arr.shape[1] if q is None and arr.ndim >= 2 else q
@@ -202,7 +200,7 @@ def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         meta = json.loads(members["meta.json"])
     except (ValueError, UnicodeDecodeError) as err:
-        raise CorruptSampleError(key, f"cannot parse meta.json: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot parse meta.json: {one_line(err)}") from None
     if not isinstance(meta, dict):
         raise CorruptSampleError(key, "meta.json is not a JSON object")
     out["meta"] = meta
@@ -270,9 +268,9 @@ def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 current[suffix] = data
             end = tf.offset
     except tarfile.TarError as err:
-        raise CorruptShardError(url, f"unreadable tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"unreadable tar ({one_line(err)})") from None
     except EOFError as err:
-        raise CorruptShardError(url, f"truncated tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"truncated tar ({one_line(err)})") from None
     # A tar cut at a member boundary parses cleanly but lacks the two zero blocks that end an archive.
     if size < end + 2 * tarfile.BLOCKSIZE:
         raise CorruptShardError(url, "truncated tar (no end-of-archive marker)")

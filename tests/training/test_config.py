@@ -80,6 +80,8 @@ def test_cli_reports_config_error_in_one_line() -> None:
 
 
 def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
     from lightning_modules.train import resolve_resume, resolve_run_dir
 
     monkeypatch.delenv("TRACKFORGE_RUN_DIR", raising=False)
@@ -88,17 +90,21 @@ def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) 
     assert run == tmp_path / "r" and resolve_resume(cfg, run) is None  # first start of a requeued job
     (run / "checkpoints").mkdir(parents=True)
     last = run / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"x")
+    torch.save({"global_step": 1}, last)
     assert resolve_resume(cfg, run) == str(last)
     # A requeue signal makes Lightning write <run_dir>/hpc_ckpt_<n>.ckpt, newer than last.ckpt: resume from it.
     hpc = run / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"x")
+    torch.save({"global_step": 2}, hpc)
     os.utime(last, ns=(10**18, 10**18))
     os.utime(hpc, ns=(2 * 10**18, 2 * 10**18))
     assert resolve_resume(cfg, run) == str(hpc)
     # ... but a last.ckpt written after it (periodic save after the restart) wins.
     os.utime(last, ns=(3 * 10**18, 3 * 10**18))
     assert resolve_resume(cfg, run) == str(last)
+    # A newest checkpoint cut short (killed or disk full during a write) is skipped for the next complete one.
+    last.write_bytes(last.read_bytes()[:-100])
+    os.utime(last, ns=(3 * 10**18, 3 * 10**18))
+    assert resolve_resume(cfg, run) == str(hpc)
 
 
 def test_trainer_uses_slurm_environment_with_requeue(tmp_path: Path, monkeypatch) -> None:
