@@ -135,6 +135,7 @@ class GracefulStop(Callback):
         self._trainer = trainer
         self.start_step = int(trainer.global_step)
         stop_signals.install_handlers()  # after Lightning registered its own SIGTERM handler for this fit
+        stop_signals.tolerate_child_deaths_while_stopping()  # after the first DataLoader iterator (workers) exists
         stop_signals.set_deferral(self._defer)
         stop_signals.set_note(self.describe)
 

@@ -10,6 +10,7 @@ that are not complete zip archives (torch's format), e.g. ones truncated before 
 """
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -35,9 +36,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+        # Serialise in memory first (as Lightning does): torch.save reports a failed file write as an opaque
+        # RuntimeError, a plain write as an OSError with its errno (ENOSPC, EFBIG, EACCES...).
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         try:
             with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
+                fh.write(buffer.getbuffer())
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

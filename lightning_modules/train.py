@@ -68,9 +68,8 @@ def is_rank_zero_process() -> bool:
     """Whether this process will be global rank 0, before the Trainer exists: SLURM task 0 under SLURM, RANK 0
     under torchrun, else local rank 0 of node 0 (the process that launches the other local ranks)."""
     env = os.environ
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-    if SLURMEnvironment.detect():
+    # Lightning's SLURM detection (SLURMEnvironment.detect() also warns when srun exists but is unused).
+    if "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
         return env.get("SLURM_PROCID", "0") == "0"
     if "RANK" in env:
         return env["RANK"] == "0"

@@ -125,6 +125,23 @@ def note() -> str:
         return ""
 
 
+def tolerate_child_deaths_while_stopping() -> None:
+    """Once a stop was requested, do not let a SIGCHLD handler (PyTorch's raises "DataLoader worker is killed by
+    signal" in the main thread, wherever it is) cut the step that the stop waits for: a signal sent to the whole
+    process group (`timeout`, Slurm, a terminal) kills the workers along with it. Call after that handler is
+    installed (main thread); idempotent."""
+    previous = signal.getsignal(signal.SIGCHLD)
+    if not callable(previous) or getattr(previous, "_stop_signals", False):
+        return
+
+    def on_sigchld(signum: int, frame) -> None:
+        if _state.signum is None:
+            previous(signum, frame)
+
+    on_sigchld._stop_signals = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGCHLD, on_sigchld)
+
+
 def _on_signal(signum: int, frame) -> None:
     if _state.signum is not None:
         return  # a second signal: the watchdog stops the process at once
@@ -259,17 +276,29 @@ def _reap() -> None:
 
 
 def _reset_in_child() -> None:
-    # A forked child (DataLoader worker) must neither feed our watchdog's socket nor defer to a training loop it
-    # does not run: default actions (SIGTERM ends it, SIGINT raises KeyboardInterrupt, which workers expect).
+    # A forked child (a DataLoader worker) must neither feed our watchdog's socket nor defer to a training loop it
+    # does not run. A stop signal sent to the whole process group (Ctrl-C in a terminal, `timeout`, Slurm) must not
+    # kill it either while the training process finishes its step: it would die under the step and take the
+    # clean stop with it. So it ignores SIGTERM/SIGINT while its parent lives; the parent terminates it when it
+    # stops (terminate_descendants, SIGKILL if need be). With the parent gone, the signal ends it as usual.
+    # (PyTorch's DataLoader workers then install their own SIGTERM handler, which dies unless the parent sent
+    # it: see tolerate_child_deaths_while_stopping for that case.)
     if not _state.installed:
         return
     _state.installed = False
     _state.deferral = None
     _state.note = None
+    parent = os.getppid()
+
+    def while_parent_lives(signum: int, frame) -> None:
+        if os.getppid() != parent:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
     try:
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, while_parent_lives)
     except (ValueError, OSError):
         pass
     if _state.sockets is not None:
