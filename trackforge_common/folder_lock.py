@@ -8,6 +8,7 @@ and are the locks NFS implements. Without `fcntl` (Windows) the lock is a no-op.
 """
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -47,9 +48,15 @@ def folder_lock(folder: str | Path, purpose: str) -> Iterator[Path]:
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # EACCES or EAGAIN: held by a live process
-            raise FolderLockedError(f"{folder} is in use: {_holder(fd)} (lock file {path}); wait for it to end "
-                                    f"or use another folder") from None
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EAGAIN):  # held by a live process
+                raise FolderLockedError(f"{folder} is in use: {_holder(fd)} (lock file {path}); wait for it to "
+                                        f"end or use another folder") from None
+            # A file system without locks (some FUSE mounts): go on, unprotected, rather than refuse to run.
+            print(f"warning: cannot lock {path} ({err.strerror}): a concurrent {purpose} into {folder} would go "
+                  f"unnoticed", file=sys.stderr)
+            yield path
+            return
         info = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
                 f"({purpose}: {' '.join(sys.argv)[:300]})\n")
         os.ftruncate(fd, 0)

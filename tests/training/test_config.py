@@ -70,13 +70,54 @@ def test_bad_key_in_yaml(tmp_path: Path) -> None:
         load_train_config(bad)
 
 
-def test_cli_reports_config_error_in_one_line() -> None:
+@pytest.mark.parametrize(("config_text", "override", "needles"), [
+    (None, "trainer.max_stepz=3", ["override 'trainer.max_stepz=3'", "did you mean 'trainer.max_steps'"]),
+    (None, "trainer.max_steps=many", ["bad value for 'trainer.max_steps'"]),
+    (None, "model.arch.encoder_dims=[32", ["override 'model.arch.encoder_dims=[32'", "not valid YAML"]),
+    ("trainer:\n  max_steps: [3\n", None, ["bad.yaml: YAML syntax error at line 3"]),
+    ("- trainer\n- data\n", None, ["bad.yaml: the top level must be a mapping", "got a list"]),
+    ("", "data.resolution=[30,40]", ["data.resolution must be [H, W] with multiples of 4"]),
+    ("MISSING", None, ["config file not found", "bad.yaml"]),
+])
+def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, override, needles) -> None:
+    """Each broken config is one `error:` line naming the file or override, exit status 2, no traceback."""
+    config = REPO / "configs/train/tiny_cpu.yaml"
+    if config_text is not None:
+        config = tmp_path / "bad.yaml"
+        if config_text != "MISSING":
+            config.write_text(config_text)
     proc = subprocess.run(
-        [sys.executable, "-m", "lightning_modules", "train", "--config", "configs/train/tiny_cpu.yaml",
-         "trainer.max_stepz=3"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
+        [sys.executable, "-m", "lightning_modules", "train", "--config", str(config), *([override] if override else [])],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "trainer.max_stepz" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+
+
+def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> None:
+    """Any of our error types (trackforge_common.errors.UserError) is one line with its exit status; anything
+    else is a bug and propagates with its traceback. (`eval` is used: `train` installs process-wide signal
+    handlers, which must not land in the pytest process.)"""
+    import lightning_modules.evaluate as evaluate
+    from lightning_modules.cli import main
+    from trackforge_common.folder_lock import FolderLockedError
+
+    args = ["eval", "--checkpoint", "x.ckpt", "--data", "y.pkl"]
+
+    def locked(_args) -> None:
+        raise FolderLockedError("runs/x is in use:\npid 1 on host")
+
+    monkeypatch.setattr(evaluate, "run_eval", locked)
+    assert main(args) == 1
+    assert capsys.readouterr().err == "error: runs/x is in use: pid 1 on host\n"
+
+    def bug(_args) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(evaluate, "run_eval", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(args)
 
 
 def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) -> None:
