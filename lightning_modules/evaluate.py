@@ -72,13 +72,13 @@ def iter_shard_records(pattern: str) -> Iterator[tuple[str, dict]]:
 
     from datagen.shards import decode_sample
 
-    from .data import SkipCounter, expand_pattern
+    from .data import FailureLog, expand_pattern
 
     try:
         urls = expand_pattern(pattern)
     except FileNotFoundError as exc:
         raise EvalError(str(exc)) from None
-    handler = SkipCounter()
+    handler = FailureLog()
     for raw in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(handler=handler)):
         try:
             s = decode_sample(raw)
