@@ -129,8 +129,9 @@ def check_sources(cfg: TrainConfig, sources: list[ResolvedSource]) -> None:
             raise DataError(f"data.clip_len={data.clip_len} exceeds the {frames} frames of data source {src.name!r} "
                             f"({_describe(src)}): lower data.clip_len or use longer videos (scene.num_frames)")
         if src.val is not None and val_len > frames:
-            key = "data.val_clip_len" if data.val_clip_len else "data.clip_len (= val_clip_len)"
-            raise DataError(f"{key}={val_len} exceeds the {frames} frames of data source {src.name!r} "
+            key = "data.val_clip_len" if data.val_clip_len else "data.clip_len"
+            note = "" if data.val_clip_len else " (also the validation clip length)"
+            raise DataError(f"{key}={val_len}{note} exceeds the {frames} frames of data source {src.name!r} "
                             f"({_describe(src)}): set data.val_clip_len <= {frames}")
     used = [s for s in sources if s.weight > 0]
     if data.resolution is None:
