@@ -331,7 +331,7 @@ class MixtureStream(IterableDataset):
                     fail.fail(item, "unreadable", exn)
                     continue
                 if sample.num_frames < length:
-                    fail.fail(item, "too_short", f"{sample.key} has {sample.num_frames} frames, the clip needs {length}")
+                    fail.fail(item, "too_short", f"{sample.key} has {sample.num_frames} frames, a clip {length}")
                     continue
                 clip = make_train_clip(sample, src.cfg, length, rng)
                 if clip is None:
