@@ -221,10 +221,12 @@ def run_training(cfg: TrainConfig) -> TrainResult:
 def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     import lightning as L
 
+    from trackforge_common import stop_signals
+
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
     from .checkpoint_io import remove_partial_writes
     from .config import to_container
-    from .data import ShardDataModule
+    from .data import DataStatsLogger, TrackDataModule, apply_global_batch, resolve_data_config
     from .loggers import make_logger
     from .module import TrackerModule
 
@@ -235,18 +237,20 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
             print(f"removed {tmp} (a write killed half-way)", file=sys.stderr)
     resume = resolve_resume(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
     if rank_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    dm = ShardDataModule(cfg.data, seed=cfg.seed)
+    stop_cb = GracefulStop(last_path)
+    stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
+    dm = TrackDataModule(cfg.data, seed=cfg.seed)
     module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
     logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback
     video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
-    stop_cb = GracefulStop(last_path)
-    from trackforge_common import stop_signals
-
-    stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
-    trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stop_cb, CSVRowsFollowCheckpoints()], logger)
+    stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
+    trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()],
+                                  logger)
+    stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
     trainer.fit(module, datamodule=dm, ckpt_path=resume)
     ignore_requeue_signal()
     # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
