@@ -170,6 +170,8 @@ class GracefulStop(Callback):
         # killed by the same signal) may have cut a step half-way: no checkpoint of that state.
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
             return
+        # On every rank, also those never signalled: the launching rank terminates the others when it exits.
+        stop_signals.stopping()
         step = int(trainer.global_step)
         if step == self.start_step or step == self.saved_step:
             return  # nothing new since the restored or the newest saved checkpoint

@@ -51,6 +51,7 @@ class _State:
     def __init__(self) -> None:
         self.installed = False
         self.signum: Optional[int] = None  # the first stop signal the main thread saw
+        self.stopping = False  # the process is already on its way out: signals must not interrupt that
         self.grace_s = DEFAULT_GRACE_S
         # Training loop hook: signum -> a notice (the loop stops at its next step boundary) or None (stop now).
         self.deferral: Optional[Callable[[int], Optional[str]]] = None
@@ -142,10 +143,18 @@ def tolerate_child_deaths_while_stopping() -> None:
     signal.signal(signal.SIGCHLD, on_sigchld)
 
 
+def stopping() -> None:
+    """The process is stopping on its own (e.g. the DDP ranks agreed to stop at this step): a stop signal from now
+    on must not interrupt the orderly stop (a checkpoint being written, the exit); the watchdog still bounds it."""
+    _state.stopping = True
+
+
 def _on_signal(signum: int, frame) -> None:
     if _state.signum is not None:
         return  # a second signal: the watchdog stops the process at once
     _state.signum = signum
+    if _state.stopping:
+        return
     hook = _state.deferral
     notice = hook(signum) if hook is not None else None
     if notice:
@@ -190,6 +199,7 @@ def exit_now(status: int) -> None:
     saved what it could)."""
     import sys
 
+    _state.stopping = True
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -17,21 +17,22 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-GRACE_S = 3.0  # TRACKFORGE_STOP_GRACE_S for these runs (default 10 s)
+GRACE_S = 3.0  # TRACKFORGE_STOP_GRACE_S where the watchdog must end the run (default 10 s)
+CLEAN_GRACE_S = 60.0  # where a clean stop at a step boundary is expected, even on a very busy machine
 START_TIMEOUT_S = 240  # imports, model and validation clips on 2 busy cores
 
 
-def _env() -> dict[str, str]:
+def _env(grace_s: float = GRACE_S) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TRACKFORGE_RUN_DIR"))}
-    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TRACKFORGE_STOP_GRACE_S=str(GRACE_S))
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TRACKFORGE_STOP_GRACE_S=str(grace_s))
     return env
 
 
-def _launch(overrides: list[str], log: Path) -> subprocess.Popen:
+def _launch(overrides: list[str], log: Path, grace_s: float = GRACE_S) -> subprocess.Popen:
     """`python -m lightning_modules train` in its own session (so that leftovers can be found), output to `log`."""
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "lightning_modules", "train", "--config",
-                                 "configs/train/tiny_cpu.yaml", *overrides], cwd=REPO, env=_env(), stdout=out,
+                                 "configs/train/tiny_cpu.yaml", *overrides], cwd=REPO, env=_env(grace_s), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -118,27 +119,38 @@ def _unchanged_for(path: Path, seconds: float):
     return check
 
 
-def _fifo_shards(tmp_path: Path, good: Path, copies: int) -> Path:
-    """`copies` links to a good shard plus a FIFO nobody writes to: reading it blocks in open() for ever."""
+def _pipe_reader_started(proc: subprocess.Popen) -> bool:
+    """The run has started the command of the pipe shard: it is reading a stream that never delivers."""
+    for pid in _session(proc):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"600"]:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _blocking_shards(tmp_path: Path, good: Path, copies: int) -> str:
+    """A shard pattern: `copies` links to a good shard plus a WebDataset `pipe:` shard whose command never writes
+    a byte (reading it blocks in read() for ever, without a failure the stream could count)."""
     folder = tmp_path / "shards"
     folder.mkdir()
     for i in range(copies):
         (folder / f"shard-good{i}.tar").symlink_to(good)
-    os.mkfifo(folder / "shard-fifo.tar")
-    return folder
+    return ",".join([f"{folder}/*.tar"] * bool(copies) + ["pipe:sleep 600"])
 
 
 @pytest.mark.slow
 def test_sigint_stops_a_run_whose_stream_blocks_before_the_first_step(moving_shards: Path, tmp_path: Path,
                                                                      tiny_overrides) -> None:
-    """The only training shard never delivers a byte: the stream blocks in open() before training starts."""
-    shards = _fifo_shards(tmp_path, moving_shards / "shard-000000.tar", copies=0)
+    """The only training shard never delivers a byte: the stream blocks before training starts."""
+    shards = _blocking_shards(tmp_path, moving_shards / "shard-000000.tar", copies=0)
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
-    proc = _launch(tiny_overrides(moving_shards, run_dir, steps=50, data__shards=f"{shards}/*.tar",
+    proc = _launch(tiny_overrides(moving_shards, run_dir, steps=50, data__shards=shards,
                                   data__val_shards=str(moving_shards / "shard-000001.tar"), data__num_workers=1),
                    log)
-    _wait_for("the run dir", lambda: (run_dir / "config.yaml").is_file(), proc, log)
-    time.sleep(2.0)  # into Trainer.fit, where the first batch is fetched from the blocked stream
+    _wait_for("a read of the pipe shard", lambda: _pipe_reader_started(proc), proc, log)
+    time.sleep(1.0)
     code, took = _stop(proc, signal.SIGINT, log, budget_s=GRACE_S + 10)
     assert code == 128 + signal.SIGINT, log.read_text()[-3000:]
     errors = _error_lines(log)
@@ -150,11 +162,12 @@ def test_sigint_stops_a_run_whose_stream_blocks_before_the_first_step(moving_sha
 @pytest.mark.slow
 def test_sigterm_while_the_stream_blocks_mid_training_ends_after_the_grace_period(
         moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
-    """A few steps train, then the stream blocks for ever in a FIFO (seed 42 picks it at step 4): SIGTERM asks
-    for a stop at the next step boundary, which never comes; the watchdog ends the run GRACE_S later."""
-    shards = _fifo_shards(tmp_path, moving_shards / "shard-000000.tar", copies=8)
+    """A few steps train, then the stream blocks for ever on the pipe shard (seed 42 picks it after a few steps):
+    SIGTERM asks for a stop at the next step boundary, which never comes; the watchdog ends the run GRACE_S
+    later."""
+    shards = _blocking_shards(tmp_path, moving_shards / "shard-000000.tar", copies=8)
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
-    proc = _launch(tiny_overrides(moving_shards, run_dir, steps=100, seed=42, data__shards=f"{shards}/*.tar",
+    proc = _launch(tiny_overrides(moving_shards, run_dir, steps=100, seed=42, data__shards=shards,
                                   data__val_shards=str(moving_shards / "shard-000001.tar"),
                                   trainer__log_every_n_steps=1), log)
     _wait_for("a training step", lambda: _train_steps(_rows(run_dir)), proc, log)
@@ -176,11 +189,10 @@ def test_sigterm_at_a_step_boundary_checkpoints_and_the_run_resumes(moving_shard
     """SIGTERM to the whole process group, DataLoader worker included (as `timeout` or Slurm send it)."""
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     overrides = tiny_overrides(moving_shards, run_dir, steps=200, trainer__log_every_n_steps=1, data__num_workers=1)
-    proc = _launch(overrides, log)
+    proc = _launch(overrides, log, grace_s=CLEAN_GRACE_S)
     _wait_for("two training steps", lambda: len(_train_steps(_rows(run_dir))) >= 2, proc, log)
-    code, took = _stop(proc, signal.SIGTERM, log, budget_s=GRACE_S + 10, group=True)
+    code, took = _stop(proc, signal.SIGTERM, log, budget_s=CLEAN_GRACE_S, group=True)
     assert code == 128 + signal.SIGTERM, log.read_text()[-3000:]
-    assert took < GRACE_S, took  # a step boundary came: no wait for the watchdog
     errors = _error_lines(log)
     assert len(errors) == 1 and errors[0].startswith("error: stopped by SIGTERM at step "), errors
     step = int(errors[0].split("at step ")[1].split()[0])
@@ -284,10 +296,12 @@ def test_sigterm_stops_both_ddp_ranks_at_the_same_step(moving_shards: Path, tmp_
     both exit; nothing hangs in a collective."""
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     proc = _launch(tiny_overrides(moving_shards, run_dir, steps=200, trainer__log_every_n_steps=1,
-                                  data__val_clips=1) + ["trainer.devices=2", "trainer.strategy=ddp"], log)
+                                  data__val_clips=1) + ["trainer.devices=2", "trainer.strategy=ddp"], log,
+                   grace_s=CLEAN_GRACE_S)
     _wait_for("two training steps", lambda: len(_train_steps(_rows(run_dir))) >= 2, proc, log)
-    code, took = _stop(proc, signal.SIGTERM, log, budget_s=GRACE_S + 10)
-    assert code == 128 + signal.SIGTERM and took < GRACE_S, (code, took, log.read_text()[-3000:])
+    code, took = _stop(proc, signal.SIGTERM, log, budget_s=CLEAN_GRACE_S)
+    assert code == 128 + signal.SIGTERM, (code, took, log.read_text()[-3000:])
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text()[-3000:]
     errors = _error_lines(log)
     assert len(errors) == 2, errors  # rank 0 (signalled) and rank 1 (stopped with it), same step and checkpoint
     step = int(errors[0].split("at step ")[1].split()[0])
