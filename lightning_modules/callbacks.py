@@ -103,6 +103,7 @@ class GracefulStop(Callback):
         self.saved_step: int | None = None  # global step of the newest checkpoint this process wrote
         self.checkpoint: Path | None = None  # written by this callback on a stop
         self._trainer = None
+        self.active = False
 
     def describe(self) -> str:
         """' at step N (...)' for the stop line (also called from the watchdog thread)."""
@@ -134,20 +135,24 @@ class GracefulStop(Callback):
 
         self._trainer = trainer
         self.start_step = int(trainer.global_step)
+        self.active = stop_signals.installed()  # the CLI installed them; a library caller keeps its own handlers
+        if not self.active:
+            return
         stop_signals.install_handlers()  # after Lightning registered its own SIGTERM handler for this fit
         stop_signals.tolerate_child_deaths_while_stopping()  # after the first DataLoader iterator (workers) exists
         stop_signals.set_deferral(self._defer)
         stop_signals.set_note(self.describe)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._agree_to_stop(trainer)
+        if self.active:
+            self._agree_to_stop(trainer)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+        if self.active and trainer.state.fn == "fit" and not trainer.sanity_checking:
             self._agree_to_stop(trainer)
 
     def on_validation_start(self, trainer, pl_module) -> None:
-        if trainer.state.fn != "fit":  # trainer.validate(): no step to finish, a signal stops at once
+        if self.active and trainer.state.fn != "fit":  # trainer.validate(): no step to finish, a signal stops at once
             from trackforge_common import stop_signals
 
             stop_signals.install_handlers()
@@ -168,7 +173,7 @@ class GracefulStop(Callback):
         stop_signals.set_deferral(None)
         # Only SIGTERMException comes at an agreed step boundary; any other exception (e.g. a DataLoader worker
         # killed by the same signal) may have cut a step half-way: no checkpoint of that state.
-        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+        if not self.active or not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
             return
         # On every rank, also those never signalled: the launching rank terminates the others when it exits.
         stop_signals.stopping()
