@@ -86,9 +86,10 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, over
         config = tmp_path / "bad.yaml"
         if config_text != "MISSING":
             config.write_text(config_text)
+    overrides = [override] if override else []
     proc = subprocess.run(
-        [sys.executable, "-m", "lightning_modules", "train", "--config", str(config), *([override] if override else [])],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "lightning_modules", "train", "--config", str(config), *overrides], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
