@@ -1,6 +1,8 @@
-"""Training callbacks: the predicted-vs-ground-truth track video of a validation clip (W&B)."""
+"""Training callbacks: the prediction-vs-ground-truth video of a validation clip (W&B), metrics.csv rows that follow
+the checkpoints across resumes, and the clean stop at a step boundary on SIGTERM/SIGINT."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,8 @@ class GracefulStop(Callback):
 
         from trackforge_common import stop_signals
 
+        from .checkpoint_io import CheckpointWriteError
+
         stop_signals.set_deferral(None)
         # Only SIGTERMException comes at an agreed step boundary; any other exception (e.g. a DataLoader worker
         # killed by the same signal) may have cut a step half-way: no checkpoint of that state.
@@ -180,5 +184,11 @@ class GracefulStop(Callback):
         step = int(trainer.global_step)
         if step == self.start_step or step == self.saved_step:
             return  # nothing new since the restored or the newest saved checkpoint
-        trainer.save_checkpoint(self.last_path, weights_only=False)
+        newest = self.saved_step
+        try:
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+        except CheckpointWriteError as err:  # e.g. the disk is full: stop all the same, with the older checkpoint
+            self.saved_step = newest
+            print(f"warning: {err}", file=sys.stderr)
+            return
         self.checkpoint = self.last_path

@@ -30,6 +30,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 GRACE_ENV = "TRACKFORGE_STOP_GRACE_S"
 DEFAULT_GRACE_S = 10.0
 _CHILD_KILL_WAIT_S = 1.0  # descendants get SIGTERM, then SIGKILL after this long
+# One request may arrive twice (`timeout` signals the process, then its whole group): for the watchdog, a second
+# signal counts as "stop at once" only this long after the first (the main thread's handler sees such a pair once).
+_SAME_REQUEST_S = 0.5
 
 
 def signal_name(signum: int) -> str:
@@ -151,7 +154,9 @@ def stopping() -> None:
 
 def _on_signal(signum: int, frame) -> None:
     if _state.signum is not None:
-        return  # a second signal: the watchdog stops the process at once
+        # A second request (Python runs a handler once for deliveries that arrive together, such as `timeout`
+        # signalling the process and then its group).
+        _hard_exit(_state.signum, "second signal, stopped at once")
     _state.signum = signum
     if _state.stopping:
         return
@@ -165,7 +170,7 @@ def _on_signal(signum: int, frame) -> None:
 
 def _watch(reader: socket.socket) -> None:
     first: Optional[int] = None
-    deadline: Optional[float] = None
+    first_at = deadline = None
     while True:
         reader.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.0))
         try:
@@ -180,8 +185,9 @@ def _watch(reader: socket.socket) -> None:
             if signum not in STOP_SIGNALS:
                 continue  # other signals with Python handlers (SIGCHLD, SIGUSR1 requeue) also write here
             if first is None:
-                first, deadline = signum, time.monotonic() + _state.grace_s
-            else:
+                first, first_at = signum, time.monotonic()
+                deadline = first_at + _state.grace_s
+            elif time.monotonic() - first_at >= _SAME_REQUEST_S:
                 _hard_exit(first, "second signal, stopped at once")
                 return
 
