@@ -24,7 +24,7 @@ comparison line measured in the same run:
 With --codecs, also measures the candidate video encodings on each rendered video (one line per codec).
 
     python bench/bench_datagen.py [--settings 64x6x4 128x12x8] [--scenes 2] [--humans 0|1] [--devices cpu gpu]
-                                  [--paths cold warm] [--codecs]
+                                  [--paths cold warm] [--set KEY=VALUE ...] [--codecs]
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_path(res: int, frames: int, spp: int, humans: int, scenes: int, path: str, device: str,
-             out: Path) -> dict:
+             out: Path, overrides: list[str] = ()) -> dict:
     """Render `scenes` one-scene shards with scene process `path` on `device`; per-scene means and the shards."""
     from datagen.config import load_data_config
     from datagen.generate import generate_dataset
@@ -53,7 +53,8 @@ def run_path(res: int, frames: int, spp: int, humans: int, scenes: int, path: st
         f"scene.resolution=[{res},{res}]", f"scene.num_frames={frames}", f"scene.samples_per_pixel={spp}",
         f"scene.num_humans={humans}", f"scene.num_animals={humans}", f"generate.num_scenes={scenes}",
         "generate.scenes_per_shard=1", "generate.workers=1", "generate.max_retries=0",
-        "scene.render_timeout_s=1800", f"generate.scene_process={path}", f"scene.render_device={device}"])
+        "scene.render_timeout_s=1800", f"generate.scene_process={path}", f"scene.render_device={device}",
+        *overrides])
     t0 = time.perf_counter()
     report = generate_dataset(cfg, out, progress=False)
     total = time.perf_counter() - t0
@@ -103,11 +104,12 @@ def gpu_available() -> tuple[bool, str]:
 
 
 def bench_setting(res: int, frames: int, spp: int, humans: int, scenes: int, paths: list[str],
-                  devices: list[str], tmp: Path) -> tuple[list[str], np.ndarray]:
+                  devices: list[str], tmp: Path, overrides: list[str] = ()) -> tuple[list[str], np.ndarray]:
     tag = f"res={res} frames={frames} spp={spp} humans_animals={humans}"
     lines, results = [], {}
     for path in paths:
-        results[path] = run_path(res, frames, spp, humans, scenes, path, "cpu", tmp / f"{res}_{frames}_{path}")
+        results[path] = run_path(res, frames, spp, humans, scenes, path, "cpu", tmp / f"{res}_{frames}_{path}",
+                                 overrides)
         lines.append(describe(tag, path, "cpu", scenes, results[path]))
         print(lines[-1], flush=True)
     if {"cold", "warm"} <= set(results):
@@ -125,7 +127,7 @@ def bench_setting(res: int, frames: int, spp: int, humans: int, scenes: int, pat
             lines.append(f"bench_datagen {tag} device=gpu per_scene_s=n/a gpu_over_cpu=n/a ({why})")
         else:
             cpu = results.get("warm") or next(iter(results.values()))
-            gpu = run_path(res, frames, spp, humans, scenes, "warm", "gpu", tmp / f"{res}_{frames}_gpu")
+            gpu = run_path(res, frames, spp, humans, scenes, "warm", "gpu", tmp / f"{res}_{frames}_gpu", overrides)
             lines.append(describe(tag, "warm", "gpu", scenes, gpu) +
                          f" gpu_over_cpu={gpu['per_scene_s'] / cpu['per_scene_s']:.3f} ({why})")
         print(lines[-1], flush=True)
@@ -216,6 +218,7 @@ def main() -> None:
                     help="scene processes: cold = fresh interpreter per scene (old), warm = forked (new)")
     ap.add_argument("--devices", nargs="*", default=["cpu", "gpu"], choices=["cpu", "gpu"],
                     help="render devices (gpu: n/a when Cycles finds none)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     ap.add_argument("--codecs", action="store_true", help="also measure the video encodings on each render")
     ap.add_argument("--codec-video", default=None, help="measure codecs on the first sample of this shard only")
     args = ap.parse_args()
@@ -231,7 +234,7 @@ def main() -> None:
         for setting in args.settings:
             res, frames, spp = (int(v) for v in setting.split("x"))
             _, video = bench_setting(res, frames, spp, args.humans, args.scenes, args.paths, args.devices,
-                                     Path(tmp))
+                                     Path(tmp), args.set)
             if args.codecs:
                 for cline in bench_codecs(video, f"res={res} frames={frames}"):
                     print(cline, flush=True)
