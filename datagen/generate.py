@@ -31,7 +31,7 @@ from pathlib import Path
 from datagen.config import DataConfig, config_from_dict
 from datagen.output_lock import LockSet, OutputBusyError
 from datagen.scene_processes import ColdLauncher, SceneRun, WarmLauncher
-from datagen.scene_worker import CONFIG_ERROR_PREFIX, EXIT_CONFIG, RESULT_PREFIX
+from datagen.scene_worker import DISK_FULL_ERRNOS, EXIT_FATAL, FATAL_PREFIX, RESULT_PREFIX
 
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure)(:|$)")
 DATASET_FILE = "dataset.json"
@@ -40,6 +40,7 @@ WORK_DIR = ".work"
 # crashed": such a try is repeated with the same seed once, so the data set does not change behind one's back.
 _KILL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 FAULT_ENV = "TRACKFORGE_FAULT_POINT"
+MIN_FREE_BYTES = 32 * 2**20  # a failed scene with less free space than this in out_dir failed for lack of disk
 
 
 class GenerationError(RuntimeError):
@@ -186,6 +187,13 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
+class _LogFile(logging.FileHandler):
+    """generate.log; a line that cannot be written (full disk) is dropped instead of a traceback on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 class _Generator:
     def __init__(self, cfg: DataConfig, out_dir: Path, workers: int, task_index: int, num_tasks: int,
                  progress: bool, locks: LockSet):
@@ -254,7 +262,7 @@ class _Generator:
         return run
 
     def _failure(self, run: SceneRun) -> tuple[str, str]:
-        """(kind, reason) of a failed try; kind: timeout | killed | crash | failure | config."""
+        """(kind, reason) of a failed try; kind: timeout | killed | crash | failure | fatal (no retry can help)."""
         if run.timed_out:
             return "timeout", f"timed out after {self.timeout:g}s"
         if run.lost:
@@ -262,10 +270,12 @@ class _Generator:
             return "killed", run.lost
         lines = _read_lines(run.log_path)
         rc = run.returncode
-        if rc == EXIT_CONFIG:
-            msg = [ln[len(CONFIG_ERROR_PREFIX):] for ln in lines if ln.startswith(CONFIG_ERROR_PREFIX)]
-            if msg:
-                return "config", msg[-1]
+        if rc == EXIT_FATAL:
+            msg = [ln[len(FATAL_PREFIX):] for ln in lines if ln.startswith(FATAL_PREFIX)]
+            return "fatal", msg[-1] if msg else self._disk_full_reason() or f"exit code {EXIT_FATAL}, log unreadable"
+        disk_full = self._disk_full_reason()
+        if disk_full:  # e.g. Blender could not write its frames: the seed is not to blame
+            return "fatal", disk_full
         mem = f", peak memory {run.max_rss_kb / 2**20:.2f} GB" if run.max_rss_kb else ""
         # The Python exception line (Blender prints memory-leak notes after it; TensorFlow prints log lines
         # before): never "the last line", which says nothing about why the scene failed.
@@ -283,6 +293,13 @@ class _Generator:
         if rc == 0:
             return "failure", "exited without writing its scene tar"
         return "failure", f"exit code {rc}: " + (errors[-1] if errors else "no Python exception in its log")[:300]
+
+    def _disk_full_reason(self) -> str | None:
+        free = shutil.disk_usage(self.out_dir).free
+        if free < MIN_FREE_BYTES:
+            return (f"disk full: {free / 2**20:.1f} MiB free in {self.out_dir}; free space and rerun (finished "
+                    "scenes and shards are kept)")
+        return None
 
     def _result(self, run: SceneRun) -> dict:
         for line in reversed(_read_lines(run.log_path)):
@@ -346,7 +363,7 @@ class _Generator:
         self.locks.acquire([shard_name(s)[: -len(".tar")] for s in unfinished],
                            labels={shard_name(s)[: -len(".tar")]: str(self.out_dir / shard_name(s))
                                    for s in unfinished})
-        self.handler = logging.FileHandler(self.out_dir / self.log_name)
+        self.handler = _LogFile(self.out_dir / self.log_name)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         self.log.addHandler(self.handler)
         try:
@@ -451,7 +468,7 @@ class _Generator:
             progress.advance()
             return
         kind, reason = self._failure(run)
-        if kind == "config":  # e.g. render_device=gpu without a GPU: every scene would fail the same way
+        if kind == "fatal":  # render_device=gpu without a GPU, a full disk: every scene would fail the same way
             raise GenerationError(f"scene {run.scene}: {reason}")
         self.tries[run.scene] += 1
         if self.tries[run.scene] > g.max_retries:
@@ -530,6 +547,11 @@ def generate_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, workers: in
         if progress is None:
             progress = sys.stderr.isatty()
         return _Generator(cfg, out_dir, workers, task_index, num_tasks, progress, locks).run()
+    except OSError as err:
+        if err.errno not in DISK_FULL_ERRNOS:
+            raise
+        raise GenerationError(f"disk full: {err}; free space and rerun (finished scenes and shards are kept)"
+                              ) from None
     finally:
         locks.release_all()
 

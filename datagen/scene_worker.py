@@ -7,11 +7,12 @@ Either way the scene gets a process of its own, so Blender state never leaks fro
 
 The job file (written by datagen.generate) names the scene, its seed, the output tar and a scratch folder. The
 process writes the tar atomically and prints one RESULT line (timings and other facts about this run) to its
-log; a scene whose render device cannot exist here prints a CONFIG_ERROR line and exits with EXIT_CONFIG, which
-the generator does not retry.
+log. Failures that no retry can fix (a render device that does not exist here, a full disk) print a FATAL line
+and exit with EXIT_FATAL: the generator stops instead of moving on to other seeds.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ import time
 from pathlib import Path
 
 RESULT_PREFIX = "TRACKFORGE_SCENE_RESULT "
-CONFIG_ERROR_PREFIX = "TRACKFORGE_SCENE_CONFIG_ERROR "
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: retrying cannot help
+FATAL_PREFIX = "TRACKFORGE_SCENE_FATAL "
+EXIT_FATAL = 78  # sysexits EX_CONFIG: retrying cannot help
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def set_parent_death_signal(parent_pid: int) -> None:
@@ -43,7 +45,24 @@ def _top_level_modules() -> set[str]:
 
 
 def run_scene_job(job_path: str | os.PathLike) -> int:
-    """Render the scene described by JOB.json; returns the exit code (0, or EXIT_CONFIG). Other failures raise."""
+    """Render the scene described by JOB.json; returns the exit code (0, or EXIT_FATAL). Other failures raise."""
+    try:
+        return _run_scene_job(job_path)
+    except OSError as err:
+        if err.errno not in DISK_FULL_ERRNOS:
+            raise
+        _fatal(f"disk full: {err}")
+        return EXIT_FATAL
+
+
+def _fatal(message: str) -> None:
+    try:
+        print(FATAL_PREFIX + " ".join(message.split()), flush=True)
+    except OSError:  # the log is on the full disk too: the exit code alone tells the generator
+        pass
+
+
+def _run_scene_job(job_path: str | os.PathLike) -> int:
     t_start = time.perf_counter()
     modules_before = _top_level_modules()
     job = json.loads(Path(job_path).read_text())
@@ -67,8 +86,8 @@ def run_scene_job(job_path: str | os.PathLike) -> int:
         sample = render_scene(scene_cfg, int(job["seed"]), workdir, threads=job.get("threads"),
                               gpu_slot=job.get("gpu_slot"))
     except RenderDeviceError as err:
-        print(CONFIG_ERROR_PREFIX + str(err), flush=True)
-        return EXIT_CONFIG
+        _fatal(str(err))
+        return EXIT_FATAL
     run = {k: sample.meta.pop(k) for k in RUN_META_KEYS if k in sample.meta}
     sample.meta.update(scene_index=job["scene_index"], attempt=job["attempt"], seed=job["seed"],
                        base_seed=job["base_seed"])

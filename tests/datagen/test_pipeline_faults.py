@@ -4,6 +4,7 @@ start, a GPU that is not there. Every run renders the same tiny data set (4 scen
 2 scenes per shard) and must end with shards byte-identical to one uninterrupted run."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -39,11 +40,13 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
-def _generate(out: Path, *args: str, env: dict | None = None, overrides: list[str] = ()) -> subprocess.Popen:
-    """`python -m datagen generate` on the test data set, one worker; output in OUT.stdout/.stderr files."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+def _generate(out: Path, *args: str, env: dict | None = None, overrides: list[str] = (),
+              log_dir: Path | None = None) -> subprocess.Popen:
+    """`python -m datagen generate` on the test data set, one worker; its stdout/stderr go to files."""
+    log_dir = log_dir or out.parent
+    log_dir.mkdir(parents=True, exist_ok=True)
     tag = f"{out.name}-{time.monotonic_ns()}"
-    stdout, stderr = open(out.parent / f"{tag}.stdout", "w"), open(out.parent / f"{tag}.stderr", "w")
+    stdout, stderr = open(log_dir / f"{tag}.stdout", "w"), open(log_dir / f"{tag}.stderr", "w")
     proc = subprocess.Popen([sys.executable, "-m", "datagen", "generate", "--config", str(TINY), "--out", str(out),
                              "--workers", "1", "--no-progress", *args, *OVERRIDES, *overrides],
                             cwd=REPO, stdout=stdout, stderr=stderr, env={**os.environ, **(env or {})})
@@ -231,3 +234,36 @@ def test_gpu_requested_without_gpu_stops_at_once(tmp_path):
     assert err == ["error: scene 0: scene.render_device=gpu but Cycles finds no GPU (tried OPTIX, CUDA, HIP, ONEAPI, "
                    "METAL); use scene.render_device=auto or cpu"], err
     assert "retrying" not in (out / "generate.log").read_text()
+
+
+def test_disk_full_stops_with_one_line_and_resumes(tmp_path, reference):
+    """The disk fills up while a scene renders: one line, no retry with other seeds (the seed is not to blame),
+    nothing half-written; after freeing space the rerun finishes the same data set."""
+    disk = tmp_path / "small_disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs for the test: {mounted.stderr.decode().strip()}")
+    out = disk / "data"
+    try:
+        proc = _generate(out, log_dir=tmp_path)
+        _wait_for(out / "generate.log", r"scene 0 attempt 0 seed \d+: done", proc)
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError) as full:
+            while True:
+                os.write(fd, bytes(2**20))
+        os.close(fd)
+        assert full.value.errno == errno.ENOSPC
+        assert proc.wait(timeout=600) == 1
+        err = proc.stderr_path.read_text().strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "disk full" in err[0], err
+        _assert_no_scene_processes(out)
+        assert not list(out.glob("*.tmp-*")) and not list((out / ".work" / "scenes").glob("*.tmp-*"))
+        (disk / "filler").unlink()
+        proc = _generate(out, log_dir=tmp_path)
+        assert proc.wait(timeout=600) == 0, proc.stderr_path.read_text()
+        assert "retrying with seed" not in (out / "generate.log").read_text()
+        _assert_same_shards(out, reference)
+    finally:
+        _assert_no_scene_processes(out)
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
