@@ -451,13 +451,14 @@ class _Generator:
         """Account for a finished try: shard progress on success, else a retry (same or new seed) or a failure."""
         g, rep = self.cfg.generate, self.report
         elapsed = time.monotonic() - run.started
-        tag = f"{scene_key(run.scene)}-a{run.attempt}"
         if run.returncode == 0 and not run.timed_out and self.scene_tar(run.scene).is_file():
             rep.scene_timings[run.scene] = self._record_timings(run, self._result(run), elapsed)
             rep.scenes_rendered += 1
             self.log.info(f"scene {run.scene} attempt {run.attempt} seed {run.seed}: done in {elapsed:.1f}s")
-            shutil.rmtree(self.tmp_dir / tag, ignore_errors=True)
-            (self.jobs_dir / f"{tag}.json").unlink(missing_ok=True)
+            for scratch in self.tmp_dir.glob(f"{scene_key(run.scene)}-a*"):  # also of killed/timed-out tries
+                shutil.rmtree(scratch, ignore_errors=True)
+            for job in self.jobs_dir.glob(f"{scene_key(run.scene)}-a*.json"):
+                job.unlink(missing_ok=True)
             run.log_path.unlink(missing_ok=True)  # logs of failed tries are kept
             _fault_point("scene_done")
             shard = shard_of[run.scene]
