@@ -47,7 +47,10 @@ class GenerationError(RuntimeError):
     """Generation could not finish (scenes failed after all retries, or out_dir holds another data set)."""
 
 
-def _fault_point(name: str, _hits: Counter = Counter()) -> None:
+_FAULT_HITS: Counter = Counter()
+
+
+def _fault_point(name: str) -> None:
     """Fault injection for the crash-consistency tests: with TRACKFORGE_FAULT_POINT=name[:n] the generator
     SIGKILLs itself the n-th time (default 1st) it passes `name`. Unset (always, outside tests): a dict lookup."""
     spec = os.environ.get(FAULT_ENV)
@@ -55,8 +58,8 @@ def _fault_point(name: str, _hits: Counter = Counter()) -> None:
         return
     point, _, nth = spec.partition(":")
     if point == name:
-        _hits[name] += 1
-        if _hits[name] == int(nth or 1):
+        _FAULT_HITS[name] += 1
+        if _FAULT_HITS[name] == int(nth or 1):
             os.kill(os.getpid(), signal.SIGKILL)
 
 

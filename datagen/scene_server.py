@@ -156,7 +156,7 @@ def serve(specs: list[str], parent_pid: int) -> int:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             req = json.loads(line)
-            if req["cmd"] == "run":
+            if req["cmd"] == "run" and stdin_open:  # never a new scene once the generator is gone
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
