@@ -45,6 +45,7 @@ def _load_config(args):
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_generate(args) -> int:
     from datagen.generate import GenerationError, generate_dataset
+    from datagen.output_lock import OutputBusyError
 
     cfg = _load_config(args)
     slurm_index, slurm_count = _slurm_task()
@@ -57,7 +58,7 @@ def cmd_generate(args) -> int:
     try:
         report = generate_dataset(cfg, args.out, workers=args.workers, task_index=task_index,
                                   num_tasks=num_tasks, progress=None if args.progress else False)
-    except GenerationError as err:
+    except (GenerationError, OutputBusyError) as err:
         raise CliError(str(err)) from None
     print(report.summary())
     return 0
@@ -241,12 +242,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_render_scene(args) -> int:
-    from datagen.generate import run_scene_job
-
-    return run_scene_job(args.job)
-
-
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m datagen", description="TrackForge synthetic data generation")
@@ -302,17 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
             x.add_argument("--samples-per-shard", type=int, default=16)
         x.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         x.set_defaults(func=cmd_export)
-
-    r = sub.add_parser("render-scene", help=argparse.SUPPRESS)  # internal: one scene process
-    r.add_argument("job")
-    r.set_defaults(func=cmd_render_scene)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "render-scene":  # a scene process: tracebacks belong in its log
-        return args.func(args)
     from datagen.config import ConfigError
     from datagen.shards import CorruptSampleError, NoShardsError
     from datagen.sources import SourceError

@@ -371,14 +371,15 @@ def _to_jsonable(x):
 
 
 def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | None = None,
-                 threads: int | None = None) -> TrackSample:
+                 threads: int | None = None, gpu_slot: int | None = None) -> TrackSample:
     """Build, simulate and render one scene; returns video + ground-truth tracks (see TrackSample).
 
     `threads`: Cycles render threads (None: Blender's default, every core).
+    `gpu_slot`: with several GPUs, render on GPU gpu_slot mod n (datagen.cycles_device; cfg.render_device).
     `debug`: if a dict is given it receives the raw GT layers (for tests/inspection): "flow"
     (T, H, W, 2) Kubric forward flow, "z" (T, H, W), "segmentation" (T, H, W), "poses", "camera".
     """
-    from datagen import kubric_compat
+    from datagen import cycles_device, kubric_compat
 
     kubric_compat.apply()
     import kubric as kb
@@ -404,6 +405,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     if threads:
         bpy.context.scene.render.threads_mode = "FIXED"
         bpy.context.scene.render.threads = int(threads)
+    render_device = cycles_device.setup(bpy.context.scene, cfg.render_device, gpu_slot)
     cycles = bpy.context.scene.cycles
     cycles.seed = int(rng.randint(2**31))  # deterministic noise pattern
     cycles.max_bounces = cfg.max_bounces
@@ -431,6 +433,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         # depth, segmentation and flow belong to the pixel centre where queries are unprojected.
         spp, width = cycles.samples, cycles.filter_width
         cycles.samples, cycles.filter_width = 1, 0.01
+        cycles_device.prepare_gt_pass(bpy.context.scene)  # no denoising/adaptive sampling on GT layers
         # a persistent Cycles session does not survive the filter change (heap corruption in 4.2)
         bpy.context.scene.render.use_persistent_data = False
         renderer.scratch_dir = workdir / "render_gt"
@@ -476,6 +479,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         "timings": {"simulate_s": t_sim - t0, "render_s": t_render - t_sim, "annotate_s": t_annot - t_render,
                     "render_gt_s": t_render - t_rgb},  # part of render_s spent in the GT pass
         "render_threads": int(bpy.context.scene.render.threads),  # what the timings were measured with
+        "render_device": render_device,  # "CPU", "OPTIX", "CUDA", ...: GPU and CPU noise differ
     }
     sample = TrackSample(video=np.ascontiguousarray(rgb, dtype=np.uint8), tracks=res.tracks,
                          visibility=res.visibility, tracks3d=res.tracks3d, meta=_to_jsonable(meta))

@@ -39,6 +39,7 @@ class SceneConfig:
     max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)
     persistent_data: bool = False  # keep Cycles' scene between frames (no CPU gain measured here)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
+    render_device: str = "auto"  # auto (a GPU if Cycles finds one) | cpu | gpu; see datagen/cycles_device.py
     # --- content -----------------------------------------------------------------------------
     num_static_objects: list[int] = field(default_factory=lambda: [3, 6])
     num_tossed_objects: list[int] = field(default_factory=lambda: [1, 3])
