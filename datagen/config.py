@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from datagen.scene_config import SceneConfig
+from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: datagen.config.ConfigError)
 
 VIDEO_CODECS = ("ffv1", "npy_zstd")
 SCENE_PROCESSES = ("warm", "cold")
@@ -32,10 +33,6 @@ _WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 _NOT_CONTENT_SCENE_KEYS = ("render_device",)
 # Scene keys added after data sets existed: they hash only when set (a data set made before them still resumes).
 _OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel")
-
-
-class ConfigError(ValueError):
-    """A data config problem (one-line message that names the offending key or file)."""
 
 
 @dataclass
@@ -87,21 +84,6 @@ class DataConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
-
-
-def _omegaconf_error(err: Exception, source: str) -> ConfigError:
-    """Turn an OmegaConf exception into a one-line message naming the full key."""
-    key = getattr(err, "full_key", None) or getattr(err, "key", None)
-    msg = getattr(err, "msg", None) or str(err)
-    first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
-    kind = type(err).__name__
-    if kind == "ConfigKeyError" or "not in struct" in first or "Key '" in first and "not" in first:
-        return ConfigError(f"{source}: unknown config key '{key}'" if key else f"{source}: {first}")
-    if key:
-        return ConfigError(f"{source}: bad value for '{key}': {first}")
-    return ConfigError(f"{source}: {first}")
 
 
 def _check(cfg: DataConfig) -> None:
@@ -191,11 +173,13 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> DataConfig
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from trackforge_common.config_loading import omegaconf_error
+
     try:
         merged = OmegaConf.merge(_structured_defaults(), OmegaConf.create(data))
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _omegaconf_error(err, source) from None
+        raise omegaconf_error(err, source) from None
     _check(cfg)
     return cfg
 
@@ -209,37 +193,12 @@ def load_data_config(path: str | Path | None, overrides: list[str] | tuple[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    merged = _structured_defaults()
-    if path is not None:
-        path = Path(path)
-        if not path.exists() or path.is_dir():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as err:  # yaml.YAMLError and friends
-            raise ConfigError(f"cannot parse {path}: {_one_line(err)}") from None
-        if loaded is None or not isinstance(loaded, type(merged)):
-            if loaded:
-                raise ConfigError(f"{path}: top level must be a mapping with 'scene' and/or 'generate'")
-        else:
-            try:
-                merged = OmegaConf.merge(merged, loaded)
-            except OmegaConfBaseException as err:
-                raise _omegaconf_error(err, str(path)) from None
-    overrides = list(overrides)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. generate.num_scenes=4)")
-    if overrides:
-        try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(overrides))
-        except OmegaConfBaseException as err:
-            raise _omegaconf_error(err, "override") from None
-        except Exception as err:  # yaml parse errors inside a dotlist value
-            raise ConfigError(f"bad override: {_one_line(err)}") from None
+    from trackforge_common.config_loading import merge_config, omegaconf_error
+
+    merged = merge_config(_structured_defaults(), path, overrides, example="generate.num_scenes=4")
     try:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _omegaconf_error(err, str(path) if path else "config") from None
+        raise omegaconf_error(err, str(path) if path else "config") from None
     _check(cfg)
     return cfg

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
+from trackforge_common.errors import one_line
+
 if TYPE_CHECKING:
     from datagen.sample import TrackSample
 
@@ -61,10 +63,6 @@ class CorruptShardError(CorruptSampleError):
 
 class NoShardsError(FileNotFoundError):
     """A shard pattern matched no files."""
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------- video
@@ -200,7 +198,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
     try:
         video = decode_video(video_keys[0][len("video."):], members[video_keys[0]])
     except Exception as err:  # av.FFmpegError, zstd errors, ValueError: all mean "bad video bytes"
-        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {one_line(err)}") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise CorruptSampleError(key, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
     t = video.shape[0]
@@ -213,7 +211,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
         try:
             arr = _load_npy(members[f"{name}.npy"])
         except Exception as err:
-            raise CorruptSampleError(key, f"cannot load {name}.npy: {_one_line(err)}") from None
+            raise CorruptSampleError(key, f"cannot load {name}.npy: {one_line(err)}") from None
         if arr.dtype != dtype:
             raise CorruptSampleError(key, f"{name}.npy has dtype {arr.dtype}, expected {np.dtype(dtype)}")
         q = arr.shape[1] if q is None and arr.ndim >= 2 else q
@@ -225,7 +223,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
     try:
         meta = json.loads(members["meta.json"])
     except (ValueError, UnicodeDecodeError) as err:
-        raise CorruptSampleError(key, f"cannot parse meta.json: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot parse meta.json: {one_line(err)}") from None
     if not isinstance(meta, dict):
         raise CorruptSampleError(key, "meta.json is not a JSON object")
     try:
@@ -235,7 +233,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
                            query_frames=None if query_frames is None else np.asarray(query_frames, dtype=np.int64),
                            key=key, meta=meta)
     except (ValueError, TypeError) as err:  # e.g. meta["query_frames"] of the wrong length
-        raise CorruptSampleError(key, _one_line(err)) from None
+        raise CorruptSampleError(key, one_line(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------- tars
@@ -305,9 +303,9 @@ def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 current[suffix] = data
             end = tf.offset
     except tarfile.TarError as err:
-        raise CorruptShardError(url, f"unreadable tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"unreadable tar ({one_line(err)})") from None
     except EOFError as err:
-        raise CorruptShardError(url, f"truncated tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"truncated tar ({one_line(err)})") from None
     # A tar cut at a member boundary parses cleanly but lacks the two zero blocks that end an archive.
     if size < end + 2 * tarfile.BLOCKSIZE:
         raise CorruptShardError(url, "truncated tar (no end-of-archive marker)")
