@@ -17,6 +17,7 @@ Blender object names (`_segmentation_ids`). Every id is one surface of the groun
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,10 +153,11 @@ def _panorama_world(bpy, renderer, pano: _Panorama) -> None:
         tree.links.new(tex.outputs["Color"], background.inputs["Color"])
         background.inputs["Strength"].default_value = pano.strength
     # Cycles rebuilds the world's light-importance map for every frame; its automatic size cost ~8 s per frame
-    # on 2 cores (measured), a 256 map (512 x 256 samples, as fine as the bundled 512-px HDRIs) ~0.1 s
+    # on 2 cores (measured). A map as wide as the image (<= 1024) costs ~1 s per frame at most; a coarser one
+    # misses small bright suns and fills the image with fireflies (seen at 256 on a 1024-px HDRI).
     world = bpy.context.scene.world.cycles
     world.sampling_method = "MANUAL"
-    world.sample_map_resolution = 256
+    world.sample_map_resolution = int(np.clip(image.size[0], 256, 1024))
 
 
 def _set_material(renderer, asset, material) -> None:
@@ -627,6 +629,8 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     t0 = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    for scratch in ("render", "render_gt"):  # Kubric reads back every EXR there: never mix in an older scene's
+        shutil.rmtree(workdir / scratch, ignore_errors=True)
     cache = Path(cfg.asset_cache_dir) if cfg.asset_cache_dir else asset_lib.default_cache_dir()
     rng = np.random.RandomState(seed % 2**32)
     H, W, T = cfg.height, cfg.width, cfg.num_frames
