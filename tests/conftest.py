@@ -37,8 +37,8 @@ def _tiny_shards_key(cfg) -> str:
     import json
 
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for path in sorted((REPO_ROOT / "datagen").glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
+    for path in sorted((REPO_ROOT / "datagen").rglob("*.py")):  # actor kinds live in datagen/actors/
+        h.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
 
