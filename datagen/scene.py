@@ -407,8 +407,60 @@ def _camera_target(cfg, rng, built) -> np.ndarray:
                      f"(actors: {[a.kind for a in built.actors]})")
 
 
+# Close-up framings (SceneConfig.camera_framing): visible height (m) at the subject's distance, aim point below
+# the eyes (m), largest azimuth away from the face direction (deg).
+FRAMINGS = {"face": ((0.26, 0.4), 0.02, 35.0), "upper_body": ((0.75, 1.1), 0.3, 55.0),
+            "body": ((2.0, 2.8), 0.75, 80.0)}
+
+
+def _closeup_path(cfg, rng, built, framing: str, n: int):
+    """Camera positions and aim points (n, 3) for frames 0..n-1 framing one person's head/upper body/body.
+
+    The subject is a random actor reporting the points "head" and "face_front" (the anny human does). The
+    camera looks at the face from within FRAMINGS' azimuth of its middle-frame direction, 5 deg below to 20 deg
+    above it, at the distance where the framing's visible height fills the image's shorter side, and follows the
+    subject's head (a random share of 70-100 % of its motion, so the face also moves in the frame).
+    """
+    subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
+    if not subjects:
+        raise ValueError(f"camera_framing {framing!r} needs an actor with 'head' and 'face_front' points "
+                         f"(kind human); actors: {[a.kind for a in built.actors]}")
+    a = subjects[rng.randint(len(subjects))]
+    head = np.asarray(a.points["head"], float)
+    head = np.concatenate([head[:1], head, head[-1:]])[:n]  # rendered frames -> camera keys 0..T+1
+    ahead = np.asarray(a.points["face_front"], float)
+    (lo, hi), below, max_az = FRAMINGS[framing]
+    mid = len(ahead) // 2
+    f = ahead[mid] - head[1 + mid]
+    f[2] = 0.0
+    f = f / (np.linalg.norm(f) + 1e-9)
+    az, elev = np.deg2rad(rng.uniform(-max_az, max_az)), np.deg2rad(rng.uniform(-5.0, 20.0))
+    c, s = np.cos(az), np.sin(az)
+    f = np.array([c * f[0] - s * f[1], s * f[0] + c * f[1], 0.0])
+    direction = np.cos(elev) * f + np.array([0.0, 0.0, np.sin(elev)])
+    half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
+    dist = rng.uniform(lo, hi) / (2 * np.tan(half_fov))
+    follow = rng.uniform(0.7, 1.0)
+    aim = head - np.array([0.0, 0.0, below])
+    aim = follow * aim + (1 - follow) * aim[1 + mid]
+    return aim + direction * dist, aim
+
+
 def _add_camera(kb, scene, cfg, rng, built):
-    """Camera keyframed at every frame; returns the motion kind."""
+    """Camera keyframed at every frame; returns (motion kind, framing)."""
+    framing = cfg.camera_framing[0] if len(cfg.camera_framing) == 1 else \
+        cfg.camera_framing[rng.randint(len(cfg.camera_framing))]  # one choice: no draw (seeds stay as they were)
+    if framing != "scene":
+        cam = kb.PerspectiveCamera(name="camera", focal_length=cfg.focal_length, sensor_width=cfg.sensor_width)
+        scene += cam
+        scene.camera = cam
+        pos, aim = _closeup_path(cfg, rng, built, framing, cfg.num_frames + 2)
+        for f, (p, a) in enumerate(zip(pos, aim)):
+            cam.position = tuple(p)
+            cam.look_at(tuple(a))
+            cam.keyframe_insert("position", f)
+            cam.keyframe_insert("quaternion", f)
+        return "follow", framing
     motion = cfg.camera_motion[rng.randint(len(cfg.camera_motion))]
     dist, elev = _uniform(rng, cfg.camera_distance), np.deg2rad(_uniform(rng, cfg.camera_elevation))
     azim = rng.uniform(0, 2 * np.pi)
@@ -441,7 +493,7 @@ def _add_camera(kb, scene, cfg, rng, built):
         cam.look_at(tuple(target))
         cam.keyframe_insert("position", f)
         cam.keyframe_insert("quaternion", f)
-    return motion
+    return motion, framing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,7 +703,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     if pano is not None:
         _panorama_world(bpy, renderer, pano)
     _add_actors(bpy, scene, renderer, cfg, rng, workdir, cache, built)
-    motion = _add_camera(kb, scene, cfg, rng, built)
+    motion, framing = _add_camera(kb, scene, cfg, rng, built)
     _add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources, built)
     sim.run(frame_start=0, frame_end=T + 1)
     segments = _segmentation_ids(scene, built)
@@ -705,6 +757,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg),
         "assets": built.asset_ids,
         "camera_motion": motion,
+        "camera_framing": framing,
         "motion_blur": blur,
         "fps": cfg.fps,
         "intrinsics": K,

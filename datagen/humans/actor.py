@@ -8,9 +8,9 @@ frame either side: motion blur and the forward-flow pass need the neighbours). R
 one pass of the clip (and over the rendered frames) touches the floor z = 0; the root is at
 ``position`` (x, y) at the middle rendered frame, facing ``heading`` (yaw, rad; 0 = +x).
 
-``add_human(scene, renderer, motion, workdir)`` puts ONE ordinary Blender mesh object into the Kubric
-scene (a ``kb.FileBasedObject``, so Kubric's segmentation counts it), with ONE fixed topology, and
-makes it deform: one shape key per frame, keyed 1 at its frame and 0 at the neighbouring frames
+``add_human_object(bpy, motion, name, first_frame)`` puts ONE ordinary Blender mesh object into the
+scene (the actor kind ``datagen.actors.anny_human`` reports it as a ``DeformingMesh``; the scene gives it
+its own segmentation id), with ONE fixed topology, and makes it deform: one shape key per frame, keyed 1 at its frame and 0 at the neighbouring frames
 (linear), so at every integer frame Blender's evaluated mesh IS that frame's skinned body, and in
 between it interpolates linearly. The annotator reads the geometry back from Blender's evaluated mesh
 (``obj.evaluated_get(depsgraph)``): what Blender draws is what is annotated.
@@ -36,6 +36,7 @@ SPEED_RANGE = (0.8, 1.25)  # playback speed (x clip time)
 POSITION_RANGE = 1.5  # |x|, |y| <= this (m) for the root at the middle frame, when not given
 FLOOR_SAMPLES_PER_S = 30.0  # clip sampling rate for the floor-contact search
 FLOOR_VERTEX_STRIDE = 3  # every 3rd vertex in that search (the rendered frames use all of them)
+FLOOR_MAX_SAMPLES = 121  # long clips: coarser sampling (bounded cost)
 MIRROR_PROBABILITY = 0.5
 
 
@@ -87,13 +88,13 @@ def _source_for(clip: str | None, bvh: str | Path | None, rng: np.random.Generat
 
         return bvh_lib.load_source(bvh)
     if clip is None:
-        names = rt_lib.deepmimic_clips() + [f"bvh:{p}" for p in (bvh_files or [])]
+        names = rt_lib.clip_names() + [f"bvh:{p}" for p in (bvh_files or [])]
         clip = names[int(rng.integers(len(names)))]
     if clip.startswith("bvh:"):
         from datagen.humans import bvh as bvh_lib
 
         return bvh_lib.load_source(clip[4:])
-    return rt_lib.deepmimic_source(clip)
+    return rt_lib.builtin_source(clip)
 
 
 def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: str | None = None,
@@ -103,7 +104,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
                expressive: float = 1.0, head_motion: float = 1.0, model=None) -> HumanMotion:
     """Draw (from ``rng``) and pose one person for ``num_frames`` frames at ``fps``; see the module doc.
 
-    clip: a DeepMimic clip name (``retarget.deepmimic_clips()``) or "bvh:<path>"; bvh: a BVH file (wins
+    clip: a built-in clip name (``retarget.clip_names()``: the DeepMimic clips and "stand") or "bvh:<path>"; bvh: a BVH file (wins
     over clip); bvh_files: extra BVH paths the random choice may pick; phase: clip time at frame 0 as a
     fraction of the clip; speed: playback speed; mirror: left/right swapped; expressive: scales the
     facial expressions (0: neutral face, blinks only); head_motion: scales the extra head motion.
@@ -142,7 +143,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     units, gaze, head_angles = track.evaluate(frame_times)
     rotations = _with_head_and_gaze(pose.rotations, rest.bone_labels, head_angles, gaze)
     # floor: lowest point over one pass of the clip (subset of vertices) and over the rendered frames (all)
-    n_samples = max(2, int(np.ceil(source.duration * FLOOR_SAMPLES_PER_S)) + 1)
+    n_samples = int(np.clip(np.ceil(source.duration * FLOOR_SAMPLES_PER_S) + 1, 2, FLOOR_MAX_SAMPLES))
     clip_pose = retarget(np.linspace(0.0, source.duration, n_samples))
     subset = np.arange(0, body.num_vertices, FLOOR_VERTEX_STRIDE)
     v_clip, _ = body.skin(clip_pose.rotations, clip_pose.root, vertex_subset=subset)
@@ -213,9 +214,6 @@ def _body_yaw(root_rotation: np.ndarray) -> float:
 # Blender / Kubric
 
 
-_PLACEHOLDER = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
-
-
 def build_mesh(bpy, name: str, motion: HumanMotion):
     """A Blender mesh of the rest body: vertices in anny order, triangles, UVs, material index per
     polygon (regions.SLOTS), smooth shading, point attributes ``rest`` and ``eye_r``."""
@@ -258,31 +256,19 @@ def key_frames(bpy, b_obj, vertices: np.ndarray, first_frame: int) -> None:
         fc.extrapolation = "CONSTANT"
 
 
-def add_human(scene, renderer, motion: HumanMotion, workdir: Path, name: str):
-    """Add ``motion`` to the Kubric ``scene`` as one deforming mesh; returns the Kubric object.
+def add_human_object(bpy, motion: HumanMotion, name: str, first_frame: int):
+    """Link ``motion`` into the current Blender scene as ONE plain mesh object ``name`` that deforms.
 
-    Frames: row i of ``motion.vertices`` is keyed at scene frame ``scene.frame_start - 1 + i``.
-    The object's metadata carries category, name and the per-polygon region labels' names.
+    Row i of ``motion.vertices`` is keyed at scene frame ``first_frame + i`` (pass frame_start - 1).
+    Materials: one per ``regions.SLOTS`` entry. Cycles exports the vertex motion (deformation) for the
+    vector pass and motion blur. Returns the Blender object.
     """
-    import kubric as kb
-    from kubric.safeimport.bpy import bpy
-
-    workdir = Path(workdir)
-    placeholder = workdir / "actors" / "placeholder_triangle.obj"
-    placeholder.parent.mkdir(parents=True, exist_ok=True)
-    if not placeholder.exists():
-        placeholder.write_text(_PLACEHOLDER)
-    lo, hi = motion.vertices.min((0, 1)), motion.vertices.max((0, 1))
-    obj = kb.FileBasedObject(name=name, asset_id=name, render_filename=str(placeholder),
-                             simulation_filename=None, bounds=(tuple(lo), tuple(hi)),
-                             render_import_kwargs={"forward_axis": "Y", "up_axis": "Z"})
-    obj.metadata = {"category": CATEGORY, "actor": name, "part": "body"}
-    scene.add(obj)
-    b_obj = obj.linked_objects[renderer]
-    old = b_obj.data
-    b_obj.data = build_mesh(bpy, name, motion)
-    bpy.data.meshes.remove(old)
+    mesh = build_mesh(bpy, name, motion)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
     for m in mat_lib.build_materials(bpy, motion.look, name):
-        b_obj.data.materials.append(m)
-    key_frames(bpy, b_obj, motion.vertices, scene.frame_start - 1)
+        mesh.materials.append(m)
+    key_frames(bpy, obj, motion.vertices, first_frame)
+    obj.cycles.use_motion_blur = True
+    obj.cycles.use_deform_motion = True
     return obj

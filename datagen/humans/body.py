@@ -8,7 +8,8 @@ so one cache serves every scene, preset and test.
 Cache: anny parses the MakeHuman assets once and keeps the result under ``ANNY_CACHE_DIR`` (default
 ``~/.cache/anny``): about 1.1 GB, 1-5 minutes on 2 cores the first time, ~1 s to load afterwards.
 ``ensure_cache()`` builds it with a progress bar and says where; a file lock in the cache folder makes
-parallel scene processes wait for one build instead of building it several times at once.
+parallel processes wait for one build instead of building it several times at once, and the build happens
+in a scratch folder whose files are moved into place atomically (a killed build leaves nothing half-written).
 
 Coordinates (anny's own, kept everywhere in ``datagen.humans``): metres, Z up, the rest body stands at
 the origin facing -y, its left side (".L" bones) towards +x, in a relaxed A-pose.
@@ -182,10 +183,41 @@ def ensure_cache(progress: bool | None = None) -> Path:
             print(f"building the anny body-model cache once in {root} (ANNY_CACHE_DIR; about 1.1 GB, "
                   "1-5 minutes)...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            _construct(progress)
+            _build_atomically(root, progress)
             print(f"anny cache ready in {root} ({cache_size_bytes() / 2**30:.2f} GB, "
                   f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return root
+
+
+def _build_atomically(root: Path, progress: bool) -> None:
+    """Build the cache in <root>/.build-<pid> (files already in the cache hard-linked in, so they are not
+    rebuilt), then move each new file into place with os.replace: a build killed half way (timeout, Ctrl-C)
+    never leaves a half-written cache file that later loads would trip over. Call with the build lock held
+    (which also makes leftovers of killed builds safe to delete)."""
+    import shutil
+
+    from anny.paths import set_anny_cache_path
+
+    for stale in root.glob(".build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".build-{os.getpid()}"
+    for f in root.glob("v*/*.safetensors"):
+        (tmp / f.parent.name).mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, tmp / f.parent.name / f.name)
+        except OSError:  # no hard links here: that stage is rebuilt (slower, still correct)
+            pass
+    set_anny_cache_path(tmp)
+    try:
+        _construct(progress)
+    finally:
+        set_anny_cache_path(root)
+    for f in tmp.glob("v*/*.safetensors"):
+        dst = root / f.parent.name / f.name
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dst)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @lru_cache(maxsize=1)

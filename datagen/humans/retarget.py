@@ -307,3 +307,77 @@ def deepmimic_source(clip: str) -> SourceMotion:
     return SourceMotion(name=f"deepmimic:{clip}", joints=joints, rest_positions=rest_pos[0],
                         rest_rotations=rest_rot[0], up=np.array([0.0, 0.0, 1.0]), duration=motion.duration,
                         loop=motion.loop, sample=sample, meta={"source": "deepmimic", "clip": clip})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# "stand": a procedural idle clip on the DeepMimic skeleton (close-ups of calm people)
+
+STAND_DURATION = 8.0  # seconds; loops seamlessly (every wave completes whole cycles)
+
+
+def standing_source() -> SourceMotion:
+    """Standing, breathing and swaying: weight shifts, a little chest roll and bend, arms hanging slightly
+    away from the body with softly bent elbows (waves of 1/8 - 1/2 Hz). DeepMimic joint conventions (local
+    rotations in the Y-up clip frame: x forward, z to the right), posed by the same pybullet forward
+    kinematics as the clips."""
+    from datagen import mocap
+
+    sk = mocap.get_skeleton("human")
+    walk = mocap.load_clip("human", "walk")  # only for its joint indices / kinds
+    names = [p.name for p in sk.parts]
+    joints = list(_DEEPMIMIC_JOINTS)
+    cols = [names.index(_DEEPMIMIC_JOINTS[j]) for j in joints]
+    index = sk.link_index
+    to_world = mocap._CLIP_TO_WORLD_XYZW["human"]
+
+    def quat(axis, angle):
+        axis = np.asarray(axis, float)
+        return np.array([*(np.sin(angle / 2) * axis), np.cos(angle / 2)])
+
+    def state(t: float):
+        w = 2 * np.pi / STAND_DURATION
+        sway = np.sin(w * t)
+        root = mocap.make_pose(np.array([0.0, 0.0, 0.015 * sway]) @ mocap.quat_to_matrix(to_world).T
+                               + np.array([0.0, 0.0, 0.0]),
+                               mocap.quat_mul(to_world, quat([1, 0, 0], 0.02 * sway)))
+        q = {j: (np.array([0.0, 0.0, 0.0, 1.0]) if v.shape[1] == 4 else np.zeros(1))
+             for j, v in walk.joints.items()}
+        q[index["chest"]] = mocap.quat_mul(quat([1, 0, 0], -0.03 * sway), quat([0, 0, 1], -0.03 + 0.02 * np.sin(2 * w * t)))
+        q[index["neck"]] = quat([0, 0, 1], 0.04)
+        for side, sgn in (("right", 1.0), ("left", -1.0)):
+            swing = 0.04 * np.sin(4 * w * t + (0.0 if side == "right" else 1.0))
+            q[index[f"{side}_shoulder"]] = mocap.quat_mul(quat([1, 0, 0], -sgn * 0.12), quat([0, 0, 1], swing))
+            q[index[f"{side}_elbow"]] = np.array([0.25 + 0.05 * np.sin(2 * w * t)])
+            q[index[f"{side}_hip"]] = quat([1, 0, 0], sgn * 0.02 * sway)
+            q[index[f"{side}_ankle"]] = quat([1, 0, 0], -sgn * 0.02 * sway)
+        return mocap.PoseState(root, q)
+
+    def frames(states) -> tuple[np.ndarray, np.ndarray]:
+        poses = np.stack([sk.link_poses(s) for s in states])[:, cols]
+        return poses[..., :3, 3], poses[..., :3, :3]
+
+    zero = mocap.PoseState(mocap.make_pose(np.zeros(3), to_world),
+                           {j: (np.array([0.0, 0.0, 0.0, 1.0]) if v.shape[1] == 4 else np.zeros(1))
+                            for j, v in walk.joints.items()})
+    rest_pos, rest_rot = frames([zero])
+
+    def sample(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return frames([state(float(t) % STAND_DURATION) for t in times])
+
+    return SourceMotion(name="stand", joints=joints, rest_positions=rest_pos[0], rest_rotations=rest_rot[0],
+                        up=np.array([0.0, 0.0, 1.0]), duration=STAND_DURATION, loop=True, sample=sample,
+                        meta={"source": "procedural", "clip": "stand"})
+
+
+def clip_names() -> list[str]:
+    """Every built-in clip name: the 15 DeepMimic clips and "stand"."""
+    return deepmimic_clips() + ["stand"]
+
+
+def builtin_source(name: str) -> SourceMotion:
+    """A built-in clip by name (ValueError listing the choices for an unknown one)."""
+    if name == "stand":
+        return standing_source()
+    if name not in deepmimic_clips():
+        raise ValueError(f"unknown clip {name!r}; choices: {clip_names()}")
+    return deepmimic_source(name)
