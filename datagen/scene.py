@@ -409,7 +409,7 @@ def _camera_target(cfg, rng, built) -> np.ndarray:
 
 # Close-up framings (SceneConfig.camera_framing): visible height (m) at the subject's distance, aim point below
 # the eyes (m), largest azimuth away from the face direction (deg).
-FRAMINGS = {"face": ((0.26, 0.4), 0.02, 35.0), "upper_body": ((0.75, 1.1), 0.3, 55.0),
+FRAMINGS = {"face": ((0.17, 0.26), 0.04, 25.0), "upper_body": ((0.75, 1.1), 0.3, 55.0),
             "body": ((2.0, 2.8), 0.75, 80.0)}
 
 
@@ -417,33 +417,38 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     """Camera positions and aim points (n, 3) for frames 0..n-1 framing one person's head/upper body/body.
 
     The subject is a random actor reporting the points "head" and "face_front" (the anny human does). The
-    camera looks at the face from within FRAMINGS' azimuth of its middle-frame direction, 5 deg below to 20 deg
-    above it, at the distance where the framing's visible height fills the image's shorter side, and follows the
-    subject's head (a random share of 70-100 % of its motion, so the face also moves in the frame).
+    camera looks at the face from within FRAMINGS' azimuth of the face's direction, 5 deg below to 20 deg above
+    it, at the distance where the framing's visible height fills the image's shorter side. It follows the
+    subject: a random 70-100 % of the head's motion and 30-70 % of its turning (so the face also moves and
+    turns in the frame, but stays in view).
     """
     subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
     if not subjects:
         raise ValueError(f"camera_framing {framing!r} needs an actor with 'head' and 'face_front' points "
                          f"(kind human); actors: {[a.kind for a in built.actors]}")
     a = subjects[rng.randint(len(subjects))]
-    head = np.asarray(a.points["head"], float)
-    head = np.concatenate([head[:1], head, head[-1:]])[:n]  # rendered frames -> camera keys 0..T+1
-    ahead = np.asarray(a.points["face_front"], float)
+
+    def pad(x):  # rendered frames -> camera keys 0..T+1
+        x = np.asarray(x, float)
+        return np.concatenate([x[:1], x, x[-1:]])[:n]
+
+    head, ahead = pad(a.points["head"]), pad(a.points["face_front"])
     (lo, hi), below, max_az = FRAMINGS[framing]
-    mid = len(ahead) // 2
-    f = ahead[mid] - head[1 + mid]
-    f[2] = 0.0
-    f = f / (np.linalg.norm(f) + 1e-9)
-    az, elev = np.deg2rad(rng.uniform(-max_az, max_az)), np.deg2rad(rng.uniform(-5.0, 20.0))
-    c, s = np.cos(az), np.sin(az)
-    f = np.array([c * f[0] - s * f[1], s * f[0] + c * f[1], 0.0])
-    direction = np.cos(elev) * f + np.array([0.0, 0.0, np.sin(elev)])
+    mid = n // 2
+    yaw = np.unwrap(np.arctan2(ahead[:, 1] - head[:, 1], ahead[:, 0] - head[:, 0]))
+    turn = rng.uniform(0.3, 0.7)
+    yaw = yaw[mid] + turn * (yaw - yaw[mid]) + np.deg2rad(rng.uniform(-max_az, max_az))
+    elev = np.deg2rad(rng.uniform(-5.0, 20.0))
+    direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
     half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
     dist = rng.uniform(lo, hi) / (2 * np.tan(half_fov))
     follow = rng.uniform(0.7, 1.0)
     aim = head - np.array([0.0, 0.0, below])
-    aim = follow * aim + (1 - follow) * aim[1 + mid]
-    return aim + direction * dist, aim
+    aim = follow * aim + (1 - follow) * aim[mid]
+    aim[:, 2] = np.maximum(aim[:, 2], 0.15)  # someone lying or rolling on the floor: stay above it
+    pos = aim + direction * dist
+    pos[:, 2] = np.maximum(pos[:, 2], 0.3)
+    return pos, aim
 
 
 def _add_camera(kb, scene, cfg, rng, built):

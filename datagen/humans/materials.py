@@ -235,8 +235,8 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0):
     # blotches (cm scale) + pores/freckles (mm scale): texture a tracker can lock onto, stuck to the skin
     c = g.mix(g.noise(14.0, detail=3.0), tuple(darker), tuple(redder))
     c = g.mix(g.math("MULTIPLY", g.noise(14.0, detail=2.0), 0.9), tuple(base), c)
-    fine = g.noise(180.0, detail=2.0)
-    c = g.mix(g.math("MULTIPLY", fine, 0.35), c, tuple(base * 0.7))
+    fine = g.noise(120.0, detail=2.0)
+    c = g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7))
     if blush:
         c = g.mix(blush, c, tuple(redder))
     g.bump(fine, 0.05)
