@@ -108,7 +108,7 @@ class AnnyHuman(ActorKind):
                                   head_motion=self.options.head_motion)
         obj = human.add_human_object(ctx.bpy, motion, f"{ctx.name}_body", ctx.frame_start - 1)
         rendered = slice(1, -1)
-        meta = {"kind": self.name, "name": ctx.name, **motion.meta, "timings": motion.timings,
+        meta = {"kind": self.name, "name": ctx.name, **motion.meta,
                 "crowd_index": spawn.index, "crowd_size": spawn.group_size, "meshes": [obj.name]}
         return Actor(name=ctx.name, kind=self.name, category=self.category,
                      trajectory=motion.root[rendered, :2], radius=0.45,

@@ -6,7 +6,7 @@ face units (ARKit-style facial actions). We always build the SAME model configur
 so one cache serves every scene, preset and test.
 
 Cache: anny parses the MakeHuman assets once and keeps the result under ``ANNY_CACHE_DIR`` (default
-``~/.cache/anny``): about 1.1 GB, 1-5 minutes on 2 cores the first time, ~1 s to load afterwards.
+``~/.cache/anny``): about 0.9 GB, 1.5-6 minutes on 2 cores the first time, ~1 s to load afterwards.
 ``ensure_cache()`` builds it with a progress bar and says where; a file lock in the cache folder makes
 parallel processes wait for one build instead of building it several times at once, and the build happens
 in a scratch folder whose files are moved into place atomically (a killed build leaves nothing half-written).
@@ -180,7 +180,7 @@ def ensure_cache(progress: bool | None = None) -> Path:
         progress = sys.stderr.isatty()
     with _build_lock():
         if not cache_ready():
-            print(f"building the anny body-model cache once in {root} (ANNY_CACHE_DIR; about 1.1 GB, "
+            print(f"building the anny body-model cache once in {root} (ANNY_CACHE_DIR; about 0.9 GB, "
                   "1-5 minutes)...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             _build_atomically(root, progress)
