@@ -413,25 +413,35 @@ FRAMINGS = {"face": ((0.17, 0.26), 0.04, 25.0), "upper_body": ((0.75, 1.1), 0.3,
             "body": ((2.0, 2.8), 0.75, 80.0)}
 
 
+def _steady(path: np.ndarray) -> np.ndarray:
+    """(n, 3) least-squares straight line through a path (n, 3) at the same times: a steadicam's course."""
+    t = np.arange(len(path), dtype=float)
+    A = np.stack([np.ones_like(t), t], 1)
+    coef, *_ = np.linalg.lstsq(A, path, rcond=None)
+    return A @ coef
+
+
 def _closeup_path(cfg, rng, built, framing: str, n: int):
     """Camera positions and aim points (n, 3) for frames 0..n-1 framing one person's head/upper body/body.
 
-    The subject is a random actor reporting the points "head" and "face_front" (the anny human does). The
-    camera looks at the face from within FRAMINGS' azimuth of the face's direction, 5 deg below to 20 deg above
-    it, at the distance where the framing's visible height fills the image's shorter side. It follows the
-    subject: a random 70-100 % of the head's motion and 30-70 % of its turning (so the face also moves and
-    turns in the frame, but stays in view).
+    The subject is the calmest actor reporting the points "head" and "face_front" (the anny human does): the
+    one whose head strays least from a straight course. The camera looks at the face from within FRAMINGS'
+    azimuth of the face's direction, 5 deg below to 20 deg above it, at the distance where the framing's
+    visible height fills the image's shorter side. Like a steadicam it moves along the straight course of the
+    head plus a random share of the head's own motion (face: 30-80 %, wider shots: 0-50 %) and turns with
+    30-70 % of the face's turning, so the face moves and turns in the frame but stays in view.
     """
     subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
     if not subjects:
         raise ValueError(f"camera_framing {framing!r} needs an actor with 'head' and 'face_front' points "
                          f"(kind human); actors: {[a.kind for a in built.actors]}")
-    a = subjects[rng.randint(len(subjects))]
 
     def pad(x):  # rendered frames -> camera keys 0..T+1
         x = np.asarray(x, float)
         return np.concatenate([x[:1], x, x[-1:]])[:n]
 
+    strays = [np.abs(pad(a.points["head"]) - _steady(pad(a.points["head"]))).max() for a in subjects]
+    a = subjects[int(np.argmin(strays))]
     head, ahead = pad(a.points["head"]), pad(a.points["face_front"])
     (lo, hi), below, max_az = FRAMINGS[framing]
     mid = n // 2
@@ -442,9 +452,9 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
     half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
     dist = rng.uniform(lo, hi) / (2 * np.tan(half_fov))
-    follow = rng.uniform(0.7, 1.0)
-    aim = head - np.array([0.0, 0.0, below])
-    aim = follow * aim + (1 - follow) * aim[mid]
+    course = _steady(head)
+    follow = rng.uniform(0.3, 0.8) if framing == "face" else rng.uniform(0.0, 0.5)
+    aim = course + follow * (head - course) - np.array([0.0, 0.0, below])
     aim[:, 2] = np.maximum(aim[:, 2], 0.15)  # someone lying or rolling on the floor: stay above it
     pos = aim + direction * dist
     pos[:, 2] = np.maximum(pos[:, 2], 0.3)

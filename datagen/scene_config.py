@@ -134,7 +134,8 @@ class SceneConfig:
                 fail(f"{key}.probability", f"must be in [0, 1], got {group.probability}")
         bad = [f for f in self.camera_framing if f not in ("scene", "face", "upper_body", "body")]
         if bad or not self.camera_framing:
-            fail("camera_framing", f"choices are scene/face/upper_body/body (non-empty), got {list(self.camera_framing)}")
+            fail("camera_framing",
+                 f"choices are scene/face/upper_body/body (non-empty), got {list(self.camera_framing)}")
         if any(f != "scene" for f in self.camera_framing) and not any(
                 actors.get_kind(g.kind).category == "human" for g in self.actor_groups()):
             fail("camera_framing", "close-up framings need a human actor group (actors / num_humans)")

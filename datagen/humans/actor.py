@@ -1,4 +1,4 @@
-"""One person in a scene: ``pose_human`` (no Blender) and ``add_human`` (the Blender/Kubric mesh).
+"""One person in a scene: ``pose_human`` (no Blender) and ``add_human_object`` (the Blender mesh).
 
 ``pose_human(rng, num_frames, fps, ...) -> HumanMotion`` draws whatever is not given (phenotype,
 outfit, look, clip, phase, speed, mirror, heading, position, facial performance), retargets the clip
@@ -10,10 +10,10 @@ one pass of the clip (and over the rendered frames) touches the floor z = 0; the
 
 ``add_human_object(bpy, motion, name, first_frame)`` puts ONE ordinary Blender mesh object into the
 scene (the actor kind ``datagen.actors.anny_human`` reports it as a ``DeformingMesh``; the scene gives it
-its own segmentation id), with ONE fixed topology, and makes it deform: one shape key per frame, keyed 1 at its frame and 0 at the neighbouring frames
-(linear), so at every integer frame Blender's evaluated mesh IS that frame's skinned body, and in
-between it interpolates linearly. The annotator reads the geometry back from Blender's evaluated mesh
-(``obj.evaluated_get(depsgraph)``): what Blender draws is what is annotated.
+its own segmentation id), with ONE fixed topology, and makes it deform: one shape key per frame, keyed 1 at
+its frame and 0 at the neighbouring frames (linear), so at every integer frame Blender's evaluated mesh IS
+that frame's skinned body, and in between it interpolates linearly. The annotator reads the geometry back
+from Blender's evaluated mesh (``obj.evaluated_get(depsgraph)``): what Blender draws is what is annotated.
 
 Same seed -> same person: every random choice comes from the ``rng`` passed in, in a fixed order.
 """
@@ -104,9 +104,9 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
                expressive: float = 1.0, head_motion: float = 1.0, model=None) -> HumanMotion:
     """Draw (from ``rng``) and pose one person for ``num_frames`` frames at ``fps``; see the module doc.
 
-    clip: a built-in clip name (``retarget.clip_names()``: the DeepMimic clips and "stand") or "bvh:<path>"; bvh: a BVH file (wins
-    over clip); bvh_files: extra BVH paths the random choice may pick; phase: clip time at frame 0 as a
-    fraction of the clip; speed: playback speed; mirror: left/right swapped; expressive: scales the
+    clip: a built-in clip name (``retarget.clip_names()``: the DeepMimic clips and "stand") or "bvh:<path>";
+    bvh: a BVH file (wins over clip); bvh_files: extra BVH paths the random choice may pick; phase: clip time
+    at frame 0 as a fraction of the clip; speed: playback speed; mirror: left/right swapped; expressive: scales the
     facial expressions (0: neutral face, blinks only); head_motion: scales the extra head motion.
     """
     if num_frames < 1 or fps <= 0:

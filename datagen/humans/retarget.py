@@ -342,7 +342,8 @@ def standing_source() -> SourceMotion:
                                mocap.quat_mul(to_world, quat([1, 0, 0], 0.02 * sway)))
         q = {j: (np.array([0.0, 0.0, 0.0, 1.0]) if v.shape[1] == 4 else np.zeros(1))
              for j, v in walk.joints.items()}
-        q[index["chest"]] = mocap.quat_mul(quat([1, 0, 0], -0.03 * sway), quat([0, 0, 1], -0.03 + 0.02 * np.sin(2 * w * t)))
+        q[index["chest"]] = mocap.quat_mul(quat([1, 0, 0], -0.03 * sway),
+                                           quat([0, 0, 1], -0.03 + 0.02 * np.sin(2 * w * t)))
         q[index["neck"]] = quat([0, 0, 1], 0.04)
         for side, sgn in (("right", 1.0), ("left", -1.0)):
             swing = 0.04 * np.sin(4 * w * t + (0.0 if side == "right" else 1.0))
