@@ -41,6 +41,7 @@ class _Built:
     asset_ids: list = field(default_factory=list)  # dicts describing what was placed
     actors: list = field(default_factory=list)  # datagen.actors.Actor
     category_names: list = field(default_factory=lambda: list(CATEGORY_NAMES))
+    camera_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # close-up camera (x, y) per key
 
     def category_index(self, name: str) -> int:
         if name not in self.category_names:  # a kind with a new category (e.g. "vehicle")
@@ -384,12 +385,11 @@ def _add_actors(bpy, scene, renderer, cfg, rng, workdir, cache, built):
 
 
 def _actor_footprint(built) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) ground points of every actor at every frame and (N,) their radii (objects keep clear)."""
-    if not built.actors:
-        return np.zeros((0, 2)), np.zeros(0)
-    paths = np.concatenate([a.trajectory for a in built.actors])
-    radii = np.concatenate([np.full(len(a.trajectory), a.radius) for a in built.actors])
-    return paths, radii
+    """(N, 2) ground points of every actor at every frame and (N,) their radii (objects keep clear), plus the
+    ground path of a close-up camera (objects must not swallow it)."""
+    paths = [a.trajectory for a in built.actors] + [built.camera_path]
+    radii = [np.full(len(a.trajectory), a.radius) for a in built.actors] + [np.full(len(built.camera_path), 0.6)]
+    return np.concatenate(paths).reshape(-1, 2), np.concatenate(radii)
 
 
 def _camera_target(cfg, rng, built) -> np.ndarray:
@@ -429,7 +429,8 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     azimuth of the face's direction, 5 deg below to 20 deg above it, at the distance where the framing's
     visible height fills the image's shorter side. Like a steadicam it moves along the straight course of the
     head plus a random share of the head's own motion (face: 30-80 %, wider shots: 0-50 %) and turns with
-    30-70 % of the face's turning, so the face moves and turns in the frame but stays in view.
+    30-70 % of the face's turning (at most 45 deg), so the face moves and turns in the frame but stays in view.
+    Objects are later kept clear of the camera's ground path.
     """
     subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
     if not subjects:
@@ -446,8 +447,8 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     (lo, hi), below, max_az = FRAMINGS[framing]
     mid = n // 2
     yaw = np.unwrap(np.arctan2(ahead[:, 1] - head[:, 1], ahead[:, 0] - head[:, 0]))
-    turn = rng.uniform(0.3, 0.7)
-    yaw = yaw[mid] + turn * (yaw - yaw[mid]) + np.deg2rad(rng.uniform(-max_az, max_az))
+    turn = rng.uniform(0.3, 0.7)  # a spinning subject: the camera swings by at most 45 deg
+    yaw = yaw[mid] + np.clip(turn * (yaw - yaw[mid]), -np.pi / 4, np.pi / 4) + np.deg2rad(rng.uniform(-max_az, max_az))
     elev = np.deg2rad(rng.uniform(-5.0, 20.0))
     direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
     half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
@@ -470,6 +471,7 @@ def _add_camera(kb, scene, cfg, rng, built):
         scene += cam
         scene.camera = cam
         pos, aim = _closeup_path(cfg, rng, built, framing, cfg.num_frames + 2)
+        built.camera_path = pos[:, :2]
         for f, (p, a) in enumerate(zip(pos, aim)):
             cam.position = tuple(p)
             cam.look_at(tuple(a))

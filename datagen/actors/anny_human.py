@@ -72,7 +72,10 @@ class AnnyHuman(ActorKind):
         bad = [c for c in options.clips if c not in known]
         if bad:
             raise ValueError(f"unknown clips {bad}; choices: {known}")
-        bvh_files(options.bvh)  # raises for missing files
+        try:
+            bvh_files(options.bvh)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
         if options.expressive < 0 or options.head_motion < 0:
             raise ValueError("expressive and head_motion must be >= 0")
 

@@ -182,7 +182,7 @@ def test_bvh_errors_are_one_line(tmp_path):
 
 # ----------------------------------------------------------------------------------------------------- cache
 @pytest.mark.slow
-def test_cache_build_is_atomic_and_reuses_finished_stages(tmp_path, monkeypatch):
+def test_cache_build_is_atomic_and_reuses_finished_stages(tmp_path, capfd):
     """A cache that lacks only the final (compact) file: ensure_cache builds just that stage in a scratch folder
     and moves it into place; the existing stages are hard-linked, not rebuilt; a second call is a no-op."""
     from anny.paths import get_anny_cache_path, set_anny_cache_path
@@ -202,13 +202,34 @@ def test_cache_build_is_atomic_and_reuses_finished_stages(tmp_path, monkeypatch)
     try:
         assert not body_lib.cache_ready()
         (fresh / ".build-99999999").mkdir()  # leftover of a killed build
-        assert body_lib.ensure_cache(progress=False) == fresh
+        assert body_lib.ensure_cache(progress=True) == fresh
+        err = capfd.readouterr().err
+        assert f"building the anny body-model cache once in {fresh}" in err and f"anny cache ready in {fresh}" in err
+        assert "3/3 stages" in err  # the progress bar went through anny's three cache stages
         assert body_lib.cache_ready()
         assert not list(fresh.glob(".build-*"))
         built = body_lib.cached_model_file()
         assert built.stat().st_size == real.stat().st_size
         stamp = built.stat().st_mtime_ns
-        body_lib.ensure_cache(progress=False)
-        assert built.stat().st_mtime_ns == stamp
+        body_lib.ensure_cache(progress=True)
+        assert built.stat().st_mtime_ns == stamp and "building" not in capfd.readouterr().err
     finally:
         set_anny_cache_path(old)
+
+
+# ---------------------------------------------------------------------------------------------------- configs
+def test_human_presets_load_and_bad_values_are_one_line(tmp_path):
+    from datagen.config import ConfigError, load_data_config
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs" / "data"
+    face = load_data_config(root / "face_closeup.yaml")
+    assert set(face.scene.camera_framing) <= {"face", "upper_body"} and face.scene.actor_groups()[0].kind == "human"
+    mix = load_data_config(root / "humans_mix.yaml")
+    assert any(g.herd for g in mix.scene.actor_groups()) and "scene" in mix.scene.camera_framing
+    for override, key in ((["scene.camera_framing=[portrait]"], "camera_framing"),
+                          (["scene.actors=[{kind: human, options: {clips: [moonwalk]}}]"], "actors[0]"),
+                          (["scene.actors=[{kind: human, options: {bvh: [/nonexistent.bvh]}}]"], "actors[0]"),
+                          (["scene.num_humans=0", "scene.actors=[]"], "camera_framing")):
+        with pytest.raises(ConfigError, match=key.replace("[", r"\[")) as err:
+            load_data_config(root / "face_closeup.yaml", override)
+        assert "\n" not in str(err.value)
