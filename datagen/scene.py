@@ -430,7 +430,8 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     visible height fills the image's shorter side. Like a steadicam it moves along the straight course of the
     head plus a random share of the head's own motion (face: 30-80 %, wider shots: 0-50 %) and turns with
     30-70 % of the face's turning (at most 45 deg), so the face moves and turns in the frame but stays in view.
-    Objects are later kept clear of the camera's ground path.
+    The viewpoint is redrawn (10 tries) until the camera keeps 0.3 m clear of the other actors (a crowd);
+    objects are later kept clear of the camera's ground path.
     """
     subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
     if not subjects:
@@ -446,20 +447,31 @@ def _closeup_path(cfg, rng, built, framing: str, n: int):
     head, ahead = pad(a.points["head"]), pad(a.points["face_front"])
     (lo, hi), below, max_az = FRAMINGS[framing]
     mid = n // 2
-    yaw = np.unwrap(np.arctan2(ahead[:, 1] - head[:, 1], ahead[:, 0] - head[:, 0]))
+    face_yaw = np.unwrap(np.arctan2(ahead[:, 1] - head[:, 1], ahead[:, 0] - head[:, 0]))
     turn = rng.uniform(0.3, 0.7)  # a spinning subject: the camera swings by at most 45 deg
-    yaw = yaw[mid] + np.clip(turn * (yaw - yaw[mid]), -np.pi / 4, np.pi / 4) + np.deg2rad(rng.uniform(-max_az, max_az))
-    elev = np.deg2rad(rng.uniform(-5.0, 20.0))
-    direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
     half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
     dist = rng.uniform(lo, hi) / (2 * np.tan(half_fov))
     course = _steady(head)
     follow = rng.uniform(0.3, 0.8) if framing == "face" else rng.uniform(0.0, 0.5)
     aim = course + follow * (head - course) - np.array([0.0, 0.0, below])
     aim[:, 2] = np.maximum(aim[:, 2], 0.15)  # someone lying or rolling on the floor: stay above it
-    pos = aim + direction * dist
-    pos[:, 2] = np.maximum(pos[:, 2], 0.3)
-    return pos, aim
+    others = [(pad(np.c_[o.trajectory, np.zeros(len(o.trajectory))])[:, :2], o.radius) for o in built.actors
+              if o is not a]
+    best, best_clear = None, -np.inf
+    for _ in range(10):  # the first viewpoint that stays clear of the other actors' bodies (crowds), else the best
+        yaw = face_yaw[mid] + np.clip(turn * (face_yaw - face_yaw[mid]), -np.pi / 4, np.pi / 4) \
+            + np.deg2rad(rng.uniform(-max_az, max_az))
+        elev = np.deg2rad(rng.uniform(-5.0, 20.0))
+        direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
+        pos = aim + direction * dist
+        pos[:, 2] = np.maximum(pos[:, 2], 0.3)
+        clear = min((np.linalg.norm(pos[:, :2] - path, axis=1) - radius).min() for path, radius in others) \
+            if others else np.inf
+        if clear > best_clear:
+            best, best_clear = pos, clear
+        if clear > 0.3:
+            break
+    return best, aim
 
 
 def _add_camera(kb, scene, cfg, rng, built):
