@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NEAR_Z = 1e-4  # metres: triangles with a vertex closer than this to the camera plane are not ray-cast
-TILE_PX = 8  # screen tile size for binning triangles (pixels)
 NONE_REGION = "none"
 
 
@@ -118,13 +117,14 @@ class Hits:
     bary: np.ndarray
 
 
-def _tile_pairs(tri_uv: np.ndarray, valid: np.ndarray, point_tiles: np.ndarray, tile: float):
-    """Sorted (tile key, triangle) pairs for triangles overlapping the tiles that hold points."""
+def _tile_pairs(lo_px: np.ndarray, hi_px: np.ndarray, valid: np.ndarray, point_tiles: np.ndarray, tile: float):
+    """Sorted (tile key, triangle) pairs for triangles (screen bounding boxes lo_px/hi_px (F, 2)) overlapping
+    the tiles that hold points."""
     tmin, tmax = point_tiles.min(0), point_tiles.max(0)
     tri = np.flatnonzero(valid)
-    lo = np.maximum(np.floor(tri_uv[tri].min(1) / tile), tmin).astype(np.int64)  # (F', 2), clipped
-    hi = np.minimum(np.floor(tri_uv[tri].max(1) / tile), tmax).astype(np.int64)
-    keep = np.all(hi >= lo, axis=1)
+    lo = np.maximum(np.floor(lo_px[tri] / tile), tmin).astype(np.int64)  # (F', 2), clipped to the points
+    hi = np.minimum(np.floor(hi_px[tri] / tile), tmax).astype(np.int64)
+    keep = (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1])
     tri, lo, hi = tri[keep], lo[keep], hi[keep]
     nx, ny = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
     count = nx * ny
@@ -141,22 +141,31 @@ def _tile_pairs(tri_uv: np.ndarray, valid: np.ndarray, point_tiles: np.ndarray, 
     return key[order], pair_tri[order], tmin, width
 
 
-def first_hits(pixels: np.ndarray, tri_uv: np.ndarray, tri_z: np.ndarray, tile: float = TILE_PX) -> Hits:
+def first_hits(pixels: np.ndarray, tri_uv: np.ndarray, tri_z: np.ndarray, tile: float | None = None) -> Hits:
     """Nearest triangle along each pixel's camera ray.
 
     pixels: (N, 2) float (x, y); tri_uv: (F, 3, 2) projected triangle corners (pixels); tri_z: (F, 3) their
     camera z. Triangles with a corner behind NEAR_Z or no area on screen are ignored. A pixel on a shared
-    edge may match both triangles (same depth); ties go to the lower triangle index.
+    edge may match both triangles (same depth); ties go to the lower triangle index. `tile`: bin size in
+    pixels (default: twice the median on-screen triangle size, 1-16 px, so a tile holds few triangles whether
+    the mesh is a distant 27k-triangle body or a close-up).
     """
     n = len(pixels)
     out = Hits(np.full(n, -1, np.int64), np.full(n, np.inf), np.zeros((n, 3)))
     if n == 0 or len(tri_uv) == 0:
         return out
-    a, b, c = tri_uv[:, 0], tri_uv[:, 1], tri_uv[:, 2]
+    # corners as contiguous (F, 2) arrays: elementwise min/max beat reductions over the corner axis
+    a, b, c = (np.ascontiguousarray(tri_uv[:, k]) for k in range(3))
     area2 = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    valid = (tri_z.min(1) > NEAR_Z) & (np.abs(area2) > 1e-12) & np.isfinite(tri_uv).all((1, 2))
+    zmin = np.minimum(np.minimum(tri_z[:, 0], tri_z[:, 1]), tri_z[:, 2])
+    lo_px, hi_px = np.minimum(np.minimum(a, b), c), np.maximum(np.maximum(a, b), c)
+    valid = (zmin > NEAR_Z) & (np.abs(area2) > 1e-12) & np.isfinite(area2) & np.isfinite(lo_px).all(1) \
+        & np.isfinite(hi_px).all(1)
+    if tile is None:
+        size = (hi_px - lo_px)[valid].max(-1) if valid.any() else np.ones(1)
+        tile = float(np.clip(2 * np.median(size), 1, 16))
     point_tiles = np.floor(pixels / tile).astype(np.int64)
-    keys, pair_tri, tmin, width = _tile_pairs(tri_uv, valid, point_tiles, tile)
+    keys, pair_tri, tmin, width = _tile_pairs(lo_px, hi_px, valid, point_tiles, tile)
     pkey = (point_tiles[:, 1] - tmin[1]) * width + (point_tiles[:, 0] - tmin[0])
     start, stop = np.searchsorted(keys, pkey, "left"), np.searchsorted(keys, pkey, "right")
     count = stop - start

