@@ -57,6 +57,14 @@ def cmd_generate(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1, got {args.workers}", EXIT_USAGE)
     try:
+        # asset caches of the actor kinds (e.g. anny's, minutes on first use) are built here, once, in the
+        # foreground with a progress bar, not inside the timed scene processes
+        from datagen import actors
+
+        actors.prepare([g.kind for g in cfg.scene.actor_groups()], progress=None if args.progress else False)
+    except (OSError, TimeoutError) as err:
+        raise CliError(f"preparing actor assets failed: {err}") from None
+    try:
         report = generate_dataset(cfg, args.out, workers=args.workers, task_index=task_index,
                                   num_tasks=num_tasks, progress=None if args.progress else False)
     except (GenerationError, OutputBusyError) as err:

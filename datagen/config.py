@@ -24,7 +24,7 @@ SCENE_PROCESSES = ("warm", "cold")
 DEFAULT_WARM_IMPORTS = (
     "numpy", "zstandard", "omegaconf", "tensorflow", "pybullet", "pybullet_data", "bpy", "kubric",
     "kubric.renderer.blender", "kubric.simulator.pybullet", "datagen.kubric_compat:apply", "datagen.scene",
-    "datagen.articulated", "datagen.shards", "datagen.scene_worker",
+    "datagen.articulated", "datagen.actors.registry", "datagen.surfaces", "datagen.shards", "datagen.scene_worker",
 )
 _WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 # SceneConfig keys that say how a scene is rendered, not what it shows: left out of the content hash, so a data

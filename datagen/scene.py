@@ -42,6 +42,7 @@ class _Built:
     asset_ids: list = field(default_factory=list)  # dicts describing what was placed
     actors: list = field(default_factory=list)  # datagen.actors.Actor
     category_names: list = field(default_factory=lambda: list(CATEGORY_NAMES))
+    camera_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # close-up camera (x, y) per key
 
     def category_index(self, name: str) -> int:
         if name not in self.category_names:  # a kind with a new category (e.g. "vehicle")
@@ -398,12 +399,11 @@ def _add_actors(bpy, scene, renderer, cfg, rng, workdir, cache, built):
 
 
 def _actor_footprint(built) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) ground points of every actor at every frame and (N,) their radii (objects keep clear)."""
-    if not built.actors:
-        return np.zeros((0, 2)), np.zeros(0)
-    paths = np.concatenate([a.trajectory for a in built.actors])
-    radii = np.concatenate([np.full(len(a.trajectory), a.radius) for a in built.actors])
-    return paths, radii
+    """(N, 2) ground points of every actor at every frame and (N,) their radii (objects keep clear), plus the
+    ground path of a close-up camera (objects must not swallow it)."""
+    paths = [a.trajectory for a in built.actors] + [built.camera_path]
+    radii = [np.full(len(a.trajectory), a.radius) for a in built.actors] + [np.full(len(built.camera_path), 0.6)]
+    return np.concatenate(paths).reshape(-1, 2), np.concatenate(radii)
 
 
 def _camera_target(cfg, rng, built) -> np.ndarray:
@@ -421,8 +421,89 @@ def _camera_target(cfg, rng, built) -> np.ndarray:
                      f"(actors: {[a.kind for a in built.actors]})")
 
 
+# Close-up framings (SceneConfig.camera_framing): visible height (m) at the subject's distance, aim point below
+# the eyes (m), largest azimuth away from the face direction (deg).
+FRAMINGS = {"face": ((0.17, 0.26), 0.04, 25.0), "upper_body": ((0.75, 1.1), 0.3, 55.0),
+            "body": ((2.0, 2.8), 0.75, 80.0)}
+
+
+def _steady(path: np.ndarray) -> np.ndarray:
+    """(n, 3) least-squares straight line through a path (n, 3) at the same times: a steadicam's course."""
+    t = np.arange(len(path), dtype=float)
+    A = np.stack([np.ones_like(t), t], 1)
+    coef, *_ = np.linalg.lstsq(A, path, rcond=None)
+    return A @ coef
+
+
+def _closeup_path(cfg, rng, built, framing: str, n: int):
+    """Camera positions and aim points (n, 3) for frames 0..n-1 framing one person's head/upper body/body.
+
+    The subject is the calmest actor reporting the points "head" and "face_front" (the anny human does): the
+    one whose head strays least from a straight course. The camera looks at the face from within FRAMINGS'
+    azimuth of the face's direction, 5 deg below to 20 deg above it, at the distance where the framing's
+    visible height fills the image's shorter side. Like a steadicam it moves along the straight course of the
+    head plus a random share of the head's own motion (face: 30-80 %, wider shots: 0-50 %) and turns with
+    30-70 % of the face's turning (at most 45 deg), so the face moves and turns in the frame but stays in view.
+    The viewpoint is redrawn (10 tries) until the camera keeps 0.3 m clear of the other actors (a crowd);
+    objects are later kept clear of the camera's ground path.
+    """
+    subjects = [a for a in built.actors if "head" in a.points and "face_front" in a.points]
+    if not subjects:
+        raise ValueError(f"camera_framing {framing!r} needs an actor with 'head' and 'face_front' points "
+                         f"(kind human); actors: {[a.kind for a in built.actors]}")
+
+    def pad(x):  # rendered frames -> camera keys 0..T+1
+        x = np.asarray(x, float)
+        return np.concatenate([x[:1], x, x[-1:]])[:n]
+
+    strays = [np.abs(pad(a.points["head"]) - _steady(pad(a.points["head"]))).max() for a in subjects]
+    a = subjects[int(np.argmin(strays))]
+    head, ahead = pad(a.points["head"]), pad(a.points["face_front"])
+    (lo, hi), below, max_az = FRAMINGS[framing]
+    mid = n // 2
+    face_yaw = np.unwrap(np.arctan2(ahead[:, 1] - head[:, 1], ahead[:, 0] - head[:, 0]))
+    turn = rng.uniform(0.3, 0.7)  # a spinning subject: the camera swings by at most 45 deg
+    half_fov = np.arctan(cfg.sensor_width / 2 / cfg.focal_length) * min(cfg.height, cfg.width) / cfg.width
+    dist = rng.uniform(lo, hi) / (2 * np.tan(half_fov))
+    course = _steady(head)
+    follow = rng.uniform(0.3, 0.8) if framing == "face" else rng.uniform(0.0, 0.5)
+    aim = course + follow * (head - course) - np.array([0.0, 0.0, below])
+    aim[:, 2] = np.maximum(aim[:, 2], 0.15)  # someone lying or rolling on the floor: stay above it
+    others = [(pad(np.c_[o.trajectory, np.zeros(len(o.trajectory))])[:, :2], o.radius) for o in built.actors
+              if o is not a]
+    best, best_clear = None, -np.inf
+    for _ in range(10):  # the first viewpoint that stays clear of the other actors' bodies (crowds), else the best
+        yaw = face_yaw[mid] + np.clip(turn * (face_yaw - face_yaw[mid]), -np.pi / 4, np.pi / 4) \
+            + np.deg2rad(rng.uniform(-max_az, max_az))
+        elev = np.deg2rad(rng.uniform(-5.0, 20.0))
+        direction = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), np.full(n, np.sin(elev))], -1)
+        pos = aim + direction * dist
+        pos[:, 2] = np.maximum(pos[:, 2], 0.3)
+        clear = min((np.linalg.norm(pos[:, :2] - path, axis=1) - radius).min() for path, radius in others) \
+            if others else np.inf
+        if clear > best_clear:
+            best, best_clear = pos, clear
+        if clear > 0.3:
+            break
+    return best, aim
+
+
 def _add_camera(kb, scene, cfg, rng, built):
-    """Camera keyframed at every frame; returns the motion kind."""
+    """Camera keyframed at every frame; returns (motion kind, framing)."""
+    framing = cfg.camera_framing[0] if len(cfg.camera_framing) == 1 else \
+        cfg.camera_framing[rng.randint(len(cfg.camera_framing))]  # one choice: no draw (seeds stay as they were)
+    if framing != "scene":
+        cam = kb.PerspectiveCamera(name="camera", focal_length=cfg.focal_length, sensor_width=cfg.sensor_width)
+        scene += cam
+        scene.camera = cam
+        pos, aim = _closeup_path(cfg, rng, built, framing, cfg.num_frames + 2)
+        built.camera_path = pos[:, :2]
+        for f, (p, a) in enumerate(zip(pos, aim)):
+            cam.position = tuple(p)
+            cam.look_at(tuple(a))
+            cam.keyframe_insert("position", f)
+            cam.keyframe_insert("quaternion", f)
+        return "follow", framing
     motion = cfg.camera_motion[rng.randint(len(cfg.camera_motion))]
     dist, elev = _uniform(rng, cfg.camera_distance), np.deg2rad(_uniform(rng, cfg.camera_elevation))
     azim = rng.uniform(0, 2 * np.pi)
@@ -457,7 +538,7 @@ def _add_camera(kb, scene, cfg, rng, built):
         cam.look_at(tuple(target))
         cam.keyframe_insert("position", f)
         cam.keyframe_insert("quaternion", f)
-    return motion
+    return motion, framing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,7 +755,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         # 17.7 s instead of 1.8 s under load); it is switched off again before the GT pass (see below).
         bpy.context.scene.render.use_persistent_data = True
     _add_actors(bpy, scene, renderer, cfg, rng, workdir, cache, built)
-    motion = _add_camera(kb, scene, cfg, rng, built)
+    motion, framing = _add_camera(kb, scene, cfg, rng, built)
     _add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources, built)
     sim.run(frame_start=0, frame_end=T + 1)
     segments = _segmentation_ids(scene, built)
@@ -733,6 +814,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
         "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg),
         "assets": built.asset_ids,
         "camera_motion": motion,
+        "camera_framing": framing,
         "motion_blur": blur,
         "fps": cfg.fps,
         "intrinsics": K,

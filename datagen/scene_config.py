@@ -95,6 +95,10 @@ class SceneConfig:
     # what the camera looks at: "scene" (near the centre), "actors" (the actors' mean middle-frame position) or
     # the name of an actor point (e.g. "head": the first actor that reports one, averaged over the frames)
     camera_target: str = "scene"
+    # how the camera frames the scene, one drawn per scene: "scene" (camera_motion/distance/target above), or a
+    # close-up of one person that follows its head (datagen.scene.FRAMINGS): "face" (the head fills ~60-90 %
+    # of the image height), "upper_body", "body"; repeat an entry to make it more likely
+    camera_framing: list[str] = field(default_factory=lambda: ["scene"])
     # --- assets ------------------------------------------------------------------------------
     pybullet_objects: list[str] = field(default_factory=list)  # ids to use (default: all)
     pybullet_weight: float = 1.0
@@ -133,6 +137,13 @@ class SceneConfig:
                 fail(f"{key}.count", f"must be [low, high] with 0 <= low <= high, got {count}")
             if not 0.0 <= group.probability <= 1.0:
                 fail(f"{key}.probability", f"must be in [0, 1], got {group.probability}")
+        bad = [f for f in self.camera_framing if f not in ("scene", "face", "upper_body", "body")]
+        if bad or not self.camera_framing:
+            fail("camera_framing",
+                 f"choices are scene/face/upper_body/body (non-empty), got {list(self.camera_framing)}")
+        if any(f != "scene" for f in self.camera_framing) and not any(
+                actors.get_kind(g.kind).category == "human" for g in self.actor_groups()):
+            fail("camera_framing", "close-up framings need a human actor group (actors / num_humans)")
         if not 0.0 <= self.actor_fraction <= self.foreground_fraction:
             fail("actor_fraction", f"must be in [0, foreground_fraction={self.foreground_fraction}], "
                                    f"got {self.actor_fraction}")

@@ -58,7 +58,10 @@ def tiny_shards():
     from datagen.config import load_data_config
     from datagen.generate import generate_dataset, missing_shards
 
+    from datagen import actors
+
     cfg = load_data_config(TINY_DATA_CONFIG, [])
+    actors.prepare([g.kind for g in cfg.scene.actor_groups()])  # asset caches (anny) once, not per scene
     root = REPO_ROOT / ".cache" / "test-shards"
     root.mkdir(parents=True, exist_ok=True)
     out = root / _tiny_shards_key(cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, NoOptions, RigidPart,
                                  Spawn)
-from datagen.actors.registry import ALIASES, get_kind, kinds, register, resolve
+from datagen.actors.registry import ALIASES, get_kind, kinds, prepare, register, resolve
 
 __all__ = ["Actor", "ActorContext", "ActorKind", "DeformingMesh", "NoOptions", "RigidPart", "Spawn", "ALIASES",
-           "get_kind", "kinds", "register", "resolve"]
+           "get_kind", "kinds", "prepare", "register", "resolve"]

@@ -147,5 +147,12 @@ class ActorKind:
     def check_options(cls, options) -> None:
         """Raise ValueError for bad option values (called at config load time, no Blender needed)."""
 
+    @classmethod
+    def prepare(cls, progress: bool | None = False) -> None:
+        """Build whatever cache the kind's assets need, once per machine (default: nothing). Called by
+        ``datagen generate`` (and the test fixtures) before any scene process starts; ``progress``: show a
+        progress bar (None: when stderr is a terminal). Must be safe to call again (a no-op when the cache is
+        there) and from parallel processes."""
+
     def add(self, ctx: ActorContext, rng: np.random.Generator, spawn: Spawn) -> Actor:
         raise NotImplementedError

