@@ -30,16 +30,16 @@ def weights_digest(tensors) -> str:
 
 
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
-    """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`."""
+    """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`
+    (whose architecture `config.resolve_model` has already checked against the config)."""
+    from tracker.checkpoint import default_window_len, load_weights, read_checkpoint
     from tracker.model import CoTracker3Offline, CoTracker3Online
 
     cls = CoTracker3Online if cfg.model.variant == "online" else CoTracker3Offline
-    model = cls(window_len=cfg.model.window_len, **arch_kwargs(cfg.model.arch))
+    window = cfg.model.window_len or default_window_len(cfg.model.variant)
+    model = cls(window_len=window, **arch_kwargs(cfg.model.arch))
     if cfg.model.init_from:
-        from tracker import load_tracker
-
-        source = load_tracker(cfg.model.variant, cfg.model.init_from)
-        model.load_state_dict(source.state_dict(), strict=True)
+        load_weights(model, read_checkpoint(cfg.model.init_from).state_dict)
     return model
 
 
@@ -240,6 +240,13 @@ class TrackerModule(L.LightningModule):
         self._last_batch_time = now
         if torch.cuda.is_available() and self.device.type == "cuda":
             self.log("perf/gpu_mem_peak_gb", torch.cuda.max_memory_allocated(self.device) / 2**30, on_step=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the model (kind, full architecture, training resolution) in TrackForge's checkpoint format, so
+        tracker.load_tracker, the tracking CLI, evaluation and model.init_from rebuild it from the file alone."""
+        from tracker.checkpoint import METADATA_KEY, tracker_metadata
+
+        checkpoint[METADATA_KEY] = tracker_metadata(self.model, self.cfg.data.resolution)
 
     def config_dict(self) -> dict[str, Any]:
         return to_container(self.cfg)

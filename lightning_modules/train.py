@@ -216,7 +216,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         recorder = _LossRecorder().callback
         video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
         trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb], logger)
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from files
         ignore_requeue_signal()
         last_path = run_dir / "checkpoints" / "last.ckpt"
         # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
@@ -224,7 +224,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         last_val = getattr(module, "last_val", None)
         if last_val is None or last_val["step"] != trainer.global_step:
             # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
-            trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False)
+            trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False, weights_only=True)
             last_val = module.last_val
         final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"]}
         result = TrainResult(

@@ -92,3 +92,24 @@ def _tiny_overrides(shards: Path, run_dir: Path, *, steps: int, logger: str = "c
 def tiny_overrides():
     """The function building small test configs: tiny_overrides(shards, run_dir, steps=..., **extra)."""
     return _tiny_overrides
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(moving_shards: Path, tmp_path_factory):
+    """tiny_checkpoint(variant) -> last.ckpt of a real 2-step Trainer run of the tiny test model ("online" or
+    "offline"), trained once per session and variant (about 5 s each on 2 cores)."""
+    from lightning_modules.config import load_train_config
+    from lightning_modules.train import run_training
+
+    made: dict[str, Path] = {}
+
+    def get(variant: str = "online") -> Path:
+        if variant not in made:
+            run_dir = tmp_path_factory.mktemp(f"tiny-{variant}") / "run"
+            cfg = load_train_config(REPO_ROOT / "configs" / "train" / "tiny_cpu.yaml", _tiny_overrides(
+                moving_shards, run_dir, steps=2, model__variant=variant,
+                data__shards=f"{moving_shards}/shard-000000.tar", data__val_shards=f"{moving_shards}/shard-000001.tar"))
+            made[variant] = Path(run_training(cfg).last_checkpoint)
+        return made[variant]
+
+    return get

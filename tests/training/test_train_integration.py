@@ -64,7 +64,7 @@ def test_run_dir_checkpoint_and_wandb_offline(trained) -> None:
     run = result.run_dir
     saved = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
     assert saved == to_container(cfg)
-    ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)
+    ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["config"] == to_container(cfg) and ckpt["global_step"] == STEPS
     assert any(k.startswith("model.") for k in ckpt["state_dict"])
     summary = json.loads((run / "final_metrics.json").read_text())
