@@ -55,7 +55,7 @@ def bench_setting(res: int, frames: int, spp: int, humans: int, tmp: Path) -> tu
             f"simulate_s={t['simulate_s']:.2f} render_s={t['render_s']:.2f} annotate_s={t['annotate_s']:.3f} "
             f"write_s={t['write_s']:.3f} startup_s={startup:.2f} total_s={total:.2f} "
             f"overhead_s={overhead:.2f} overhead_ratio={overhead / t['render_s']:.2f}")
-    video = next(iter(read_shards(str(out / "shard-*.tar"))))["video"]
+    video = next(iter(read_shards(str(out / "shard-*.tar")))).video
     return line, video
 
 
@@ -141,7 +141,7 @@ def main() -> None:
     if args.codec_video:
         from datagen.shards import read_shards
 
-        video = next(iter(read_shards(args.codec_video)))["video"]
+        video = next(iter(read_shards(args.codec_video))).video
         tag = f"res={video.shape[1]}x{video.shape[2]} frames={video.shape[0]}"
         for line in bench_codecs(video, tag):
             print(line, flush=True)

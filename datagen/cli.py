@@ -99,16 +99,16 @@ def cmd_preview(args) -> int:
         raise CliError(f"--sample {args.sample} is out of range: {args.shard} has only {i + 1} sample(s)")
     if args.scale < 1:
         raise CliError(f"--scale must be >= 1, got {args.scale}", EXIT_USAGE)
-    keep = _pick_tracks(sample["tracks"].shape[1], args.max_tracks)
-    frames, tracks = sample["video"], sample["tracks"][:, keep]
+    keep = _pick_tracks(sample.num_tracks, args.max_tracks)
+    frames, tracks = sample.video, sample.tracks[:, keep]
     if args.scale > 1:  # tiny renders are unreadable at 1:1: upscale first, then draw at full size
         s = args.scale
         frames = np.repeat(np.repeat(frames, s, axis=1), s, axis=2)
         tracks = tracks * s + (s - 1) / 2  # pixel centres: x -> x * s + (s - 1) / 2
-    frames = draw_tracks(frames, tracks, sample["visibility"][:, keep], tail=args.tail)
-    fps = float(sample["meta"].get("fps", 12))
+    frames = draw_tracks(frames, tracks, sample.visibility[:, keep], tail=args.tail)
+    fps = float(sample.meta.get("fps", 12))
     path = write_video(args.out, frames, fps)
-    print(f"preview of {sample['__key__']} ({len(keep)} of {sample['tracks'].shape[1]} tracks, "
+    print(f"preview of {sample.key} ({len(keep)} of {sample.num_tracks} tracks, "
           f"{frames.shape[0]} frames) -> {path}")
     return 0
 
@@ -128,7 +128,7 @@ def dataset_stats(pattern) -> dict:
     render_s: list[float] = []
     for s in read_shards(shards):
         n += 1
-        video, tracks, vis, meta = s["video"], s["tracks"], s["visibility"], s["meta"]
+        video, tracks, vis, meta = s.video, s.tracks, s.visibility, s.meta
         t, h, w, _ = video.shape
         frames.add(t)
         res.add(f"{h}x{w}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from datagen import assets as asset_lib
 from datagen import tracks as tracks_lib
-from datagen.sample import CATEGORY_NAMES, SceneSample
+from datagen.sample import CATEGORY_NAMES, TrackSample
 from datagen.scene_config import SceneConfig
 
 logger = logging.getLogger(__name__)
@@ -369,8 +369,8 @@ def _to_jsonable(x):
 
 
 def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | None = None,
-                 threads: int | None = None) -> SceneSample:
-    """Build, simulate and render one scene; returns video + ground-truth tracks (see SceneSample).
+                 threads: int | None = None) -> TrackSample:
+    """Build, simulate and render one scene; returns video + ground-truth tracks (see TrackSample).
 
     `threads`: Cycles render threads (None: Blender's default, every core).
     `debug`: if a dict is given it receives the raw GT layers (for tests/inspection): "flow"
@@ -475,7 +475,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
                     "render_gt_s": t_render - t_rgb},  # part of render_s spent in the GT pass
         "render_threads": int(bpy.context.scene.render.threads),  # what the timings were measured with
     }
-    sample = SceneSample(video=np.ascontiguousarray(rgb, dtype=np.uint8), tracks=res.tracks,
+    sample = TrackSample(video=np.ascontiguousarray(rgb, dtype=np.uint8), tracks=res.tracks,
                          visibility=res.visibility, tracks3d=res.tracks3d, meta=_to_jsonable(meta))
     if debug is not None:
         debug.update(flow=layers["forward_flow"], z=z, segmentation=seg, poses=poses, camera=cam_mats)

@@ -91,5 +91,5 @@ class SceneConfig:
         return int(self.resolution[1])
 
     def to_dict(self) -> dict:
-        """JSON-able copy (goes into SceneSample.meta["config"])."""
+        """JSON-able copy (goes into TrackSample.meta["config"])."""
         return asdict(self)

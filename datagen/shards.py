@@ -4,7 +4,8 @@ One sample = these tar members sharing a key (e.g. ``scene-000013``; see docs/da
   ``video.npy.zst``   uint8 (T, H, W, 3) RGB .npy, zstd level 3 with checksum (or ``video.mkv``: lossless FFV1)
   ``tracks.npy``      float32 (T, Q, 2) pixels (x, y), x = 0 at the centre of the leftmost pixel
   ``visibility.npy``  bool (T, Q)
-  ``tracks3d.npy``    float32 (T, Q, 3) camera space (x right, y down, z forward, metres)
+  ``tracks3d.npy``    float32 (T, Q, 3) camera space (x right, y down, z forward, metres); optional (absent when
+                      the sample has no 3-D tracks, e.g. converted from a 2-D-only source)
   ``meta.json``       the scene's metadata (seed, config, camera, per-track categories, timings, ...)
 Arrays are plain .npy (never pickled). Only numpy/PyAV/zstandard are imported here (no bpy, no TensorFlow).
 """
@@ -18,9 +19,12 @@ import tarfile
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from datagen.sample import TrackSample
 
 VIDEO_EXTS = {"ffv1": "mkv", "npy_zstd": "npy.zst"}
 ARRAY_MEMBERS = {  # name -> (dtype, trailing dims)
@@ -28,6 +32,7 @@ ARRAY_MEMBERS = {  # name -> (dtype, trailing dims)
     "visibility": (np.bool_, ()),
     "tracks3d": (np.float32, (3,)),
 }
+OPTIONAL_MEMBERS = {"tracks3d"}
 _TAR_MTIME = 946684800  # fixed header mtime (2000-01-01) so rerenders give byte-identical tars
 
 
@@ -137,7 +142,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
-    """SceneSample -> webdataset sample dict {"__key__", "video.<ext>", "tracks.npy", ..., "meta.json"} of bytes.
+    """TrackSample -> webdataset sample dict {"__key__", "video.<ext>", "tracks.npy", ..., "meta.json"} of bytes.
 
     `key` must not contain dots (webdataset splits member names at the first dot). Records the encode time
     in meta["timings"]["encode_s"].
@@ -149,6 +154,8 @@ def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
     ext, video_bytes = encode_video(sample.video, codec, fps)
     out: dict[str, Any] = {"__key__": key, f"video.{ext}": video_bytes}
     for name, (dtype, _) in ARRAY_MEMBERS.items():
+        if getattr(sample, name) is None and name in OPTIONAL_MEMBERS:
+            continue
         out[f"{name}.npy"] = _npy_bytes(np.asarray(getattr(sample, name)).astype(dtype, copy=False))
     meta = dict(sample.meta)
     timings = dict(meta.get("timings", {}))
@@ -158,35 +165,37 @@ def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
     return out
 
 
-def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
-    """webdataset raw sample (member suffix -> bytes) -> dict with
-    video uint8 (T, H, W, 3), tracks float32 (T, Q, 2), visibility bool (T, Q), tracks3d float32 (T, Q, 3),
-    meta dict, __key__ (and __url__ when present).
+def decode_sample(raw: dict[str, Any]) -> "TrackSample":
+    """webdataset raw sample (member suffix -> bytes, "__key__") -> `datagen.sample.TrackSample` with
+    video uint8 (T, H, W, 3), tracks float32 (T, Q, 2), visibility bool (T, Q), tracks3d float32 (T, Q, 3) (None
+    when the member is absent), query_frames from meta["query_frames"] (when present), key, meta dict.
 
     Raises CorruptSampleError (naming the key and the reason) on a missing, truncated or undecodable
     member, a wrong dtype, or shapes that disagree.
     """
+    from datagen.sample import TrackSample
+
     key = str(raw.get("__key__", "<no key>"))
     members = {k.lstrip("."): v for k, v in raw.items() if not k.startswith("__")}
     video_keys = [k for k in members if k.startswith("video.")]
-    missing = [f"{n}.npy" for n in ARRAY_MEMBERS if f"{n}.npy" not in members]
+    missing = [f"{n}.npy" for n in ARRAY_MEMBERS if f"{n}.npy" not in members and n not in OPTIONAL_MEMBERS]
     missing += [] if "meta.json" in members else ["meta.json"]
     missing += [] if video_keys else ["video.npy.zst (or video.mkv)"]
     if missing:
         raise CorruptSampleError(key, f"missing member(s) {', '.join(missing)}")
-    out: dict[str, Any] = {"__key__": key}
-    if "__url__" in raw:
-        out["__url__"] = raw["__url__"]
     try:
         video = decode_video(video_keys[0][len("video."):], members[video_keys[0]])
     except Exception as err:  # av.FFmpegError, zstd errors, ValueError: all mean "bad video bytes"
         raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {_one_line(err)}") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise CorruptSampleError(key, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
-    out["video"] = video
     t = video.shape[0]
     q = None
+    arrays: dict[str, np.ndarray | None] = {}
     for name, (dtype, trailing) in ARRAY_MEMBERS.items():
+        if f"{name}.npy" not in members:  # an optional member
+            arrays[name] = None
+            continue
         try:
             arr = _load_npy(members[f"{name}.npy"])
         except Exception as err:
@@ -198,15 +207,21 @@ def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
         if arr.shape != expected:
             raise CorruptSampleError(key, f"{name}.npy has shape {arr.shape}, expected {expected} "
                                           f"(T from the {t}-frame video)")
-        out[name] = arr
+        arrays[name] = arr
     try:
         meta = json.loads(members["meta.json"])
     except (ValueError, UnicodeDecodeError) as err:
         raise CorruptSampleError(key, f"cannot parse meta.json: {_one_line(err)}") from None
     if not isinstance(meta, dict):
         raise CorruptSampleError(key, "meta.json is not a JSON object")
-    out["meta"] = meta
-    return out
+    try:
+        query_frames = meta.get("query_frames")
+        return TrackSample(video=video, tracks=arrays["tracks"], visibility=arrays["visibility"],
+                           tracks3d=arrays["tracks3d"],
+                           query_frames=None if query_frames is None else np.asarray(query_frames, dtype=np.int64),
+                           key=key, meta=meta)
+    except (ValueError, TypeError) as err:  # e.g. meta["query_frames"] of the wrong length
+        raise CorruptSampleError(key, _one_line(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------- tars
@@ -306,10 +321,10 @@ def expand_shards(pattern_or_list: str | os.PathLike | Iterable[str | os.PathLik
     return unique
 
 
-def read_shards(pattern_or_list, *, decode: bool = True) -> Iterator[dict[str, Any]]:
+def read_shards(pattern_or_list, *, decode: bool = True) -> Iterator["TrackSample | dict[str, Any]"]:
     """Iterate the samples of the shards matching `pattern_or_list` (braceexpand/glob, or a list).
 
-    decode=True yields decode_sample() dicts; decode=False yields raw member bytes. Raises NoShardsError when
+    decode=True yields decode_sample() TrackSamples; decode=False yields raw member bytes. Raises NoShardsError when
     nothing matches and CorruptSampleError / CorruptShardError on bad data.
     """
     for path in expand_shards(pattern_or_list):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datagen.sample import TrackSample
+
 
 @dataclass
 class Clip:
@@ -228,15 +230,15 @@ def select_tracks(
     return rng.choice(cand, size=num_tracks, replace=True)
 
 
-def make_train_clip(sample: dict, data_cfg: Any, length: int, rng: np.random.Generator) -> Clip | None:
-    """Decoded shard sample (video uint8 (T, H, W, 3), tracks (T, Q, 2), visibility (T, Q)) -> augmented Clip
-    of `length` frames at data_cfg.resolution with data_cfg.num_tracks tracks, or None if too few tracks."""
+def make_train_clip(sample: TrackSample, data_cfg: Any, length: int, rng: np.random.Generator) -> Clip | None:
+    """TrackSample (video uint8 (T, H, W, 3), tracks (T, Q, 2) px, NaN unlabelled, visibility (T, Q)) -> augmented
+    Clip of `length` frames at data_cfg.resolution with data_cfg.num_tracks tracks, or None if too few tracks."""
     aug = data_cfg.augment
     crop_hw = (int(data_cfg.resolution[0]), int(data_cfg.resolution[1]))
-    idx = temporal_crop(sample["video"].shape[0], length, data_cfg.random_stride, rng)
-    video = torch.from_numpy(np.ascontiguousarray(sample["video"][idx])).permute(0, 3, 1, 2).float()
-    tracks = np.asarray(sample["tracks"][idx], dtype=np.float32)
-    vis = np.asarray(sample["visibility"][idx], dtype=bool).copy()
+    idx = temporal_crop(sample.num_frames, length, data_cfg.random_stride, rng)
+    video = torch.from_numpy(np.ascontiguousarray(sample.video[idx])).permute(0, 3, 1, 2).float()
+    tracks = np.asarray(sample.tracks[idx], dtype=np.float32)
+    vis = np.asarray(sample.visibility[idx], dtype=bool).copy()
     finite = np.isfinite(tracks).all(-1)
     vis &= finite
     tracks = np.where(finite[..., None], tracks, 0.0).astype(np.float32)
@@ -259,18 +261,18 @@ def make_train_clip(sample: dict, data_cfg: Any, length: int, rng: np.random.Gen
         video=video.round_().clamp_(0, 255).to(torch.uint8),
         tracks=torch.from_numpy(tracks[:, sel]),
         visibility=torch.from_numpy(vis[:, sel]),
-        key=str(sample.get("__key__", "")),
+        key=sample.key,
     )
 
 
 def make_eval_clip(
-    sample: dict, resolution: tuple[int, int], clip_len: int | None, num_tracks: int, seed: int
+    sample: TrackSample, resolution: tuple[int, int], clip_len: int | None, num_tracks: int, seed: int
 ) -> Clip | None:
     """Deterministic validation clip: the first clip_len frames resized to `resolution` (align-corners bilinear),
     up to num_tracks tracks that are visible at least once (a seeded choice), no augmentation."""
-    video = sample["video"][: clip_len or None]
-    tracks = np.asarray(sample["tracks"][: video.shape[0]], dtype=np.float32)
-    vis = np.asarray(sample["visibility"][: video.shape[0]], dtype=bool)
+    video = sample.video[: clip_len or None]
+    tracks = np.asarray(sample.tracks[: video.shape[0]], dtype=np.float32)
+    vis = np.asarray(sample.visibility[: video.shape[0]], dtype=bool)
     finite = np.isfinite(tracks).all(-1)
     vis = vis & finite
     tracks = np.where(finite[..., None], tracks, 0.0).astype(np.float32)
@@ -285,4 +287,4 @@ def make_eval_clip(
         return None
     sel = np.sort(np.random.default_rng(seed).permutation(ever)[:num_tracks])
     return Clip(v.round_().clamp_(0, 255).to(torch.uint8), torch.from_numpy(tracks[:, sel]),
-                torch.from_numpy(vis[:, sel]), str(sample.get("__key__", "")))
+                torch.from_numpy(vis[:, sel]), sample.key)

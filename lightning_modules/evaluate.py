@@ -85,11 +85,9 @@ def iter_shard_records(pattern: str) -> Iterator[tuple[str, dict]]:
         except Exception as exn:
             handler(exn)
             continue
-        T, H, W, _ = s["video"].shape
-        tracks = np.nan_to_num(s["tracks"].astype(np.float64))
-        points = tracks / np.array([W - 1, H - 1])
-        yield s["__key__"], {"video": s["video"], "points": points.transpose(1, 0, 2),
-                             "occluded": ~s["visibility"].T}
+        tracks = np.nan_to_num(s.tracks.astype(np.float64))
+        points = tracks / np.array([s.width - 1, s.height - 1])
+        yield s.key, {"video": s.video, "points": points.transpose(1, 0, 2), "occluded": ~s.visibility.T}
 
 
 def tapvid_example(rec: dict, query_mode: str, max_frames: int | None = None) -> dict | None:

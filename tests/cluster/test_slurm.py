@@ -103,9 +103,9 @@ def test_datagen_array_tasks_write_only_their_own_shards(data_job):
     # Complete, readable shards: one sample each, the scene that belongs to the shard.
     for s in range(NUM_SHARDS):
         samples = list(read_shards(str(out / f"shard-{s:06d}.tar")))
-        assert [x["__key__"] for x in samples] == [f"scene-{s:06d}"]
-        assert samples[0]["video"].shape == (8, 64, 64, 3)
-        assert samples[0]["tracks"].shape[0] == 8
+        assert [x.key for x in samples] == [f"scene-{s:06d}"]
+        assert samples[0].video.shape == (8, 64, 64, 3)
+        assert samples[0].tracks.shape[0] == 8
     done = subprocess.run([sys.executable, "-m", "datagen", "complete", "--config", str(data_job["config"]),
                            "--out", str(out)], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -70,20 +70,20 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     # tracks. (A scene that crashed in one of the runs was retried with another attempt's seed: skip it.)
     resumed = list(read_shards(str(out / "shard-000000.tar")))
     reference = list(read_shards(str(tiny_shards / "shard-000000.tar")))
-    same = [(a, b) for a, b in zip(resumed, reference) if a["meta"]["attempt"] == b["meta"]["attempt"]]
+    same = [(a, b) for a, b in zip(resumed, reference) if a.meta["attempt"] == b.meta["attempt"]]
     assert same, "every scene needed a retry in one of the runs"
     # Parallel scenes share the CPUs: 1 worker renders with all of them, tiny.yaml's 2 workers with half each
     # (and the results agree across thread counts, below).
     cpus = available_cpus()
-    assert {r["meta"]["render_threads"] for r in resumed} == {cpus}
-    assert {r["meta"]["render_threads"] for r in reference} == {max(1, cpus // 2)}
+    assert {r.meta["render_threads"] for r in resumed} == {cpus}
+    assert {r.meta["render_threads"] for r in reference} == {max(1, cpus // 2)}
     for a, b in same:
-        index, attempt = int(a["__key__"][-6:]), a["meta"]["attempt"]
-        assert a["meta"]["seed"] == b["meta"]["seed"] == derive_seed(0, index, attempt)
-        np.testing.assert_array_equal(a["tracks"], b["tracks"])
-        np.testing.assert_array_equal(a["visibility"], b["visibility"])
-        np.testing.assert_array_equal(a["tracks3d"], b["tracks3d"])
-        assert np.abs(a["video"].astype(int) - b["video"]).mean() < 1.0
+        index, attempt = int(a.key[-6:]), a.meta["attempt"]
+        assert a.meta["seed"] == b.meta["seed"] == derive_seed(0, index, attempt)
+        np.testing.assert_array_equal(a.tracks, b.tracks)
+        np.testing.assert_array_equal(a.visibility, b.visibility)
+        np.testing.assert_array_equal(a.tracks3d, b.tracks3d)
+        assert np.abs(a.video.astype(int) - b.video).mean() < 1.0
 
     # A third run has nothing to do.
     again = generate_dataset(cfg, out, progress=False)
@@ -104,8 +104,8 @@ def test_failing_scene_is_retried_with_a_new_seed(tmp_path):
     assert f"retrying with seed {new_seed}" in log
     assert "Traceback" in (tmp_path / ".work" / "logs" / "scene-000000-a0.log").read_text()  # failed log kept
     (sample,) = read_shards(str(tmp_path / "shard-000000.tar"))
-    assert sample["meta"]["seed"] == new_seed and sample["meta"]["attempt"] == 1
-    assert sample["video"].shape == (3, 32, 32, 3)
+    assert sample.meta["seed"] == new_seed and sample.meta["attempt"] == 1
+    assert sample.video.shape == (3, 32, 32, 3)
 
 
 def test_timeouts_exhaust_retries_with_clear_error(tmp_path):
@@ -161,7 +161,7 @@ def test_preview_writes_readable_mp4(tmp_path, tiny_shards):
     assert proc.returncode == 0, proc.stderr
     frames, fps = read_video(out)
     assert frames.shape == (6, 128, 128, 3) and fps == pytest.approx(12)
-    raw = list(read_shards(str(tiny_shards / "shard-000000.tar")))[1]["video"]
+    raw = list(read_shards(str(tiny_shards / "shard-000000.tar")))[1].video
     upscaled = np.repeat(np.repeat(raw, 2, axis=1), 2, axis=2).astype(int)
     diff = np.abs(frames.astype(int) - upscaled).max(-1)
     assert (diff > 60).mean() > 0.01  # tracks are drawn over the frames
@@ -177,9 +177,9 @@ def test_stats(tiny_shards):
     samples = list(read_shards(str(tiny_shards / "shard-*.tar")))
     assert stats["shards"] == 2 and stats["samples"] == 3
     assert stats["frames"] == [6] and stats["resolution"] == ["64x64"] and stats["tracks_per_sample"] == [512]
-    vis = [s["visibility"].mean() for s in samples]
+    vis = [s.visibility.mean() for s in samples]
     assert stats["visibility_ratio"]["mean"] == pytest.approx(np.mean(vis))
-    steps = [np.linalg.norm(np.diff(s["tracks"], axis=0), axis=-1)[s["visibility"][1:] & s["visibility"][:-1]]
+    steps = [np.linalg.norm(np.diff(s.tracks, axis=0), axis=-1)[s.visibility[1:] & s.visibility[:-1]]
              for s in samples]
     assert stats["motion_px_per_frame"]["mean"] == pytest.approx(np.concatenate(steps).mean(), rel=1e-5)
     shares = stats["category_share"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import datagen
-from datagen.sample import SceneSample
+from datagen.sample import TrackSample
 from datagen.shards import (CorruptSampleError, CorruptShardError, NoShardsError, decode_sample, encode_sample,
                             iter_tar_samples, read_shards, write_tar)
 
@@ -25,45 +25,44 @@ def real_samples(tiny_shards):
     return list(read_shards(str(tiny_shards / "shard-*.tar")))
 
 
-def _as_scene_sample(d: dict) -> SceneSample:
-    return SceneSample(video=d["video"], tracks=d["tracks"], visibility=d["visibility"], tracks3d=d["tracks3d"],
-                       meta=d["meta"])
-
-
 def test_tiny_shards_layout(tiny_shards, real_samples):
     assert sorted(p.name for p in tiny_shards.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar"]
-    assert [s["__key__"] for s in real_samples] == ["scene-000000", "scene-000001", "scene-000002"]
+    assert [s.key for s in real_samples] == ["scene-000000", "scene-000001", "scene-000002"]
     names = tarfile.open(tiny_shards / "shard-000000.tar").getnames()
     assert names[:5] == ["scene-000000.video.npy.zst", "scene-000000.tracks.npy", "scene-000000.visibility.npy",
                          "scene-000000.tracks3d.npy", "scene-000000.meta.json"]
     for s in real_samples:
-        t, q = s["tracks"].shape[:2]
-        assert s["video"].shape == (6, 64, 64, 3) and s["video"].dtype == np.uint8
-        assert s["tracks"].dtype == np.float32 and s["tracks"].shape == (6, 512, 2)
-        assert s["visibility"].dtype == bool and s["visibility"].shape == (t, q)
-        assert s["tracks3d"].dtype == np.float32 and s["tracks3d"].shape == (t, q, 3)
-        assert s["meta"]["key"] == s["__key__"] and s["meta"]["video_codec"] == "npy_zstd"
-        assert s["video"].std() > 1.0  # a real image, not a constant
-    cats = {c for s in real_samples for c in np.asarray(s["meta"]["track_category"])}
-    names = real_samples[0]["meta"]["category_names"]
+        assert isinstance(s, TrackSample)
+        t, q = s.num_frames, s.num_tracks
+        assert s.video.shape == (6, 64, 64, 3) and s.video.dtype == np.uint8
+        assert s.tracks.dtype == np.float32 and s.tracks.shape == (6, 512, 2)
+        assert s.visibility.dtype == bool and s.visibility.shape == (t, q)
+        assert s.tracks3d.dtype == np.float32 and s.tracks3d.shape == (t, q, 3)
+        assert s.meta["key"] == s.key and s.meta["video_codec"] == "npy_zstd"
+        np.testing.assert_array_equal(s.query_frames, s.meta["query_frames"])
+        assert s.query_frames.dtype == np.int64
+        assert s.visibility[s.query_frames, np.arange(q)].all()  # always visible where it was sampled
+        assert s.video.std() > 1.0  # a real image, not a constant
+    cats = {c for s in real_samples for c in np.asarray(s.meta["track_category"])}
+    names = real_samples[0].meta["category_names"]
     assert {"object", "human", "animal"} <= {names[c] for c in cats}
 
 
 @pytest.mark.parametrize("codec", ["ffv1", "npy_zstd"])
 def test_round_trip_all_fields_equal(tmp_path, real_samples, codec):
-    originals = [_as_scene_sample(s) for s in real_samples]
+    originals = real_samples
     raws = [encode_sample(s, f"k{i}", codec) for i, s in enumerate(originals)]
     write_tar(tmp_path / "shard-000000.tar", raws[:2])
     write_tar(tmp_path / "shard-000001.tar", raws[2:])
     assert not list(tmp_path.glob("*.tmp-*"))  # atomic write leaves no temp file
     back = list(datagen.read_shards(str(tmp_path / "shard-{000000..000001}.tar")))
-    assert [b["__key__"] for b in back] == ["k0", "k1", "k2"]
+    assert [b.key for b in back] == ["k0", "k1", "k2"]
     for orig, b in zip(originals, back):
-        for name in ("video", "tracks", "visibility", "tracks3d"):
-            assert b[name].dtype == getattr(orig, name).dtype
-            np.testing.assert_array_equal(b[name], getattr(orig, name))
-        meta = dict(b["meta"])
-        assert meta.pop("video_codec") == codec and meta.pop("key") == b["__key__"]
+        for name in ("video", "tracks", "visibility", "tracks3d", "query_frames"):
+            assert getattr(b, name).dtype == getattr(orig, name).dtype
+            np.testing.assert_array_equal(getattr(b, name), getattr(orig, name))
+        meta = dict(b.meta)
+        assert meta.pop("video_codec") == codec and meta.pop("key") == b.key
         expected = json.loads(json.dumps(orig.meta))
         expected.pop("key"), expected.pop("video_codec")  # orig came from a shard: it has them too
         for m in (meta, expected):
@@ -73,7 +72,7 @@ def test_round_trip_all_fields_equal(tmp_path, real_samples, codec):
     write_tar(tmp_path / "again.tar", raws[:2])
     assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "shard-000000.tar").read_bytes()
     assert len(list(read_shards([tmp_path / "shard-000001.tar", str(tmp_path / "again.tar")]))) == 3
-    assert [b["__key__"] for b in read_shards(tmp_path)] == ["k0", "k1", "k2"]  # a folder: its shard-*.tar
+    assert [b.key for b in read_shards(tmp_path)] == ["k0", "k1", "k2"]  # a folder: its shard-*.tar
 
 
 def test_no_pickles(tiny_shards):
@@ -83,7 +82,7 @@ def test_no_pickles(tiny_shards):
 
 
 def _raw(real_samples, codec="npy_zstd") -> dict:
-    return encode_sample(_as_scene_sample(real_samples[0]), "scene-000000", codec)
+    return encode_sample(real_samples[0], "scene-000000", codec)
 
 
 def _npy(a) -> bytes:
@@ -124,7 +123,7 @@ def test_decode_sample_rejects_bad_members(real_samples, damage, reason):
 ])
 def test_decode_sample_rejects_bad_ffv1(real_samples, damage):
     raw = _raw(real_samples, "ffv1")
-    assert decode_sample(dict(raw))["video"].shape == (6, 64, 64, 3)
+    assert decode_sample(dict(raw)).video.shape == (6, 64, 64, 3)
     damage(raw)
     with pytest.raises(CorruptSampleError, match="scene-000000.*(video|shape)"):
         decode_sample(raw)

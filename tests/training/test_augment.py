@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from datagen.sample import TrackSample
 from lightning_modules.augment import eraser, make_train_clip, select_tracks
 from lightning_modules.config import load_train_config
 from lightning_modules.module import sample_queries
 
 
-def _dots_sample(T: int = 12, H: int = 80, W: int = 100, Q: int = 24, seed: int = 0) -> dict:
+def _dots_sample(T: int = 12, H: int = 80, W: int = 100, Q: int = 24, seed: int = 0) -> TrackSample:
     """Dark video with one bright 1-pixel dot per track at its (rounded) position in every frame."""
     rng = np.random.default_rng(seed)
     start = rng.uniform(15, [W - 15, H - 15], (Q, 2))
@@ -18,7 +19,7 @@ def _dots_sample(T: int = 12, H: int = 80, W: int = 100, Q: int = 24, seed: int 
     video = np.full((T, H, W, 3), 20, np.uint8)
     t_idx = np.repeat(np.arange(T), Q)
     video[t_idx, tracks[..., 1].astype(int).ravel(), tracks[..., 0].astype(int).ravel()] = 255
-    return {"video": video, "tracks": tracks, "visibility": np.ones((T, Q), bool), "__key__": "dots"}
+    return TrackSample(video=video, tracks=tracks, visibility=np.ones((T, Q), bool), key="dots")
 
 
 def _cfg(*extra: str):

@@ -92,8 +92,8 @@ def _pickle_from_shards(pattern: str, path: Path) -> list[str]:
     for i, s in enumerate(read_shards(pattern)):
         if i == 2:
             break
-        T, H, W, _ = s["video"].shape
-        video = s["video"]
+        H, W = s.height, s.width
+        video = s.video
         if i == 1:
             frames = []
             for f in video:
@@ -101,9 +101,9 @@ def _pickle_from_shards(pattern: str, path: Path) -> list[str]:
                 Image.fromarray(f).save(buf, format="JPEG", quality=95)
                 frames.append(buf.getvalue())
             video = frames
-        points = (s["tracks"] / np.array([W - 1, H - 1], np.float32)).transpose(1, 0, 2)
-        data[s["__key__"]] = {"video": video, "points": points, "occluded": ~s["visibility"].T}
-        names.append(s["__key__"])
+        points = (s.tracks / np.array([W - 1, H - 1], np.float32)).transpose(1, 0, 2)
+        data[s.key] = {"video": video, "points": points, "occluded": ~s.visibility.T}
+        names.append(s.key)
     with open(path, "wb") as fh:
         pickle.dump(data, fh)
     return names
