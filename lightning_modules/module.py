@@ -11,12 +11,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from .config import TrainConfig, arch_kwargs, from_container, to_container
-
-VIS_THRESHOLD = 0.6  # TAP-Vid evaluation: visible iff visibility x confidence > 0.6
-TAPVID_SIZE = 256  # metrics are computed in the 256x256 raster TAP-Vid uses
-METRIC_KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
-               "jaccard_1", "jaccard_2", "jaccard_4", "jaccard_8", "jaccard_16",
-               "pts_within_1", "pts_within_2", "pts_within_4", "pts_within_8", "pts_within_16")
+# One definition of the TAP-Vid raster (256), the visibility threshold and the metric names, shared with evaluation.
+from .evaluation.protocol import TAPVID_SIZE
+from .evaluation.scoring import METRIC_KEYS, VIS_THRESHOLD
 
 
 def weights_digest(tensors) -> str:
@@ -80,9 +77,9 @@ def tapvid_scores(queries: torch.Tensor, tracks: torch.Tensor, vis: torch.Tensor
     queries (N, 3) (t, x, y); tracks / pred_tracks (L, N, 2) px; vis / pred_vis (L, N) bool.
     """
     from tracker.metrics import compute_tapvid_metrics
+    from tracker.pixels import xy_scale
 
-    H, W = hw
-    scale = np.array([(TAPVID_SIZE - 1) / (W - 1), (TAPVID_SIZE - 1) / (H - 1)])
+    scale = xy_scale(hw, (TAPVID_SIZE, TAPVID_SIZE))
     q = queries.detach().cpu().double().numpy()
     qp = np.stack([q[:, 0], q[:, 2] * scale[1], q[:, 1] * scale[0]], axis=-1)[None]  # (1, N, 3) (t, y, x)
     gt = tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
