@@ -73,12 +73,12 @@ def bench_step(variant: str, device: str, frames: int, tracks: int, steps: int, 
 
 def bench_loader(pattern: str, variant: str, batches: int, workers: int) -> float:
     """Clips per second produced by the training DataLoader (decode + recipe augmentation at 384x512)."""
-    from lightning_modules.data import ShardDataModule
+    from lightning_modules.data import TrackDataModule, resolve_data_config
 
     cfg = load_train_config(Path(__file__).resolve().parents[1] / f"configs/train/cotracker3_{variant}.yaml",
-                            [f"data.shards={pattern}", f"data.num_workers={workers}", "data.shuffle_buffer=2",
-                             "data.min_tracks=1", f"data.val_shards={pattern}"])
-    dm = ShardDataModule(cfg.data, seed=0)
+                            [f"data.sources.kubric.path={pattern}", f"data.sources.kubric.val_path={pattern}",
+                             f"data.num_workers={workers}", "data.shuffle_buffer=2", "data.min_tracks=1"])
+    dm = TrackDataModule(resolve_data_config(cfg).data, seed=0)
     it = iter(dm.train_dataloader())
     next(it)  # worker start-up and first shard open
     t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Command line: `python -m datagen {generate,complete,preview,stats}` (see docs/datagen_pipeline.md).
+"""Command line: `python -m datagen {generate,complete,preview,stats,export}` (docs/datagen_pipeline.md,
+docs/data_sources.md).
 
 Every expected failure (bad config key/value, missing config file, no matching shards, a corrupt shard,
 scenes failing after their retries) is one `error: ...` line on stderr and a non-zero exit, no traceback.
@@ -200,6 +201,46 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def _export_progress(total: int | None, enabled: bool):
+    """rich progress bar over exported samples (a spinner with a count when the total is unknown)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = [TextColumn("[bold]exporting"), BarColumn() if total else SpinnerColumn(), MofNCompleteColumn()
+               if total else TextColumn("{task.completed} samples"), TimeElapsedColumn()]
+    columns += [TextColumn("ETA"), TimeRemainingColumn()] if total else []
+    return Progress(*columns, console=Console(stderr=True), disable=not enabled)
+
+
+def cmd_export(args) -> int:
+    """Read any source (datagen.sources) and write it in another format (one sample at a time, except tapvid)."""
+    import itertools
+
+    from datagen.sources import open_source, writer
+
+    if args.max_samples is not None and args.max_samples < 1:
+        raise CliError(f"--max-samples must be >= 1, got {args.max_samples}", EXIT_USAGE)
+    source = open_source(args.source, args.format)
+    info = source.info()
+    total = info.num_samples if args.max_samples is None else min(args.max_samples, info.num_samples or 10**12)
+    progress = args.progress and sys.stderr.isatty()
+    with _export_progress(total, progress) as bar:
+        task = bar.add_task("export", total=total)
+
+        def samples():
+            for sample in itertools.islice(source, args.max_samples):
+                yield sample
+                bar.advance(task)
+
+        kwargs = {"samples_per_shard": args.samples_per_shard} if args.to == "shards" else {}
+        count = writer(args.to)(samples(), args.out, **kwargs)
+    if count == 0:
+        raise CliError(f"{args.source}: no samples to export")
+    print(f"exported {count} sample(s) from {args.source} ({source.format}) to {args.out} ({args.to})")
+    return 0
+
+
 def cmd_render_scene(args) -> int:
     from datagen.generate import run_scene_job
 
@@ -244,6 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_stats)
 
+    e = sub.add_parser("export", help="convert a data source (shards, CoTracker3 Kubric folder) to another format")
+    esub = e.add_subparsers(dest="to", required=True, metavar="FORMAT")
+    for fmt, what, out_help in (
+            ("cotracker3_kubric", "the official CoTracker3 Kubric layout (<out>/<seq>/<seq>.npy + frames/*.png)",
+             "output root folder"),
+            ("tapvid", "one TAP-Vid pickle (DAVIS layout: name -> video, points, occluded) for evaluation",
+             "output .pkl"),
+            ("shards", "TrackForge WebDataset shards (<out>/shard-NNNNNN.tar)", "output folder")):
+        x = esub.add_parser(fmt, help=what, description=f"Write {what}.")
+        x.add_argument("source", help="source path: shards (pattern/folder) or a CoTracker3 Kubric root")
+        x.add_argument("out", help=out_help)
+        x.add_argument("--format", default="auto", help="source format (default: detected)")
+        x.add_argument("--max-samples", type=int, default=None, help="export only the first N samples")
+        if fmt == "shards":
+            x.add_argument("--samples-per-shard", type=int, default=16)
+        x.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        x.set_defaults(func=cmd_export)
+
     r = sub.add_parser("render-scene", help=argparse.SUPPRESS)  # internal: one scene process
     r.add_argument("job")
     r.set_defaults(func=cmd_render_scene)
@@ -256,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     from datagen.config import ConfigError
     from datagen.shards import CorruptSampleError, NoShardsError
+    from datagen.sources import SourceError
 
     try:
         return args.func(args)
@@ -265,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except (NoShardsError, CorruptSampleError) as err:
+    except (NoShardsError, CorruptSampleError, SourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # e.g. `stats --json | head`

@@ -111,6 +111,10 @@ def _check(cfg: DataConfig) -> None:
             fail(f"scene.{key}", f"must be a range [low, high] with low <= high, got {list(value)}")
         if key.startswith("num_") and value[0] < 0:
             fail(f"scene.{key}", f"counts must be >= 0, got {list(value)}")
+    for key in ("focal_length_range", "camera_linear_travel"):  # optional ranges: empty = off
+        value = list(getattr(s, key, []))
+        if value and (len(value) != 2 or not 0 <= value[0] <= value[1]):
+            fail(f"scene.{key}", f"must be empty or a range [low, high] with 0 <= low <= high, got {value}")
     if hasattr(s, "foreground_fraction") and not 0.0 <= s.foreground_fraction <= 1.0:
         fail("scene.foreground_fraction", f"must be in [0, 1], got {s.foreground_fraction}")
     if hasattr(s, "camera_motion"):

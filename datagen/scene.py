@@ -303,8 +303,8 @@ def _add_camera(kb, scene, cfg, rng):
     dist, elev = _uniform(rng, cfg.camera_distance), np.deg2rad(_uniform(rng, cfg.camera_elevation))
     azim = rng.uniform(0, 2 * np.pi)
     target = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), rng.uniform(0.3, 0.8)])
-    cam = kb.PerspectiveCamera(name="camera", focal_length=cfg.focal_length,
-                               sensor_width=cfg.sensor_width)
+    focal = _uniform(rng, cfg.focal_length_range) if cfg.focal_length_range else cfg.focal_length
+    cam = kb.PerspectiveCamera(name="camera", focal_length=focal, sensor_width=cfg.sensor_width)
     scene += cam
     scene.camera = cam
     t = np.arange(cfg.num_frames + 2) / cfg.fps  # frames 0..T+1 (flow needs the next frame)
@@ -320,7 +320,9 @@ def _add_camera(kb, scene, cfg, rng):
             d = rng.normal(0, 1, 3)
             d[2] *= 0.3
             d /= np.linalg.norm(d)
-            pos = start + np.outer(t, d * _uniform(rng, cfg.camera_linear_speed))
+            speed = (_uniform(rng, cfg.camera_linear_travel) * cfg.fps / max(cfg.num_frames - 1, 1)
+                     if cfg.camera_linear_travel else _uniform(rng, cfg.camera_linear_speed))
+            pos = start + np.outer(t, d * speed)
             pos[:, 2] = np.maximum(pos[:, 2], 0.5)
         elif motion == "static":
             pos = np.repeat(start[None], len(t), 0)
@@ -442,7 +444,7 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
 
     frames = list(range(1, T + 1))
     poses, cam_mats = _world_matrices(bpy, renderer, scene, frames, scene.camera)
-    K = tracks_lib.intrinsics(cfg.focal_length, cfg.sensor_width, H, W)
+    K = tracks_lib.intrinsics(scene.camera.focal_length, cfg.sensor_width, H, W)
     w2c = tracks_lib.world_to_opencv_camera(cam_mats)
     z = layers["z"][..., 0].astype(np.float64)
     seg = layers["segmentation"][..., 0].astype(np.int64)

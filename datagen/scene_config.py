@@ -62,10 +62,14 @@ class SceneConfig:
     # --- camera ------------------------------------------------------------------------------
     camera_motion: list[str] = field(default_factory=lambda: ["static", "linear", "orbit"])  # choices
     focal_length: float = 35.0  # mm
+    focal_length_range: list[float] = field(default_factory=list)  # [low, high] mm per scene; empty: focal_length
     sensor_width: float = 32.0  # mm
     camera_distance: list[float] = field(default_factory=lambda: [6.0, 9.0])
     camera_elevation: list[float] = field(default_factory=lambda: [20.0, 50.0])  # degrees
     camera_linear_speed: list[float] = field(default_factory=lambda: [0.5, 2.0])  # m/s
+    # [low, high] metres travelled from the first to the last frame by a "linear" camera (replaces
+    # camera_linear_speed when set: the travel stays bounded whatever num_frames and fps are)
+    camera_linear_travel: list[float] = field(default_factory=list)
     camera_orbit_speed: list[float] = field(default_factory=lambda: [10.0, 30.0])  # degrees/s
     # --- assets ------------------------------------------------------------------------------
     pybullet_objects: list[str] = field(default_factory=list)  # ids to use (default: all)

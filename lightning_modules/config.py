@@ -91,11 +91,32 @@ class AugmentConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One training data source of `data.sources` (see docs/data_sources.md). Clip length, crop size and track count
+    are global (`data.*`: a batch must stack); how clips are cut from this source's videos is per source."""
+
+    path: str = ""  # shards: glob / braces / folder / URLs (comma-separated); cotracker3_kubric: the root folder
+    format: str = "auto"  # auto | shards | cotracker3_kubric (datagen.sources.READERS)
+    weight: float = 1.0  # share of training clips (normalised over the sources; 0 disables the source)
+    val_path: Optional[str] = None  # validation data of the same format; None: hold out the last `num_val` items
+    num_val: int = 1  # items (shards / sequences) held out for validation when val_path is unset; 0: none
+    random_stride: Optional[bool] = None  # None: data.random_stride
+    min_tracks: Optional[int] = None  # None: data.min_tracks
+    augment: dict[str, Any] = field(default_factory=dict)  # overrides of data.augment keys for this source
+
+
+@dataclass
 class DataConfig:
-    shards: str = "data/shards/default/shard-*.tar"  # glob, brace pattern or URL list (comma-separated)
+    # Training data: either `sources` (named, weighted mixture) or the single-source shorthand `shards`.
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    # Shorthand for one source of our shards (glob, braces, folder or URLs, comma-separated); with `sources` unset
+    # and this unset, data/shards/default is used. Equivalent to sources: {default: {path: ..., format: shards,
+    # val_path: <val_shards>, num_val: <num_val_shards>}}.
+    shards: Optional[str] = None
     val_shards: Optional[str] = None  # None: hold out the last `num_val_shards` shards of `shards`
     num_val_shards: int = 1
-    resolution: list[int] = field(default_factory=lambda: [384, 512])  # training crop (H, W)
+    # Training crop = model input (H, W); None: the sources' frame size (they must agree). Recorded resolved.
+    resolution: Optional[list[int]] = None
     clip_len: int = 64  # frames per clip (offline: the upper end of the random length)
     clip_len_min: Optional[int] = None  # offline recipe: length uniform in [clip_len_min, clip_len]
     random_stride: bool = False  # offline recipe: frame stride uniform in [1, T // L]
@@ -104,6 +125,12 @@ class DataConfig:
     candidates_last_frame: bool = False  # offline recipe also takes tracks visible in the last frame
     max_track_dist: float = 1000.0  # tracks ever this far from the crop centre are discarded
     batch_size: int = 1  # clips per device
+    # Clips per optimizer step over all devices; None: batch_size x devices. Reached with gradient accumulation
+    # (global = batch_size x world size x accumulation; it must divide exactly).
+    global_batch_size: Optional[int] = None
+    # A source that yields no usable clip in this many consecutive attempts (unreadable shards/samples, too few
+    # tracks, too short) ends the run with an error naming it, instead of cycling for ever.
+    max_consecutive_failures: int = 200
     num_workers: int = 2
     log_keys: bool = False  # write the sample keys every rank trained on to <run_dir>/keys/rank<r>.txt
     shuffle_buffer: int = 64
@@ -183,8 +210,9 @@ def _one_line(exc: OmegaConfBaseException) -> str:
 def _validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.model.variant in ("online", "offline"), f"model.variant must be 'online' or 'offline', got {cfg.model.variant!r}"),
-        (len(cfg.data.resolution) == 2 and all(r % 4 == 0 and r > 0 for r in cfg.data.resolution),
-         f"data.resolution must be [H, W] with multiples of 4, got {list(cfg.data.resolution)}"),
+        (cfg.data.resolution is None or (len(cfg.data.resolution) == 2
+                                          and all(r % 4 == 0 and r > 0 for r in cfg.data.resolution)),
+         f"data.resolution must be [H, W] with multiples of 4, got {cfg.data.resolution}"),
         (cfg.data.clip_len >= 2, f"data.clip_len must be >= 2, got {cfg.data.clip_len}"),
         (cfg.data.clip_len_min is None or 2 <= cfg.data.clip_len_min <= cfg.data.clip_len,
          f"data.clip_len_min must be in [2, data.clip_len], got {cfg.data.clip_len_min}"),
@@ -202,6 +230,62 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    _validate_data(cfg.data)
+
+
+DEFAULT_SHARDS = "data/shards/default/shard-*.tar"
+
+
+def data_sources(data: DataConfig) -> dict[str, SourceConfig]:
+    """The named training sources: `data.sources`, or the `data.shards` shorthand as one source named "default"."""
+    if data.sources:
+        return dict(data.sources)
+    return {"default": SourceConfig(path=data.shards or DEFAULT_SHARDS, format="shards", val_path=data.val_shards,
+                                    num_val=data.num_val_shards)}
+
+
+def _validate_data(data: DataConfig) -> None:
+    """Data-section checks that need no file access (the data module checks the data itself)."""
+    from datagen.sources import READERS
+
+    if data.sources and (data.shards or data.val_shards):
+        key = "data.shards" if data.shards else "data.val_shards"
+        raise ConfigError(f"{key} and data.sources are exclusive: put the path into a source instead, e.g. "
+                          f"data.sources.<name>.path=... (or data.sources.<name>.val_path=...) (docs/data_sources.md)")
+    sources = data_sources(data)
+    for name, src in sources.items():
+        key = f"data.sources.{name}"
+        if not src.path:
+            raise ConfigError(f"{key}.path is empty")
+        if src.format != "auto" and src.format not in READERS:
+            raise ConfigError(f"{key}.format must be auto|{'|'.join(READERS)}, got {src.format!r}")
+        if src.weight < 0 or src.num_val < 0:
+            raise ConfigError(f"{key}.weight and .num_val must be >= 0, got {src.weight} and {src.num_val}")
+        if src.min_tracks is not None and src.min_tracks < 1:
+            raise ConfigError(f"{key}.min_tracks must be >= 1, got {src.min_tracks}")
+        source_augment(data, src, name)  # unknown keys / wrong types
+    if sum(s.weight for s in sources.values()) <= 0:
+        raise ConfigError("data.sources: at least one source needs a weight > 0")
+    if data.global_batch_size is not None and (data.global_batch_size <= 0
+                                               or data.global_batch_size % data.batch_size):
+        raise ConfigError(f"data.global_batch_size={data.global_batch_size} must be a positive multiple of "
+                          f"data.batch_size={data.batch_size}")
+    if data.max_consecutive_failures < 1:
+        raise ConfigError(f"data.max_consecutive_failures must be >= 1, got {data.max_consecutive_failures}")
+
+
+def source_augment(data: DataConfig, src: SourceConfig, name: str = "?") -> AugmentConfig:
+    """data.augment with the source's `augment` overrides applied (typed; ConfigError naming the key when bad)."""
+    base = data.augment if isinstance(data.augment, DictConfig) else OmegaConf.structured(data.augment)
+    overrides = OmegaConf.to_container(src.augment) if OmegaConf.is_config(src.augment) else dict(src.augment)
+    if not overrides:
+        return OmegaConf.to_object(base) if OmegaConf.is_config(base) else base
+    try:
+        merged = OmegaConf.merge(base, overrides)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"bad data.sources.{name}.augment.{getattr(exc, 'key', '')}: {msg}") from None
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

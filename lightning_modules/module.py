@@ -91,7 +91,7 @@ def tapvid_scores(queries: torch.Tensor, tracks: torch.Tensor, vis: torch.Tensor
 
 
 class TrackerModule(L.LightningModule):
-    """Trains CoTracker3Online (sliding windows) or CoTracker3Offline (one window) on `ShardDataModule` batches."""
+    """Trains CoTracker3Online (sliding windows) or CoTracker3Offline (one window) on `TrackDataModule` batches."""
 
     def __init__(self, config: dict[str, Any], run_dir: str | None = None) -> None:
         super().__init__()

@@ -195,7 +195,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     import lightning as L
 
     from .callbacks import TrackVideoLogger
-    from .data import ShardDataModule
+    from .data import DataStatsLogger, TrackDataModule, apply_global_batch, resolve_data_config
     from .module import TrackerModule
 
     t0 = time.perf_counter()
@@ -208,14 +208,17 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     try:
         resume = resolve_resume(cfg, run_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+        resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
         if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        dm = ShardDataModule(cfg.data, seed=cfg.seed)
+        dm = TrackDataModule(cfg.data, seed=cfg.seed)
         module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
         logger = _make_logger(cfg, run_dir)
         recorder = _LossRecorder().callback
         video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
-        trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb], logger)
+        stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
+        trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb], logger)
+        stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from files
         ignore_requeue_signal()
         last_path = run_dir / "checkpoints" / "last.ckpt"

@@ -1,0 +1,102 @@
+"""`TrackSource`: what every data-source reader implements (one reader per on-disk format).
+
+A source is a path (pattern, folder, file) in one format. It is split into *items*, the units that are resampled,
+held out for validation and named in errors: a shard of our WebDataset format, a sequence folder of the CoTracker3
+Kubric layout, a pickle of TAP-Vid. Reading is two-staged so that a training stream can shuffle cheaply and decode
+late: `iter_raw(item)` yields small picklable raw records (member bytes, a path), `decode(raw)` turns one into a
+`datagen.sample.TrackSample`.
+
+Errors are one line: `SourceNotFoundError` when the path matches nothing, `CorruptSampleError` (naming the item or
+sample and the reason) for an unreadable item or sample. Readers never execute code from the files they read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Optional
+
+from datagen.sample import TrackSample
+
+
+class SourceError(ValueError):
+    """A data source cannot be used (unknown format, inconsistent metadata, ...); the message is one line."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """The source path/pattern matches nothing."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source says about its videos without decoding them all (None: unknown).
+
+    num_frames: the shortest video (what a clip length must not exceed); height/width: frame size in pixels
+    (None when the videos differ in size); origin: where the numbers come from (for messages); num_samples: for
+    progress bars.
+    """
+
+    num_items: int
+    num_frames: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    origin: str = ""
+    num_samples: Optional[int] = None  # videos in all items, when the metadata says
+
+
+class TrackSource:
+    """Base class of the readers in `datagen.sources` (see the package docstring for how to add one).
+
+    A reader defines `format` (the registry name), `detect`, `list_items`, `iter_raw`, `decode` and `info`. Instances
+    are plain picklable objects (they travel into DataLoader workers): a path and, once listed, the item list.
+    """
+
+    format: ClassVar[str] = ""
+    item_noun: ClassVar[str] = "item"  # how errors and logs call one item ("shard", "sequence", ...)
+
+    def __init__(self, path: str, items: Optional[list[str]] = None) -> None:
+        self.path = str(path)
+        self._items = list(items) if items is not None else None
+
+    # ------------------------------------------------------------------------------ what readers implement
+    @classmethod
+    def detect(cls, path: str) -> bool:
+        """True when `path` looks like this format (used by format "auto"); must be cheap and never raise."""
+        return False
+
+    def list_items(self) -> list[str]:
+        """The sorted items of `self.path`; raises SourceNotFoundError when there are none."""
+        raise NotImplementedError
+
+    def iter_raw(self, item: str) -> Iterator[Any]:
+        """Raw records of one item (cheap to hold in a shuffle buffer, picklable). Raises CorruptSampleError when the
+        item itself is unreadable (records already yielded stay valid)."""
+        raise NotImplementedError
+
+    def decode(self, raw: Any) -> TrackSample:
+        """One raw record -> TrackSample; raises CorruptSampleError (one line, naming the sample)."""
+        raise NotImplementedError
+
+    def info(self) -> SourceInfo:
+        """Frames and frame size from metadata (or the first sample); SourceInfo(num_items) when unknown."""
+        return SourceInfo(num_items=len(self.items))
+
+    # ------------------------------------------------------------------------------ shared behaviour
+    @property
+    def items(self) -> list[str]:
+        if self._items is None:
+            self._items = self.list_items()
+        return self._items
+
+    def subset(self, items: list[str]) -> "TrackSource":
+        """The same source restricted to `items` (e.g. the held-out validation items)."""
+        return type(self)(self.path, items)
+
+    def __iter__(self) -> Iterator[TrackSample]:
+        """Every sample in item order; raises on the first unreadable item or sample (use the training stream for
+        skip-and-count reading)."""
+        for item in self.items:
+            for raw in self.iter_raw(item):
+                yield self.decode(raw)
+
+    def __repr__(self) -> str:
+        n = "?" if self._items is None else len(self._items)
+        return f"{type(self).__name__}({self.path!r}, {n} {self.item_noun}s)"

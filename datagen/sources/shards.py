@@ -1,0 +1,140 @@
+"""Reader of TrackForge's own WebDataset shards (`python -m datagen generate`; format in docs/datagen_pipeline.md).
+
+Path: a shard, a glob or `{000000..000009}` brace pattern, a folder (its `shard-*.tar`), several of these separated by
+commas, or URLs (`https://...`, `pipe:...`, read through WebDataset). Items are shards; raw records are the member
+bytes of one sample (decoded late by `datagen.shards.decode_sample`). Conventions: pixel-centre (x, y) tracks,
+`visibility` True = visible, as in `TrackSample`.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from datagen.sample import TrackSample
+from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, TrackSource
+
+DATASET_FILE = "dataset.json"  # written by datagen.generate next to the shards
+
+
+def _is_url(item: str) -> bool:
+    return "://" in item or item.startswith("pipe:")
+
+
+def expand_shard_pattern(pattern: str) -> list[str]:
+    """Shard pattern -> unique shard paths/URLs in order (each comma-separated part brace-expanded, local globs
+    sorted, folders -> their shard-*.tar, URLs kept as they are). Raises SourceNotFoundError when nothing matches."""
+    from braceexpand import braceexpand
+
+    urls: list[str] = []
+    for part in [p.strip() for p in str(pattern).split(",") if p.strip()]:
+        for item in braceexpand(part):
+            if _is_url(item):
+                urls.append(item)
+                continue
+            item = os.path.expanduser(item)
+            if os.path.isdir(item):
+                item = os.path.join(item, "shard-*.tar")
+            if glob.has_magic(item):
+                urls += sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            elif os.path.isfile(item):
+                urls.append(item)
+    if not urls:
+        raise SourceNotFoundError(f"no shards match {pattern!r} (render some with `python -m datagen generate` "
+                                  "or fix the path)")
+    return list(dict.fromkeys(urls))
+
+
+class ShardSource(TrackSource):
+    format = "shards"
+    item_noun = "shard"
+
+    @classmethod
+    def detect(cls, path: str) -> bool:
+        first = str(path).split(",")[0].strip()
+        if ".tar" in os.path.basename(first) or _is_url(first):
+            return True
+        return os.path.isdir(first) and ((Path(first) / DATASET_FILE).is_file()
+                                         or bool(glob.glob(os.path.join(first, "shard-*.tar"))))
+
+    def list_items(self) -> list[str]:
+        return expand_shard_pattern(self.path)
+
+    def iter_raw(self, item: str) -> Iterator[dict[str, Any]]:
+        """Member bytes of each sample of one shard ({"__key__", "__url__", "video.npy.zst": b"...", ...})."""
+        from datagen.shards import CorruptShardError, iter_tar_samples
+
+        if not _is_url(item):
+            yield from iter_tar_samples(item)
+            return
+        import webdataset as wds
+
+        try:
+            yield from wds.tarfile_to_samples(handler=wds.reraise_exception)(iter([{"url": item}]))
+        except Exception as err:  # any transport or tar error of a remote shard
+            raise CorruptShardError(item, " ".join(str(err).split())[:300] or type(err).__name__) from None
+
+    def decode(self, raw: dict[str, Any]) -> TrackSample:
+        from datagen.shards import decode_sample
+
+        return decode_sample(raw)
+
+    def info(self) -> SourceInfo:
+        """From the dataset.json of every folder holding the shards; else from the first sample of the first shard."""
+        items = self.items
+        if not any(_is_url(i) for i in items):
+            manifests = []  # (folder, manifest, frames, (H, W))
+            for folder in dict.fromkeys(str(Path(i).parent) for i in items):
+                try:
+                    manifest = json.loads((Path(folder) / DATASET_FILE).read_text())
+                    scene = manifest["config"]["scene"]
+                    manifests.append((folder, manifest, int(scene["num_frames"]),
+                                      tuple(int(v) for v in scene["resolution"])))
+                except (OSError, ValueError, KeyError, TypeError):
+                    manifests = []
+                    break
+            if manifests:
+                sizes = {m[3] for m in manifests}
+                h, w = sizes.pop() if len(sizes) == 1 else (None, None)
+                origin = ", ".join(str(Path(m[0]) / DATASET_FILE) for m in manifests[:3])
+                # The scene count is exact only when every shard of each manifest is in the source.
+                listed = set(items)
+                whole = all({str(Path(f) / n) for n in m.get("shards", [])} <= listed for f, m, _, _ in manifests)
+                count = sum(int(m.get("num_scenes", 0)) for _, m, _, _ in manifests) if whole else None
+                return SourceInfo(len(items), min(m[2] for m in manifests), h, w, origin, count)
+        errors = []
+        for item in items[:8]:  # the first readable sample of the first few shards (bounded)
+            try:
+                for raw in self.iter_raw(item):
+                    s = self.decode(raw)
+                    return SourceInfo(len(items), s.num_frames, s.height, s.width, f"first sample of {item}")
+            except ValueError as err:  # CorruptSampleError / CorruptShardError
+                errors.append(err)
+        if errors:
+            raise SourceError(f"no readable sample in the first {len(errors)} shard(s) of {self.path} (first: "
+                              f"{errors[0]}); no {DATASET_FILE} to read the frame count from either")
+        return SourceInfo(len(items))
+
+def write_shards(samples: Iterable[TrackSample], out: str | os.PathLike, *, samples_per_shard: int = 16,
+                 codec: str = "npy_zstd") -> int:
+    """Write samples (any source) as `<out>/shard-NNNNNN.tar` of `samples_per_shard` samples each (each tar written
+    atomically by `datagen.shards.write_tar`); keys are made tar-safe ('.' and '/' -> '_'). Returns the count."""
+    import re
+
+    from datagen.shards import encode_sample, write_tar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    count, shard, pending = 0, 0, []
+    for sample in samples:
+        key = re.sub(r"[./\s]", "_", sample.key) or f"sample-{count:06d}"
+        pending.append(encode_sample(sample, key, codec))
+        count += 1
+        if len(pending) == samples_per_shard:
+            write_tar(out / f"shard-{shard:06d}.tar", pending)
+            shard, pending = shard + 1, []
+    if pending:
+        write_tar(out / f"shard-{shard:06d}.tar", pending)
+    return count
