@@ -10,7 +10,9 @@ DATA_CONFIG ?= configs/data/default.yaml
 TRAIN_CONFIG ?= configs/train/tiny_cpu.yaml
 ARGS ?=
 CKPT ?=
-DATA ?= $(DATA_DIR)/shard-*.tar
+# make eval: BENCH = suite config (configs/eval/*.yaml), DATA = one more benchmark path; neither: the default suite.
+BENCH ?=
+DATA ?=
 TEST_ARGS ?=
 
 .PHONY: env data train eval test test-fast bench slurm-data slurm-train clean
@@ -37,8 +39,8 @@ train: env
 	$(PY) -m lightning_modules train --config $(TRAIN_CONFIG) $(ARGS)
 
 eval: env
-	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [DATA='shards/*.tar'|tapvid.pkl]"; exit 2; }
-	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" --data "$(DATA)" $(ARGS)
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [BENCH=configs/eval/x.yaml] [DATA=tapvid.pkl|'shards/*.tar'|dir/*.npz] [ARGS='key=value ...']"; exit 2; }
+	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" $(if $(or $(BENCH),$(if $(DATA),,x)),--bench "$(or $(BENCH),configs/eval/default.yaml)") $(if $(DATA),--data "$(DATA)") $(ARGS)
 
 test: env
 	$(PY) -m pytest -q $(TEST_ARGS)
