@@ -13,6 +13,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from .evaluation.config import BenchmarkConfig
+
 
 class ConfigError(ValueError):
     """A bad training configuration (unknown key, wrong type, inconsistent values); the message is one line."""
@@ -199,6 +201,9 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Evaluation benchmarks validated on next to the synthetic clips, logged as val_<name>/<metric> (entries as in
+    # configs/eval/*.yaml, one query mode each; docs/evaluation.md).
+    val_benchmarks: list[BenchmarkConfig] = field(default_factory=list)
 
 
 def _one_line(exc: OmegaConfBaseException) -> str:
@@ -231,6 +236,12 @@ def _validate(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(msg)
     _validate_data(cfg.data)
+    from .evaluation.config import EvalConfigError, check_val_benchmarks
+
+    try:
+        check_val_benchmarks(cfg.val_benchmarks, cfg.checkpoint.monitor)
+    except EvalConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 DEFAULT_SHARDS = "data/shards/default/shard-*.tar"

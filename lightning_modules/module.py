@@ -178,10 +178,20 @@ class TrackerModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         self._val, self._val_zero = [], []
+        self._bench = {b.name: ([], []) for b in self.cfg.val_benchmarks}  # name -> (model rows, zero-motion rows)
 
     @torch.no_grad()
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         if batch.get("pad", False):  # a filler that keeps DDP ranks in step (data.rank_val_clips)
+            return
+        if dataloader_idx > 0:  # a benchmark of `val_benchmarks` (lightning_modules.evaluation.validation)
+            from .evaluation.validation import score_example
+
+            model_rows, zero_rows = self._bench[self.cfg.val_benchmarks[dataloader_idx - 1].name]
+            scores, zero = score_example(self.model, batch["example"], self.cfg.data.resolution,
+                                         self.cfg.model.val_iters)
+            model_rows.append(scores)
+            zero_rows.append(zero)
             return
         video = batch["video"].float()[None]  # (1, L, 3, H, W)
         tracks, vis = batch["tracks"].float(), batch["visibility"].bool()  # (L, N, 2), (L, N)
@@ -200,17 +210,20 @@ class TrackerModule(L.LightningModule):
                 "pred_tracks": pred.cpu().numpy(), "pred_vis": pred_vis.cpu().numpy(),
             }
 
-    def _gathered_means(self, rows: list[dict[str, float]]) -> dict[str, float]:
-        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out)."""
-        vals = torch.tensor([[r[k] for k in METRIC_KEYS] for r in rows], dtype=torch.float64).reshape(-1, len(METRIC_KEYS))
+    def _gathered_means(self, rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS
+                        ) -> dict[str, float]:
+        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out); a key no clip of any
+        rank has is left out of the result."""
+        vals = torch.tensor([[r.get(k, float("nan")) for k in keys] for r in rows],
+                            dtype=torch.float64).reshape(-1, len(keys))
         finite = torch.isfinite(vals)
         sums = torch.where(finite, vals, torch.zeros_like(vals)).sum(0)
         counts = finite.sum(0).to(torch.float64)
         stats = torch.stack([sums, counts]).to(self.device)
         if self.trainer.world_size > 1:
-            stats = self.all_gather(stats).reshape(-1, 2, len(METRIC_KEYS)).sum(0)
+            stats = self.all_gather(stats).reshape(-1, 2, len(keys)).sum(0)
         means = (stats[0] / stats[1].clamp(min=1)).cpu()
-        return {k: float(v) for k, v in zip(METRIC_KEYS, means)}
+        return {k: float(v) for k, v, n in zip(keys, means, stats[1].cpu()) if n > 0 or k in METRIC_KEYS}
 
     def on_validation_epoch_end(self) -> None:
         model_m = self._gathered_means(self._val)
@@ -219,7 +232,20 @@ class TrackerModule(L.LightningModule):
             for k, v in metrics.items():
                 self.log(f"{name}/{k}", v, sync_dist=False, rank_zero_only=False)
             self.log(f"{name}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
-        self.last_val = {"model": model_m, "zero_motion": zero_m, "step": int(self.global_step)}
+        benchmarks = {}
+        for bench in self.cfg.val_benchmarks:  # the same order on every rank: the all-gathers pair up
+            from .evaluation.config import log_prefixes
+            from .evaluation.validation import BENCHMARK_KEYS
+
+            model_rows, zero_rows = self._bench[bench.name]
+            for prefix, rows in zip(log_prefixes(bench.name), (model_rows, zero_rows)):
+                metrics = self._gathered_means(rows, BENCHMARK_KEYS)
+                for k, v in metrics.items():
+                    self.log(f"{prefix}/{k}", v, sync_dist=False, rank_zero_only=False)
+                self.log(f"{prefix}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
+                benchmarks[prefix[len("val_"):]] = metrics
+        self.last_val = {"model": model_m, "zero_motion": zero_m, "benchmarks": benchmarks,
+                         "step": int(self.global_step)}
 
     # ------------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self):

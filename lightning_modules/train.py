@@ -132,7 +132,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
     ckpt = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=cfg.checkpoint.monitor, mode="max",
         save_top_k=cfg.checkpoint.save_top_k, save_last=True, auto_insert_metric_name=False,
-        filename="step{step:07d}-aj{val/average_jaccard:.4f}",
+        # Named by the ranked metric, e.g. step0001000-val_davis-average_jaccard0.4321.ckpt
+        filename="step{step:07d}-" + cfg.checkpoint.monitor.replace("/", "-") + "{" + cfg.checkpoint.monitor + ":.4f}",
     )
     all_callbacks = [ckpt, *callbacks]
     if cfg.checkpoint.every_n_train_steps:
@@ -195,7 +196,8 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     import lightning as L
 
     from .callbacks import TrackVideoLogger
-    from .data import DataStatsLogger, TrackDataModule, apply_global_batch, resolve_data_config
+    from .data import DataStatsLogger, apply_global_batch, resolve_data_config
+    from .evaluation.validation import make_datamodule
     from .module import TrackerModule
 
     t0 = time.perf_counter()
@@ -211,7 +213,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
         if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        dm = TrackDataModule(cfg.data, seed=cfg.seed)
+        dm = make_datamodule(cfg)  # with cfg.val_benchmarks: validates on them too
         module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
         logger = _make_logger(cfg, run_dir)
         recorder = _LossRecorder().callback
@@ -229,7 +231,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
             # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
             trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False, weights_only=True)
             last_val = module.last_val
-        final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"]}
+        final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"], **last_val.get("benchmarks", {})}
         result = TrainResult(
             run_dir=run_dir, global_step=int(trainer.global_step), final=final,
             best_checkpoint=ckpt.best_model_path or None,

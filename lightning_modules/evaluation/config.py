@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from .predict import PREDICT_MODES
 from .protocol import QUERY_MODES
+from .scoring import MONITOR_NAMES
 
 
 class EvalConfigError(ValueError):
@@ -62,6 +63,14 @@ def validate_benchmarks(benchmarks: list[Any], where: str = "benchmarks") -> Non
     """Names unique and usable as log prefixes, query modes known; EvalConfigError otherwise."""
     import re
 
+    for i, b in enumerate(benchmarks):
+        for key in ("name", "path"):
+            try:
+                value = getattr(b, key)
+            except OmegaConfBaseException:  # MISSING in a typed config
+                value = None
+            if not value or value == "???":
+                raise EvalConfigError(f"{where}[{i}].{key} is required")
     names = [b.name for b in benchmarks]
     for i, b in enumerate(benchmarks):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", str(b.name)):
@@ -75,6 +84,31 @@ def validate_benchmarks(benchmarks: list[Any], where: str = "benchmarks") -> Non
         for key in ("max_videos", "max_frames"):
             if getattr(b, key) is not None and getattr(b, key) < 1:
                 raise EvalConfigError(f"{where}[{i}].{key} must be >= 1, got {getattr(b, key)}")
+
+
+SYNTHETIC_PREFIXES = ("val", "val_zero_motion")
+
+
+def log_prefixes(name: str) -> tuple[str, str]:
+    """(model, zero-motion) log prefixes of a validation benchmark."""
+    return f"val_{name}", f"val_{name}_zero_motion"
+
+
+def check_val_benchmarks(benchmarks: Sequence[Any], monitor: str) -> None:
+    """Config-time checks: benchmark entries valid with exactly one query mode each, and `monitor` a metric that
+    validation logs (`val/<m>`, `val_zero_motion/<m>`, `val_<name>/<m>`, `val_<name>_zero_motion/<m>`).
+    Raises EvalConfigError (one line)."""
+    validate_benchmarks(list(benchmarks), where="val_benchmarks")
+    for i, b in enumerate(benchmarks):
+        if len(b.query_modes) != 1:
+            raise EvalConfigError(f"val_benchmarks[{i}].query_modes: validation scores one query mode per benchmark, "
+                                  f"got {list(b.query_modes)} (add the benchmark twice under two names for two modes)")
+    prefixes = [*SYNTHETIC_PREFIXES, *(p for b in benchmarks for p in log_prefixes(b.name))]
+    prefix, _, metric = monitor.partition("/")
+    if prefix not in prefixes or metric not in MONITOR_NAMES or (metric == "pck" and prefix in SYNTHETIC_PREFIXES):
+        raise EvalConfigError(f"checkpoint.monitor={monitor!r} is not a metric validation logs: use <set>/<metric> "
+                              f"with <set> in {prefixes} and <metric> in {list(MONITOR_NAMES)} (pck: benchmarks with "
+                              "an object area only)")
 
 
 def load_eval_config(path: Optional[str | Path] = None, overrides: list[str] | tuple[str, ...] = (),
