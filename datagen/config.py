@@ -56,8 +56,13 @@ class DataConfig:
         g = d["generate"]
         keep = {k: g[k] for k in ("num_scenes", "scenes_per_shard", "base_seed", "video_codec",
                                   "debug_fail_scenes")}
-        blob = json.dumps({"scene": d["scene"], "generate": keep}, sort_keys=True)
+        # Optional scene keys added later hash only when set, so data sets made before they existed still match.
+        scene = {k: v for k, v in d["scene"].items() if not (k in _OPTIONAL_SCENE_KEYS and not v)}
+        blob = json.dumps({"scene": scene, "generate": keep}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel")
 
 
 def _one_line(err: BaseException) -> str:

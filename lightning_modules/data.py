@@ -65,7 +65,8 @@ class ResolvedSource:
     val: Optional[TrackSource]
     weight: float
     cfg: DataConfig  # data.* with this source's overrides (random_stride, min_tracks, augment)
-    info: SourceInfo
+    info: SourceInfo  # of the training items
+    val_info: Optional[SourceInfo]  # of the validation items (the same metadata unless val_path is set)
 
 
 def _split(name: str, src_cfg: SourceConfig, source: TrackSource) -> tuple[TrackSource, Optional[TrackSource]]:
@@ -84,8 +85,8 @@ def _split(name: str, src_cfg: SourceConfig, source: TrackSource) -> tuple[Track
 
 
 def resolve_sources(data: DataConfig) -> list[ResolvedSource]:
-    """Open every configured source (weight > 0, or used for validation), list its items and read its metadata.
-    Raises DataError (one line) for a missing or unrecognisable source."""
+    """Open every configured source, list its items and read its metadata (dataset.json / first sequence).
+    Raises DataError (one line) for a missing, unrecognisable or unreadable source."""
     data = OmegaConf.to_object(data) if OmegaConf.is_config(data) else data
     out = []
     for name, src_cfg in data_sources(data).items():
@@ -93,12 +94,13 @@ def resolve_sources(data: DataConfig) -> list[ResolvedSource]:
             source = open_source(src_cfg.path, src_cfg.format)
             train, val = _split(name, src_cfg, source)
             info = train.info()
+            val_info = None if val is None else (val.info() if src_cfg.val_path else info)
         except (SourceError, FileNotFoundError, ValueError) as err:  # CorruptSampleError is a ValueError
             raise DataError(f"data source {name!r}: {_one_line(err)}") from None
         cfg = replace(data, augment=source_augment(data, src_cfg, name),
                       random_stride=data.random_stride if src_cfg.random_stride is None else src_cfg.random_stride,
                       min_tracks=data.min_tracks if src_cfg.min_tracks is None else src_cfg.min_tracks)
-        out.append(ResolvedSource(name, train, val, float(src_cfg.weight), cfg, info))
+        out.append(ResolvedSource(name, train, val, float(src_cfg.weight), cfg, info, val_info))
     return out
 
 
@@ -123,12 +125,11 @@ def check_sources(cfg: TrainConfig, sources: list[ResolvedSource]) -> None:
     val_len = data.val_clip_len or data.clip_len
     for src in sources:
         frames = src.info.num_frames
-        if frames is None:
-            continue
-        if src.weight > 0 and data.clip_len > frames:
+        if src.weight > 0 and frames is not None and data.clip_len > frames:
             raise DataError(f"data.clip_len={data.clip_len} exceeds the {frames} frames of data source {src.name!r} "
                             f"({_describe(src)}): lower data.clip_len or use longer videos (scene.num_frames)")
-        if src.val is not None and val_len > frames:
+        frames = src.val_info.num_frames if src.val_info is not None else None
+        if frames is not None and val_len > frames:
             key = "data.val_clip_len" if data.val_clip_len else "data.clip_len"
             note = "" if data.val_clip_len else " (also the validation clip length)"
             raise DataError(f"{key}={val_len}{note} exceeds the {frames} frames of data source {src.name!r} "
@@ -330,7 +331,7 @@ class MixtureStream(IterableDataset):
                     fail.fail(item, "unreadable", exn)
                     continue
                 if sample.num_frames < length:
-                    fail.fail(item, "too_short", f"{sample.key} has {sample.num_frames} frames, the clip needs {length}")
+                    fail.fail(item, "too_short", f"{sample.key} has {sample.num_frames} frames, a clip {length}")
                     continue
                 clip = make_train_clip(sample, src.cfg, length, rng)
                 if clip is None:

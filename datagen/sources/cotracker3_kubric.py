@@ -105,8 +105,10 @@ class CoTracker3KubricSource(TrackSource):
         coords = np.asarray(annot["coords"])
         occluded = np.asarray(annot["visibility"])
         if coords.ndim != 3 or coords.shape[-1] != 2 or not np.issubdtype(coords.dtype, np.number):
-            raise CorruptSampleError(str(folder), f"coords must be numeric (N, T, 2), got {coords.dtype} {coords.shape}")
-        if occluded.shape != coords.shape[:2] or not (occluded.dtype == bool or np.issubdtype(occluded.dtype, np.number)):
+            raise CorruptSampleError(str(folder), f"coords must be numeric (N, T, 2), got {coords.dtype} "
+                                                  f"{coords.shape}")
+        flags_ok = occluded.dtype == bool or np.issubdtype(occluded.dtype, np.number)
+        if occluded.shape != coords.shape[:2] or not flags_ok:
             raise CorruptSampleError(str(folder), f"visibility (occlusion flags) must be (N, T) = {coords.shape[:2]}, "
                                                   f"got {occluded.dtype} {occluded.shape}")
         files = _frame_files(folder)

@@ -41,3 +41,12 @@ def test_render_uses_the_drawn_focal_length_and_travel(tmp_path):
     # 3 m from the first to the last frame, unless the floor clamp (z >= 0.5) shortened the path.
     travel = np.linalg.norm(centres[-1] - centres[0])
     assert travel == pytest.approx(3.0, rel=1e-3) or (travel < 3.0 and min(c[2] for c in centres) <= 0.5 + 1e-6)
+
+
+
+def test_new_camera_keys_change_the_content_hash_when_set():
+    """Set, they change what is rendered, hence the data set's content hash (unset, they are left out of it, so data
+    sets made before they existed still resume)."""
+    tiny = load_data_config(REPO / "configs/data/tiny.yaml", [])
+    for key in ("scene.focal_length_range=[20,50]", "scene.camera_linear_travel=[0,8]"):
+        assert load_data_config(REPO / "configs/data/tiny.yaml", [key]).content_hash() != tiny.content_hash()

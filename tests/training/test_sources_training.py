@@ -224,13 +224,18 @@ def test_stream_that_drops_every_clip_ends_with_the_reason(moving_shards, tmp_pa
 
 
 def test_validation_without_a_usable_clip_is_one_line(moving_shards, tmp_path, tiny_overrides, capsys):
+    import tarfile
+
     from lightning_modules.cli import main
 
-    garbage = tmp_path / "val.tar"
+    empty = tmp_path / "empty.tar"
+    tarfile.open(empty, "w").close()  # a valid tar without samples
+    garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(b"\0" * 10)
-    argv = ["train", "--config", str(TINY),
-            *tiny_overrides(moving_shards, tmp_path / "run", steps=1, data__val_shards=str(garbage))]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: no usable validation clips in default: ") and \
-        "1 unreadable" in err[0], err
+    for val, needle in ((empty, "error: no usable validation clips in default: "),
+                        (garbage, "error: data source 'default': no readable sample in the first 1 shard(s) of ")):
+        argv = ["train", "--config", str(TINY),
+                *tiny_overrides(moving_shards, tmp_path / "run", steps=1, data__val_shards=str(val))]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(needle) and str(val) in err[0], err
