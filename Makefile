@@ -15,7 +15,9 @@ BENCH ?=
 DATA ?=
 TEST_ARGS ?=
 
-.PHONY: env data train eval test test-fast bench slurm-data slurm-train clean
+ABLATION ?= configs/ablation/tiny.yaml
+
+.PHONY: env data train eval ablation test test-fast bench slurm-data slurm-train clean
 
 env: $(ENV_STAMP)
 
@@ -41,6 +43,10 @@ train: env
 eval: env
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [BENCH=configs/eval/x.yaml] [DATA=tapvid.pkl|'shards/*.tar'|dir/*.npz] [ARGS='key=value ...']"; exit 2; }
 	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" $(if $(or $(BENCH),$(if $(DATA),,x)),--bench "$(or $(BENCH),configs/eval/default.yaml)") $(if $(DATA),--data "$(DATA)") $(ARGS)
+
+# Data-mix ablation (docs/evaluation.md): renders what is missing, trains every arm, scores them side by side.
+ablation: env
+	$(PY) -m lightning_modules ablate --config "$(ABLATION)" $(ARGS)
 
 test: env
 	$(PY) -m pytest -q $(TEST_ARGS)

@@ -1,4 +1,5 @@
-"""Command line: `train --config YAML [key=value ...]` and `eval --checkpoint CKPT --bench SUITE.yaml ...`."""
+"""Command line: `train --config YAML [key=value ...]`, `eval --checkpoint CKPT --bench SUITE.yaml ...` and
+`ablate --config ABLATION.yaml`."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,11 @@ def _parser() -> argparse.ArgumentParser:
     from .evaluation.cli import add_arguments
 
     add_arguments(e)
+
+    a = sub.add_parser("ablate", help="data-mix ablation: arms that differ only in their data, scored side by side")
+    from .ablation import add_arguments as add_ablation_arguments
+
+    add_ablation_arguments(a)
     return p
 
 
@@ -26,6 +32,10 @@ def _run(args: argparse.Namespace) -> None:
         from .train import run_training
 
         run_training(load_train_config(args.config, args.overrides))
+    elif args.command == "ablate":
+        from .ablation import main as ablate
+
+        ablate(args)
     else:
         from .evaluation.cli import run
 
@@ -34,6 +44,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input (config key/value, missing file, unreadable data) -> one line on stderr, exit 2."""
+    from .ablation import AblationError
     from .config import ConfigError
     from .evaluation.config import EvalConfigError
     from .evaluation.sources import EvalError
@@ -41,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except (ConfigError, EvalError, EvalConfigError, FileNotFoundError) as exc:
+    except (ConfigError, EvalError, EvalConfigError, AblationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 from .scoring import SUMMARY
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
 
 
@@ -27,7 +27,7 @@ def markdown_table(results: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["benchmark"], r["query_mode"], r["mode"], str(r["num_videos"]),
-                 *(_pct(r["model"].get(k)) for k, _ in metrics), *(_pct(r["zero_motion"].get(k)) for k, _ in metrics)]
+                 *(percent(r["model"].get(k)) for k, _ in metrics), *(percent(r["zero_motion"].get(k)) for k, _ in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -39,17 +39,17 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "eval.json", out / "eval.md"
-    _atomic_write(json_path, json.dumps(_finite(results), indent=2) + "\n")
+    _atomic_write(json_path, json.dumps(json_safe(results), indent=2) + "\n")
     _atomic_write(md_path, markdown_table(results))
     return json_path, md_path
 
 
-def _finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """NaN/inf -> None, so that the JSON is valid (json.dumps would write NaN)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
