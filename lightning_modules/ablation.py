@@ -101,35 +101,46 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any]:
-    """Each arm's training config (data-dependent settings resolved when the data exists), after checking that
-    the arms differ only in their data mixture. AblationError naming the keys otherwise."""
-    from .config import ConfigError, load_train_config, to_container
+def _check_same_but_data(configs: dict[str, Any]) -> None:
+    """AblationError naming the keys (outside the data mixture) in which the arms' configs differ."""
+    from .config import to_container
 
-    configs = {}
-    for arm in cfg.arms:
-        args = train_args(cfg, arm)
-        try:
-            tc = load_train_config(args[1], args[2:])
-            if resolve_data:
-                from .data import resolve_data_config
-
-                resolve_data_config(tc)
-        except (ConfigError, ValueError, FileNotFoundError) as exc:
-            raise AblationError(f"arm {arm}: {' '.join(str(exc).split())}") from None
-        configs[arm] = tc
     flat = {arm: _flat(to_container(tc)) for arm, tc in configs.items()}
     first, *others = flat
     differing = set()
     for arm in others:
         keys = set(flat[first]) | set(flat[arm])
         differing |= {k for k in keys if flat[first].get(k, "<unset>") != flat[arm].get(k, "<unset>")}
-    bad = sorted(k for k in differing
-                 if not k.startswith(MIXTURE_KEYS) and k not in PER_ARM_KEYS)
+    bad = sorted(k for k in differing if not k.startswith(MIXTURE_KEYS) and k not in PER_ARM_KEYS)
     if bad:
         shown = "; ".join(f"{k}: " + ", ".join(f"{a}={flat[a].get(k, '<unset>')}" for a in flat) for k in bad[:5])
         raise AblationError(f"the arms must differ only in their data mixture ({', '.join(MIXTURE_KEYS)}), but "
                             f"they also differ in: {shown}")
+
+
+def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any]:
+    """Each arm's training config, checked to differ from the others only in the data mixture: as configured
+    (before any data is read) and, with `resolve_data`, again with the data-dependent settings resolved (frame
+    size, model resolution). AblationError (one line, naming the keys) otherwise."""
+    from .config import ConfigError, load_train_config
+
+    configs = {}
+    for arm in cfg.arms:
+        args = train_args(cfg, arm)
+        try:
+            configs[arm] = load_train_config(args[1], args[2:])
+        except (ConfigError, ValueError, FileNotFoundError) as exc:
+            raise AblationError(f"arm {arm}: {' '.join(str(exc).split())}") from None
+    _check_same_but_data(configs)
+    if resolve_data:
+        from .data import resolve_data_config
+
+        for arm, tc in configs.items():
+            try:
+                resolve_data_config(tc)
+            except (ValueError, FileNotFoundError) as exc:
+                raise AblationError(f"arm {arm}: {' '.join(str(exc).split())}") from None
+        _check_same_but_data(configs)
     return configs
 
 

@@ -33,7 +33,7 @@ def _ablation_yaml(tmp_path: Path, moving_shards: Path, benchmarks, tiny_overrid
         "eval": str(suite), "eval_overrides": [f"cache_dir={tmp_path / 'cache'}", "progress=false"],
         "out": str(tmp_path / "ablation"), **extra}
     path = tmp_path / "ablation.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # the first arm is the reference
     return path
 
 
@@ -91,8 +91,8 @@ def test_arms_that_differ_beyond_the_data_are_refused(moving_shards, benchmarks,
     data["arms"]["mixed"].append("optim.lr=0.01")
     bad.write_text(yaml.safe_dump(data))
     assert main(["ablate", "--config", str(bad)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "differ only in their data mixture" in err[0] and "optim.lr" in err[0]
+    err = capsys.readouterr().err.strip().splitlines()  # refused before any data is read: nothing else printed
+    assert len(err) == 1 and "differ only in their data mixture" in err[0] and "optim.lr" in err[0], err
     assert not (tmp_path / "ablation").exists()  # refused before anything ran
     # --print-args gives one arm's `train` arguments (what a SLURM job per arm runs).
     assert main(["ablate", "--config", str(config), "--arm", "mixed", "--print-args"]) == 0
