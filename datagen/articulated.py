@@ -407,13 +407,14 @@ def part_colors(kind: str, part_names: list[str], rng: np.random.Generator) -> d
 def add_articulated_actor(scene, kind: str, rng: np.random.Generator, num_frames: int, fps: float,
                           workdir: Path, *, clip: str | None = None, phase: float | None = None,
                           position=None, heading: float | None = None, speed: float | None = None,
-                          scale: float | None = None, vary_body: bool = True) -> ActorInfo:
+                          scale: float | None = None, vary_body: bool = True, name: str | None = None) -> ActorInfo:
     """Add a mocap-driven ``kind`` ("human" | "animal") to the Kubric ``scene`` as keyframed rigid parts.
 
     ``rng`` draws whatever is None: clip (uniform over ``mocap.list_clips(kind)``), phase (fraction of the
     clip, in [0, 1)), speed (``SPEED_RANGE``), scale (``SCALE_RANGE``), heading (uniform yaw), position
     (root (x, y) at the middle frame, uniform in +-``POSITION_RANGE``) and, for animals with
     ``vary_body``, body/leg length. Frames are ``scene.frame_start + i``, i < num_frames, at ``fps``.
+    ``name``: prefix of the parts' names (default: the next free ``{kind}NN`` of ``workdir``).
     """
     import kubric as kb
 
@@ -422,11 +423,12 @@ def add_articulated_actor(scene, kind: str, rng: np.random.Generator, num_frames
                         heading=heading, speed=speed, scale=scale, vary_body=vary_body, workdir=workdir)
     actor_dir = workdir / "actors"
     actor_dir.mkdir(parents=True, exist_ok=True)
-    taken = {p.name.split("_")[0] for p in actor_dir.iterdir() if p.is_dir()}
-    index = 0
-    while f"{kind}{index:02d}" in taken:  # never reuse a folder of this workdir: human00, human01, ...
-        index += 1
-    name = f"{kind}{index:02d}"
+    if name is None:
+        taken = {p.name.split("_")[0] for p in actor_dir.iterdir() if p.is_dir()}
+        index = 0
+        while f"{kind}{index:02d}" in taken:  # never reuse a folder of this workdir: human00, human01, ...
+            index += 1
+        name = f"{kind}{index:02d}"
     out_dir = actor_dir / f"{name}_{motion.clip}"
     colors = part_colors(kind, motion.part_names, rng)
 

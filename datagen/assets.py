@@ -70,10 +70,90 @@ def pybullet_mesh_path(asset_id: str) -> Path:
     return root / NAMED_MESHES[asset_id]
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".hdr", ".webp")
+HDRI_SUFFIXES = (".exr", ".hdr")
+
+
+def _expand(entries, suffixes: tuple[str, ...], what: str) -> list[str]:
+    """Files given directly, plus the files with `suffixes` inside given folders (sorted); FileNotFoundError
+    naming the entry for anything that does not exist."""
+    out = []
+    for entry in entries:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in suffixes)
+            if not found:
+                raise FileNotFoundError(f"{what} folder {path} holds no {'/'.join(suffixes)} file")
+            out += found
+        elif path.is_file() or "://" in str(entry):
+            out.append(str(entry))
+        else:
+            raise FileNotFoundError(f"{what} {entry} does not exist")
+    return out
+
+
 def image_texture_paths(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """pybullet_data image textures that exist here, plus `extra` paths."""
+    """pybullet_data image textures that exist here, plus `extra` image files or folders of images."""
     root = pybullet_data_dir()
-    return [str(root / p) for p in IMAGE_TEXTURES if (root / p).is_file()] + list(extra)
+    return [str(root / p) for p in IMAGE_TEXTURES if (root / p).is_file()] + _expand(extra, IMAGE_SUFFIXES,
+                                                                                         "image texture")
+
+
+# ---------------------------------------------------------------------------------------------------- HDRIs
+# Offline CC0 HDRIs: Blender's 8 studio-light worlds (bpy wheel, Poly Haven / Greg Zaal, CC0) and the 18 of the
+# npm package @pmndrs/assets (Poly Haven HDRIs resized to 512 px, CC0), which `make env` fetches with
+# `npm pack` into <asset cache>/npm; the EXRs ship base64-encoded inside JS modules and are decoded once into
+# <asset cache>/hdri/pmndrs.
+PMNDRS_PACKAGE = "@pmndrs/assets"
+PMNDRS_VERSION = "1.7.0"
+
+
+def blender_hdri_paths() -> list[str]:
+    """Blender's bundled studio-light worlds (datafiles/studiolights/world/*.exr of the bpy wheel)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    root = Path(list(spec.submodule_search_locations)[0])
+    return sorted(str(p) for p in root.glob("*/datafiles/studiolights/world/*.exr"))
+
+
+def pmndrs_hdri_paths(cache_dir: Path | None = None) -> list[str]:
+    """@pmndrs/assets' HDRIs as EXR files in the cache (decoded from the npm tarball on first use); [] when the
+    tarball is not in <cache>/npm (run `make env`, which fetches it with npm)."""
+    import base64
+    import tarfile
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    out = cache_dir / "hdri" / "pmndrs"
+    done = out / ".complete"
+    if not done.is_file():
+        tarballs = sorted((cache_dir / "npm").glob("pmndrs-assets-*.tgz"))
+        if not tarballs:
+            return []
+        out.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tarballs[-1], "r:gz") as tar:
+            for member in tar.getmembers():
+                name = member.name.rsplit("/", 1)[-1]
+                if not (member.isfile() and member.name.startswith("package/hdri/") and name.endswith(".exr.js")):
+                    continue
+                text = tar.extractfile(member).read().decode()
+                payload = text.split("base64,", 1)[1].split("'", 1)[0].split('"', 1)[0]
+                data = base64.b64decode(payload)
+                if not data.startswith(b"\x76\x2f\x31\x01"):  # OpenEXR magic number
+                    raise ValueError(f"{tarballs[-1]}:{member.name} does not hold an EXR image")
+                target = out / name[: -len(".js")]
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+        _atomic_write(done, tarballs[-1].name + "\n")
+    return sorted(str(p) for p in out.glob("*.exr"))
+
+
+def hdri_paths(extra_dirs: list[str] | tuple[str, ...] = (), cache_dir: Path | None = None) -> list[str]:
+    """Every offline HDRI: Blender's, @pmndrs/assets' (when fetched) and those in `extra_dirs`."""
+    return blender_hdri_paths() + pmndrs_hdri_paths(cache_dir) + _expand(extra_dirs, HDRI_SUFFIXES, "HDRI")
 
 
 @dataclass(frozen=True)

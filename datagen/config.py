@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from datagen.scene_config import SceneConfig
+from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: datagen.config.ConfigError)
 
 VIDEO_CODECS = ("ffv1", "npy_zstd")
-
-
-class ConfigError(ValueError):
-    """A data config problem (one-line message that names the offending key or file)."""
+SCENE_PROCESSES = ("warm", "cold")
+# What the warm scene server imports once (each forked scene then starts with it): "module", or
+# "module:function" to also call a no-argument function (Kubric's Blender 4.2 patches). A scene module that
+# imports something heavy (torch for body models, ...) should be listed here, or every scene pays its import.
+DEFAULT_WARM_IMPORTS = (
+    "numpy", "zstandard", "omegaconf", "tensorflow", "pybullet", "pybullet_data", "bpy", "kubric",
+    "kubric.renderer.blender", "kubric.simulator.pybullet", "datagen.kubric_compat:apply", "datagen.scene",
+    "datagen.articulated", "datagen.actors.registry", "datagen.surfaces", "datagen.shards", "datagen.scene_worker",
+)
+_WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
+# SceneConfig keys that say how a scene is rendered, not what it shows: left out of the content hash, so a data
+# set may be resumed on other hardware (meta.json records the device of every scene). (render_timeout_s is
+# not content either, but it was always hashed: leaving it out would orphan existing data sets.)
+_NOT_CONTENT_SCENE_KEYS = ("render_device",)
+# Scene keys added after data sets existed: they hash only when set (a data set made before them still resumes).
+_OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel")
 
 
 @dataclass
@@ -28,13 +42,19 @@ class GenerateConfig:
     base_seed: int = 0
     workers: int = 1  # scenes rendered in parallel (each in its own process)
     timeout_s: Optional[float] = None  # per scene attempt; None -> scene.render_timeout_s
-    max_retries: int = 2  # extra attempts (each with a new derived seed) after a failed/timed-out one
+    # extra tries after a failed/timed-out one: each with a new derived seed, except after a kill from outside
+    # (SIGKILL by the OOM killer, ...), which is retried once with the same seed
+    max_retries: int = 2
     # "npy_zstd" (zstd'ed .npy: exact, ~10x faster to decode) or "ffv1" (lossless FFV1 .mkv, playable);
     # see docs/datagen_pipeline.md for the measurements behind the default.
     video_codec: str = "npy_zstd"
     # Testing/debugging knob: the FIRST attempt of these scene indices raises inside its scene process
     # (after the process started, before rendering), so the retry path runs for real.
     debug_fail_scenes: list[int] = field(default_factory=list)
+    # "warm": scene processes are forked from a server that imported bpy/Kubric/TensorFlow once (no start-up tax);
+    # "cold": a fresh interpreter per scene (the old path: ~5-15 s of imports per scene; a fallback)
+    scene_process: str = "warm"
+    warm_imports: list[str] = field(default_factory=lambda: list(DEFAULT_WARM_IMPORTS))
 
 
 @dataclass
@@ -56,30 +76,14 @@ class DataConfig:
         g = d["generate"]
         keep = {k: g[k] for k in ("num_scenes", "scenes_per_shard", "base_seed", "video_codec",
                                   "debug_fail_scenes")}
-        # Optional scene keys added later hash only when set, so data sets made before they existed still match.
-        scene = {k: v for k, v in d["scene"].items() if not (k in _OPTIONAL_SCENE_KEYS and not v)}
+        # Keys that do not change the data (where it renders) never hash; optional keys added later hash only when
+        # set, so data sets made before they existed still match.
+        scene = {k: v for k, v in d["scene"].items()
+                 if k not in _NOT_CONTENT_SCENE_KEYS and not (k in _OPTIONAL_SCENE_KEYS and not v)}
         blob = json.dumps({"scene": scene, "generate": keep}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel")
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
-
-
-def _omegaconf_error(err: Exception, source: str) -> ConfigError:
-    """Turn an OmegaConf exception into a one-line message naming the full key."""
-    key = getattr(err, "full_key", None) or getattr(err, "key", None)
-    msg = getattr(err, "msg", None) or str(err)
-    first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
-    kind = type(err).__name__
-    if kind == "ConfigKeyError" or "not in struct" in first or "Key '" in first and "not" in first:
-        return ConfigError(f"{source}: unknown config key '{key}'" if key else f"{source}: {first}")
-    if key:
-        return ConfigError(f"{source}: bad value for '{key}': {first}")
-    return ConfigError(f"{source}: {first}")
 
 
 def _check(cfg: DataConfig) -> None:
@@ -102,6 +106,12 @@ def _check(cfg: DataConfig) -> None:
         fail("scene.samples_per_pixel", f"must be >= 1, got {s.samples_per_pixel}")
     if s.num_tracks < 1:
         fail("scene.num_tracks", f"must be >= 1, got {s.num_tracks}")
+    if not s.render_timeout_s > 0:  # also rejects NaN
+        fail("scene.render_timeout_s", f"must be > 0 (seconds per scene attempt), got {s.render_timeout_s}")
+    from datagen.cycles_device import RENDER_DEVICES
+
+    if s.render_device not in RENDER_DEVICES:
+        fail("scene.render_device", f"choices are {', '.join(RENDER_DEVICES)}, got {s.render_device!r}")
     for name in ("num_humans", "num_animals"):
         if getattr(s, name, 0) < 0:
             fail(f"scene.{name}", f"must be >= 0, got {getattr(s, name)}")
@@ -134,12 +144,17 @@ def _check(cfg: DataConfig) -> None:
         fail("generate.base_seed", f"must be >= 0, got {g.base_seed}")
     if g.workers < 1:
         fail("generate.workers", f"must be >= 1, got {g.workers}")
-    if g.timeout_s is not None and g.timeout_s <= 0:
+    if g.timeout_s is not None and not g.timeout_s > 0:
         fail("generate.timeout_s", f"must be > 0 (or null for scene.render_timeout_s), got {g.timeout_s}")
     if g.max_retries < 0:
         fail("generate.max_retries", f"must be >= 0, got {g.max_retries}")
     if g.video_codec not in VIDEO_CODECS:
         fail("generate.video_codec", f"choices are {', '.join(VIDEO_CODECS)}, got {g.video_codec!r}")
+    if g.scene_process not in SCENE_PROCESSES:
+        fail("generate.scene_process", f"choices are {', '.join(SCENE_PROCESSES)}, got {g.scene_process!r}")
+    bad = [m for m in g.warm_imports if not _WARM_IMPORT.match(str(m))]
+    if bad:
+        fail("generate.warm_imports", f"entries are 'module' or 'module:function', got {bad}")
     bad_idx = [i for i in g.debug_fail_scenes if not 0 <= i < g.num_scenes]
     if bad_idx:
         fail("generate.debug_fail_scenes", f"scene indices must be in [0, {g.num_scenes}), got {bad_idx}")
@@ -158,11 +173,13 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> DataConfig
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from trackforge_common.config_loading import omegaconf_error
+
     try:
         merged = OmegaConf.merge(_structured_defaults(), OmegaConf.create(data))
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _omegaconf_error(err, source) from None
+        raise omegaconf_error(err, source) from None
     _check(cfg)
     return cfg
 
@@ -176,37 +193,12 @@ def load_data_config(path: str | Path | None, overrides: list[str] | tuple[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    merged = _structured_defaults()
-    if path is not None:
-        path = Path(path)
-        if not path.exists() or path.is_dir():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as err:  # yaml.YAMLError and friends
-            raise ConfigError(f"cannot parse {path}: {_one_line(err)}") from None
-        if loaded is None or not isinstance(loaded, type(merged)):
-            if loaded:
-                raise ConfigError(f"{path}: top level must be a mapping with 'scene' and/or 'generate'")
-        else:
-            try:
-                merged = OmegaConf.merge(merged, loaded)
-            except OmegaConfBaseException as err:
-                raise _omegaconf_error(err, str(path)) from None
-    overrides = list(overrides)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. generate.num_scenes=4)")
-    if overrides:
-        try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(overrides))
-        except OmegaConfBaseException as err:
-            raise _omegaconf_error(err, "override") from None
-        except Exception as err:  # yaml parse errors inside a dotlist value
-            raise ConfigError(f"bad override: {_one_line(err)}") from None
+    from trackforge_common.config_loading import merge_config, omegaconf_error
+
+    merged = merge_config(_structured_defaults(), path, overrides, example="generate.num_scenes=4")
     try:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        raise _omegaconf_error(err, str(path) if path else "config") from None
+        raise omegaconf_error(err, str(path) if path else "config") from None
     _check(cfg)
     return cfg

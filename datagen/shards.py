@@ -6,7 +6,8 @@ One sample = these tar members sharing a key (e.g. ``scene-000013``; see docs/da
   ``visibility.npy``  bool (T, Q)
   ``tracks3d.npy``    float32 (T, Q, 3) camera space (x right, y down, z forward, metres); optional (absent when
                       the sample has no 3-D tracks, e.g. converted from a 2-D-only source)
-  ``meta.json``       the scene's metadata (seed, config, camera, per-track categories, timings, ...)
+  ``meta.json``       the scene's metadata (seed, config, camera, per-track categories, ...): content only, no
+                      timings (those go to the generator's scene_timings.jsonl), so a rerender is byte-identical
 Arrays are plain .npy (never pickled). Only numpy/PyAV/zstandard are imported here (no bpy, no TensorFlow).
 """
 from __future__ import annotations
@@ -15,13 +16,15 @@ import glob
 import io
 import json
 import os
+import socket
 import tarfile
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
+
+from trackforge_common.errors import one_line
 
 if TYPE_CHECKING:
     from datagen.sample import TrackSample
@@ -34,6 +37,10 @@ ARRAY_MEMBERS = {  # name -> (dtype, trailing dims)
 }
 OPTIONAL_MEMBERS = {"tracks3d"}
 _TAR_MTIME = 946684800  # fixed header mtime (2000-01-01) so rerenders give byte-identical tars
+# meta keys that describe one run of a scene (how long it took, with how many threads), not the sample: kept out
+# of meta.json so that rendering the same scene again gives the same bytes.
+RUN_META_KEYS = ("timings", "render_threads")
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class CorruptSampleError(ValueError):
@@ -56,10 +63,6 @@ class CorruptShardError(CorruptSampleError):
 
 class NoShardsError(FileNotFoundError):
     """A shard pattern matched no files."""
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------- video
@@ -128,7 +131,19 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _load_npy(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    """.npy bytes -> array; ValueError saying what is wrong (numpy alone calls any non-.npy bytes "pickled")."""
+    if not data:
+        raise ValueError("it is empty")
+    if not data.startswith(_NPY_MAGIC):
+        raise ValueError(f"not a .npy array: it starts with {data[:12]!r} instead of the .npy magic {_NPY_MAGIC!r}")
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err):  # a valid .npy header with an object dtype
+            raise ValueError("it holds an object array (pickled Python objects), which is never loaded") from None
+        raise
+    except EOFError as err:
+        raise ValueError(f"truncated ({err})") from None
 
 
 def _json_default(obj: Any) -> Any:
@@ -144,12 +159,11 @@ def _json_default(obj: Any) -> Any:
 def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
     """TrackSample -> webdataset sample dict {"__key__", "video.<ext>", "tracks.npy", ..., "meta.json"} of bytes.
 
-    `key` must not contain dots (webdataset splits member names at the first dot). Records the encode time
-    in meta["timings"]["encode_s"].
+    `key` must not contain dots (webdataset splits member names at the first dot). meta.json gets the sample's
+    meta without RUN_META_KEYS (timings, thread count), plus key and video_codec: content only.
     """
     if "." in key or "/" in key or not key:
         raise ValueError(f"sample key must be non-empty without '.' or '/': {key!r}")
-    t0 = time.perf_counter()
     fps = float(sample.meta.get("fps", 12) or 12)
     ext, video_bytes = encode_video(sample.video, codec, fps)
     out: dict[str, Any] = {"__key__": key, f"video.{ext}": video_bytes}
@@ -157,10 +171,8 @@ def encode_sample(sample, key: str, codec: str = "npy_zstd") -> dict[str, Any]:
         if getattr(sample, name) is None and name in OPTIONAL_MEMBERS:
             continue
         out[f"{name}.npy"] = _npy_bytes(np.asarray(getattr(sample, name)).astype(dtype, copy=False))
-    meta = dict(sample.meta)
-    timings = dict(meta.get("timings", {}))
-    timings["encode_s"] = time.perf_counter() - t0
-    meta.update(timings=timings, key=key, video_codec=codec)
+    meta = {k: v for k, v in sample.meta.items() if k not in RUN_META_KEYS}
+    meta.update(key=key, video_codec=codec)
     out["meta.json"] = json.dumps(meta, default=_json_default).encode()
     return out
 
@@ -186,7 +198,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
     try:
         video = decode_video(video_keys[0][len("video."):], members[video_keys[0]])
     except Exception as err:  # av.FFmpegError, zstd errors, ValueError: all mean "bad video bytes"
-        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot decode {video_keys[0]}: {one_line(err)}") from None
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise CorruptSampleError(key, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
     t = video.shape[0]
@@ -199,7 +211,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
         try:
             arr = _load_npy(members[f"{name}.npy"])
         except Exception as err:
-            raise CorruptSampleError(key, f"cannot load {name}.npy: {_one_line(err)}") from None
+            raise CorruptSampleError(key, f"cannot load {name}.npy: {one_line(err)}") from None
         if arr.dtype != dtype:
             raise CorruptSampleError(key, f"{name}.npy has dtype {arr.dtype}, expected {np.dtype(dtype)}")
         q = arr.shape[1] if q is None and arr.ndim >= 2 else q
@@ -211,7 +223,7 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
     try:
         meta = json.loads(members["meta.json"])
     except (ValueError, UnicodeDecodeError) as err:
-        raise CorruptSampleError(key, f"cannot parse meta.json: {_one_line(err)}") from None
+        raise CorruptSampleError(key, f"cannot parse meta.json: {one_line(err)}") from None
     if not isinstance(meta, dict):
         raise CorruptSampleError(key, "meta.json is not a JSON object")
     try:
@@ -221,17 +233,23 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
                            query_frames=None if query_frames is None else np.asarray(query_frames, dtype=np.int64),
                            key=key, meta=meta)
     except (ValueError, TypeError) as err:  # e.g. meta["query_frames"] of the wrong length
-        raise CorruptSampleError(key, _one_line(err)) from None
+        raise CorruptSampleError(key, one_line(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------- tars
+def tmp_path_for(path: str | os.PathLike) -> Path:
+    """``<path>.tmp-<host>-<pid>``: a name no other process writes, also on a file system shared by many hosts."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
 def write_tar(path: str | os.PathLike, samples: Iterable[dict[str, Any]]) -> Path:
-    """Write encoded samples to a tar atomically (``<name>.tmp-<pid>`` then os.replace).
+    """Write encoded samples to a tar atomically (``tmp_path_for(path)``, fsync, then os.replace).
 
     Headers are fixed (mtime, owner, mode), so the same samples always give byte-identical files.
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_path_for(path)
     try:
         with open(tmp, "wb") as fh:
             with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tf:
@@ -285,9 +303,9 @@ def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 current[suffix] = data
             end = tf.offset
     except tarfile.TarError as err:
-        raise CorruptShardError(url, f"unreadable tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"unreadable tar ({one_line(err)})") from None
     except EOFError as err:
-        raise CorruptShardError(url, f"truncated tar ({_one_line(err)})") from None
+        raise CorruptShardError(url, f"truncated tar ({one_line(err)})") from None
     # A tar cut at a member boundary parses cleanly but lacks the two zero blocks that end an archive.
     if size < end + 2 * tarfile.BLOCKSIZE:
         raise CorruptShardError(url, "truncated tar (no end-of-archive marker)")

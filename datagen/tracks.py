@@ -1,24 +1,31 @@
-"""Ground-truth point tracks from rendered depth + segmentation and known per-frame rigid poses.
+"""Ground-truth point tracks from rendered depth + segmentation and the scene's surfaces per frame.
 
-Everything that moves in a scene is a rigid body with a known world pose per frame (simulated
-objects, keyframed body parts of humans/animals, the static floor and dome). So a query pixel
-sampled at frame ``t_q`` is unprojected with the rendered z-depth, assigned to the body hit there
-(segmentation), expressed in that body's local frame, moved with the body's pose to every frame and
-projected with that frame's camera. Pure numpy, vectorised over points (only tiny loops over frames).
+Every segmentation id is a surface (datagen.surfaces): rigid (a world pose per frame: simulated objects,
+keyframed parts of the capsule humanoid / Laikago, the static floor and dome) or deforming (a mesh whose
+vertices Blender moves per frame: skinned humans and animals). A query pixel sampled at frame ``t_q`` is
+assigned to the surface hit there (segmentation) and anchored on it: rigid - unprojected with the rendered
+z-depth into the surface's local frame; deforming - the triangle and barycentric weights of the nearest hit
+of the pixel-centre ray (the triangle that was rendered there). The anchor is moved with the surface to every
+frame and projected with that frame's camera. Pure numpy, vectorised over points (loops over frames and
+surfaces only).
 
 Conventions (as in datagen.sample): pixels (x, y) with x = 0 at the centre of the leftmost pixel;
-camera space x right, y down, z forward; ``world_to_cam`` (T, 4, 4); ``poses`` (T, S, 4, 4)
+camera space x right, y down, z forward; ``world_to_cam`` (T, 4, 4); ``SurfaceSet.poses`` (T, S, 4, 4)
 world-from-local for each segmentation id s (0 = nothing hit).
 
 Visibility: a point is visible at frame t iff it projects inside the image (x in [-0.5, W-0.5),
-y in [-0.5, H-0.5)), lies in front of the camera, and is not behind the rendered surface at its
-nearest pixel: ``z_track <= z_rendered * (1 + depth_tolerance) + depth_tolerance_abs``.
+y in [-0.5, H-0.5)), lies in front of the camera, is not behind the rendered surface at its
+nearest pixel: ``z_track <= z_rendered * (1 + depth_tolerance) + depth_tolerance_abs``, and (deforming
+surfaces) is not behind another triangle of its own surface (exact self-occlusion: a leg behind the other
+leg is closer than the depth tolerance).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from datagen import surfaces as surf
 
 # Blender cameras look down -z with +y up; OpenCV-style cameras look down +z with +y down.
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -51,12 +58,15 @@ class Queries:
 
 
 def sample_queries(z: np.ndarray, seg: np.ndarray, foreground_ids: np.ndarray, num: int,
-                   foreground_fraction: float, rng: np.random.Generator) -> Queries:
+                   foreground_fraction: float, rng: np.random.Generator,
+                   priority: list[tuple[np.ndarray, float]] = ()) -> Queries:
     """Spread `num` query pixels evenly over frames; a `foreground_fraction` share of each frame's
     queries is drawn on foreground segments (objects/humans/animals) when any are visible, the rest
     uniformly over all pixels that hit something.
 
     z, seg: (T, H, W) rendered z-depth and segmentation ids; foreground_ids: (S,) bool per id.
+    priority: optional [(ids (S,) bool, fraction), ...]: that fraction of each frame's queries is drawn on
+    those ids first (when visible in the frame), e.g. actors; it counts towards the foreground share.
     """
     T, H, W = z.shape
     counts = np.full(T, num // T) + (np.arange(T) < num % T)
@@ -67,11 +77,19 @@ def sample_queries(z: np.ndarray, seg: np.ndarray, foreground_ids: np.ndarray, n
         all_idx, fg_idx = np.flatnonzero(valid), np.flatnonzero(fg)
         if len(all_idx) == 0:
             raise ValueError(f"frame {t}: no pixel hits any surface")
-        n_fg = int(round(counts[t] * foreground_fraction)) if len(fg_idx) else 0
-        pick = np.concatenate([
+        picks, taken = [], 0
+        for ids, fraction in priority:
+            idx = np.flatnonzero(valid & ids[seg[t]])
+            n = min(int(round(counts[t] * fraction)), counts[t] - taken) if len(idx) else 0
+            if n > 0:
+                picks.append(rng.choice(idx, n, replace=n > len(idx)))
+                taken += n
+        n_fg = max(0, int(round(counts[t] * foreground_fraction)) - taken) if len(fg_idx) else 0
+        n_fg = min(n_fg, counts[t] - taken)
+        pick = np.concatenate(picks + [
             rng.choice(fg_idx, n_fg, replace=n_fg > len(fg_idx)) if n_fg else np.zeros(0, np.int64),
-            rng.choice(all_idx, counts[t] - n_fg, replace=counts[t] - n_fg > len(all_idx)),
-        ])
+            rng.choice(all_idx, counts[t] - taken - n_fg, replace=counts[t] - taken - n_fg > len(all_idx)),
+        ]).astype(np.int64)
         frames.append(np.full(len(pick), t))
         pixels.append(np.stack([pick % W, pick // W], 1))
     order = rng.permutation(num)  # so no consumer can rely on query order
@@ -85,29 +103,47 @@ class TrackResult:
     visibility: np.ndarray  # (T, Q) bool
     tracks3d: np.ndarray  # (T, Q, 3) float32 camera space
     segment: np.ndarray  # (Q,) int64 segmentation id each track belongs to
+    region: np.ndarray | None = None  # (Q,) int64 index into SurfaceSet.region_names (0 = "none")
+    anchor_gap: np.ndarray | None = None  # (Q,) m between a deforming anchor and the unprojected pixel (0: rigid)
 
 
 def compute_tracks(z: np.ndarray, seg: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray,
-                   poses: np.ndarray, queries: Queries, depth_tolerance: float = 0.03,
+                   surfaces, queries: Queries, depth_tolerance: float = 0.03,
                    depth_tolerance_abs: float = 0.02) -> TrackResult:
     """Track every query through all frames.
 
     z, seg: (T, H, W) rendered z-depth (metres along the optical axis) and segmentation ids;
-    K: (3, 3); world_to_cam: (T, 4, 4); poses: (T, S, 4, 4) world-from-local per segmentation id.
+    K: (3, 3); world_to_cam: (T, 4, 4); surfaces: a datagen.surfaces.SurfaceSet, or just the (T, S, 4, 4)
+    world-from-local poses when every surface is rigid.
     """
+    if not isinstance(surfaces, surf.SurfaceSet):
+        surfaces = surf.SurfaceSet(poses=surfaces)
+    poses = surfaces.poses
     T, H, W = z.shape
+    Q = len(queries.frame)
     tq, (px, py) = queries.frame, queries.pixel.T
     s = seg[tq, py, px].astype(np.int64)
     depth = z[tq, py, px]
-    # unproject the pixel centre at its query frame (camera -> world -> body-local)
+    region = surfaces.segment_region[s].copy()
+    gap = np.zeros(Q)
+    # rigid: unproject the pixel centre at its query frame (camera -> world -> body-local), move with the body
     ray = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1], np.ones_like(depth)], -1)
-    p_cam = np.concatenate([ray * depth[:, None], np.ones((len(tq), 1))], -1)  # (Q, 4)
+    p_cam = np.concatenate([ray * depth[:, None], np.ones((Q, 1))], -1)  # (Q, 4)
     cam_to_world = np.linalg.inv(world_to_cam)
     p_world = np.einsum("qij,qj->qi", cam_to_world[tq], p_cam)
     p_local = np.einsum("qij,qj->qi", np.linalg.inv(poses[tq, s]), p_world)
-    # move with the body and view with each frame's camera: (T, Q, 4)
-    p_world_t = np.einsum("tqij,qj->tqi", poses[:, s], p_local)
-    p_cam_t = np.einsum("tij,tqj->tqi", world_to_cam, p_world_t)[..., :3]
+    p_world_t = np.einsum("tqij,qj->tqi", poses[:, s], p_local)[..., :3]  # (T, Q, 3)
+    # deforming: triangle + barycentric weights at the query frame, followed through the per-frame vertices
+    for sid, mesh in surfaces.deforming.items():  # loop over surfaces only
+        on = np.flatnonzero(s == sid)
+        if len(on) == 0:
+            continue
+        anchors = surf.anchor_points(mesh, tq[on], queries.pixel[on].astype(np.float64), depth[on],
+                                     world_to_cam, K)
+        p_world_t[:, on] = surf.barycentric_points(mesh.vertices, mesh.faces, anchors.triangle, anchors.bary)
+        region[on] = mesh.face_region[anchors.triangle]
+        gap[on] = anchors.gap
+    p_cam_t = np.einsum("tij,tqj->tqi", world_to_cam[:, :3, :3], p_world_t) + world_to_cam[:, None, :3, 3]
     uv = project(p_cam_t, K)
     # visibility: in the image, in front of the camera, and not behind the rendered surface
     inside = (uv[..., 0] >= -0.5) & (uv[..., 0] < W - 0.5) & (uv[..., 1] >= -0.5) & (uv[..., 1] < H - 0.5)
@@ -117,5 +153,10 @@ def compute_tracks(z: np.ndarray, seg: np.ndarray, K: np.ndarray, world_to_cam: 
     z_track = p_cam_t[..., 2]
     unoccluded = z_track <= z_rendered * (1 + depth_tolerance) + depth_tolerance_abs
     visible = inside & (z_track > 0) & unoccluded
-    visible[tq, np.arange(len(tq))] = True  # exact by construction (same pixel, same depth)
-    return TrackResult(uv.astype(np.float32), visible, p_cam_t.astype(np.float32), s)
+    for sid, mesh in surfaces.deforming.items():  # exact self-occlusion of deforming surfaces
+        on = np.flatnonzero(s == sid)
+        if len(on):
+            visible[:, on] &= ~surf.occluded_by_own_surface(mesh, p_cam_t[:, on], uv[:, on], world_to_cam, K,
+                                                            (H, W))
+    visible[tq, np.arange(Q)] = True  # the query pixel itself: visible by construction
+    return TrackResult(uv.astype(np.float32), visible, p_cam_t.astype(np.float32), s, region, gap)

@@ -33,13 +33,18 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from trackforge_common.config_loading import merge_config, omegaconf_error
+from trackforge_common.errors import UserError
+
 # What may differ between arms: the data mixture (and where each run lives).
 MIXTURE_KEYS = ("data.sources", "data.shards", "data.val_shards", "data.num_val_shards")
 PER_ARM_KEYS = ("name", "run_dir")
 
 
-class AblationError(ValueError):
-    """A bad ablation config or a failed step (one line)."""
+class AblationError(UserError):
+    """A bad ablation config or a failed step (one line, exit status 2)."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -62,19 +67,13 @@ class AblationConfig:
 
 
 def load_ablation_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> AblationConfig:
-    """Schema <- YAML <- key=value overrides -> AblationConfig; AblationError (one line) when invalid."""
-    if not Path(path).is_file():
-        raise AblationError(f"ablation config not found: {path}")
+    """Schema <- YAML <- key=value overrides -> AblationConfig; ConfigError / AblationError (one line) when
+    invalid."""
+    cfg = merge_config(OmegaConf.structured(AblationConfig), path, overrides, example="out=runs/ablation/x")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(AblationConfig), OmegaConf.load(path))
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-        cfg = OmegaConf.to_object(cfg)
+        cfg = OmegaConf.to_object(cfg)  # reports MISSING keys
     except OmegaConfBaseException as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AblationError(f"ablation config {path}: {msg}") from None
-    except Exception as exc:  # YAML syntax errors and the like
-        raise AblationError(f"cannot read ablation config {path}: {' '.join(str(exc).split())[:200]}") from None
+        raise omegaconf_error(exc, str(path)) from None
     if len(cfg.arms) < 2:
         raise AblationError(f"ablation config {path}: needs at least two arms, got {list(cfg.arms)}")
     return cfg

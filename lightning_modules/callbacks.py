@@ -1,6 +1,8 @@
-"""Training callbacks: the predicted-vs-ground-truth track video of a validation clip (W&B)."""
+"""Training callbacks: the prediction-vs-ground-truth video of a validation clip (W&B), metrics.csv rows that follow
+the checkpoints across resumes, and the clean stop at a step boundary on SIGTERM/SIGINT."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +69,126 @@ def step_progress_bar():
             return f"{text:{len(self.validation_description)}}"
 
     return StepProgressBar()
+
+
+class CSVRowsFollowCheckpoints(Callback):
+    """A resume drops the metrics.csv rows logged after the checkpoint it restores (the resumed run logs those
+    steps again), so the file holds every step once. See lightning_modules.loggers.ResumableCSVLogger."""
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        from .loggers import ResumableCSVLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.drop_rows_from(int(checkpoint.get("global_step", 0)))
+
+
+class GracefulStop(Callback):
+    """SIGTERM/SIGINT during training stop the run at the next step boundary, with a checkpoint.
+
+    The signal handler (trackforge_common.stop_signals) only records the request. At the end of every training
+    step (and validation batch during fit) the ranks agree whether any of them was signalled (one boolean
+    all-reduce in DDP, like the flag Lightning broadcasts every step); if so, Lightning's own stop flag is set on
+    every rank, its loop raises `SIGTERMException` at the end of that same step, and this callback saves
+    `last_path` (all ranks take part, rank 0 writes) unless that step is already saved. Lightning's flag must not
+    be set from the handler: its loop also reads it rank-locally after each step, so a rank signalled a step
+    earlier than the others would stop alone and leave them waiting in a collective. Lightning's own SIGTERM
+    handler is replaced while the loop runs for the same reason (it broadcasts from inside the handler). The wait
+    is bounded by the stop watchdog: a data loader or collective that blocks ends the process after the grace
+    period, without a new checkpoint.
+    """
+
+    def __init__(self, last_path: Path) -> None:
+        self.last_path = Path(last_path)
+        self.requested: int | None = None  # the stop signal this rank received
+        self.start_step: int | None = None
+        self.saved_step: int | None = None  # global step of the newest checkpoint this process wrote
+        self.checkpoint: Path | None = None  # written by this callback on a stop
+        self._trainer = None
+        self.active = False
+
+    def describe(self) -> str:
+        """' at step N (...)' for the stop line (also called from the watchdog thread)."""
+        trainer = self._trainer
+        if trainer is None:
+            return " before the first training step"
+        step = int(trainer.global_step)
+        if self.checkpoint is not None:
+            return f" at step {step} (saved {self.checkpoint})"
+        if self.saved_step is not None:
+            return f" at step {step} (newest checkpoint: step {self.saved_step})"
+        return f" at step {step} (no checkpoint written by this run)"
+
+    def _defer(self, signum: int) -> str:
+        from trackforge_common.stop_signals import grace_seconds, signal_name
+
+        self.requested = signum
+        return (f"received {signal_name(signum)}: stopping after the current training step (at most "
+                f"{grace_seconds():g} s; a second signal stops at once)")
+
+    def _agree_to_stop(self, trainer) -> None:
+        stop = trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False)
+        if stop:
+            # Lightning's stop flag: its loop raises SIGTERMException at the end of this step (or val batch).
+            trainer._signal_connector.received_sigterm = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        from trackforge_common import stop_signals
+
+        self._trainer = trainer
+        self.start_step = int(trainer.global_step)
+        self.active = stop_signals.installed()  # the CLI installed them; a library caller keeps its own handlers
+        if not self.active:
+            return
+        stop_signals.install_handlers()  # after Lightning registered its own SIGTERM handler for this fit
+        stop_signals.tolerate_child_deaths_while_stopping()  # after the first DataLoader iterator (workers) exists
+        stop_signals.set_deferral(self._defer)
+        stop_signals.set_note(self.describe)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.active:
+            self._agree_to_stop(trainer)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.active and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._agree_to_stop(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.active and trainer.state.fn != "fit":  # trainer.validate(): no step to finish, a signal stops at once
+            from trackforge_common import stop_signals
+
+            stop_signals.install_handlers()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        from trackforge_common import stop_signals
+
+        stop_signals.set_deferral(None)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.saved_step = int(trainer.global_step)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        from trackforge_common import stop_signals
+
+        from .checkpoint_io import CheckpointWriteError
+
+        stop_signals.set_deferral(None)
+        # Only SIGTERMException comes at an agreed step boundary; any other exception (e.g. a DataLoader worker
+        # killed by the same signal) may have cut a step half-way: no checkpoint of that state.
+        if not self.active or not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+            return
+        # On every rank, also those never signalled: the launching rank terminates the others when it exits.
+        stop_signals.stopping()
+        step = int(trainer.global_step)
+        if step == self.start_step or step == self.saved_step:
+            return  # nothing new since the restored or the newest saved checkpoint
+        newest = self.saved_step
+        try:
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+        except CheckpointWriteError as err:  # e.g. the disk is full: stop all the same, with the older checkpoint
+            self.saved_step = newest
+            print(f"warning: {err}", file=sys.stderr)
+            return
+        self.checkpoint = self.last_path

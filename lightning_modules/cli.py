@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+
+from trackforge_common.errors import one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,10 +31,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "train":
+        from trackforge_common import stop_signals
+
         from .config import load_train_config
+
+        cfg = load_train_config(args.config, args.overrides)
+        stop_signals.install()  # from here on SIGTERM/SIGINT end the run within a bounded time
         from .train import run_training
 
-        run_training(load_train_config(args.config, args.overrides))
+        run_training(cfg)
     elif args.command == "ablate":
         from .ablation import main as ablate
 
@@ -42,17 +50,45 @@ def _run(args: argparse.Namespace) -> None:
         run(args)
 
 
+def _stop_message(exc: BaseException) -> tuple[int, str] | None:
+    """(exit status, message) when the run ended because of a stop signal, else None."""
+    from trackforge_common import stop_signals
+
+    signum = stop_signals.requested()
+    if isinstance(exc, stop_signals.StopRequested):
+        signum = exc.signum
+    elif isinstance(exc, KeyboardInterrupt):
+        signum = signum or signal.SIGINT
+    elif signum is None and type(exc).__name__ == "SIGTERMException":
+        # Lightning's: this DDP rank stops at the step on which the ranks agreed that one of them was signalled.
+        return 128 + signal.SIGTERM, f"stopped with the other ranks{stop_signals.note()}"
+    if signum is None:
+        return None
+    return 128 + signum, f"stopped by {stop_signals.signal_name(signum)}{stop_signals.note()}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; bad input (config key/value, missing file, unreadable data) -> one line on stderr, exit 2."""
-    from .ablation import AblationError
-    from .config import ConfigError
-    from .evaluation.config import EvalConfigError
-    from .evaluation.sources import EvalError
+    """Entry point. Bad input (config, missing file, unreadable data, a run dir in use) -> one line on stderr and
+    exit 2 (usage) or 1; SIGTERM/SIGINT -> one line and exit 128 + signal number, within a bounded time (see
+    trackforge_common.stop_signals); anything else is a bug and keeps its traceback."""
+    from trackforge_common import stop_signals
+    from trackforge_common.errors import UserError
 
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except (ConfigError, EvalError, EvalConfigError, AblationError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BaseException as exc:  # noqa: BLE001 - sorted below; bugs are re-raised
+        stopped = _stop_message(exc)
+        if stopped is not None:
+            print(f"error: {stopped[1]}", file=sys.stderr)
+            if stop_signals.installed():
+                stop_signals.exit_now(stopped[0])
+            return stopped[0]
+        if isinstance(exc, UserError):
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        if isinstance(exc, FileNotFoundError):
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        raise
     return 0

@@ -2,7 +2,8 @@
 
 `load_train_config(path, overrides)` merges (schema defaults) <- YAML file <- `key=value` overrides and validates
 every key and type against the dataclasses below. Any problem raises `ConfigError` with a one-line message naming
-the offending key, which the CLI prints without a traceback.
+the file or override and the offending key, which the CLI prints without a traceback (the load path is shared with
+datagen: trackforge_common.config_loading).
 """
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
+
+from trackforge_common.config_loading import merge_config, omegaconf_error
+from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
 
 from .evaluation.config import BenchmarkConfig
-
-
-class ConfigError(ValueError):
-    """A bad training configuration (unknown key, wrong type, inconsistent values); the message is one line."""
 
 
 @dataclass
@@ -206,12 +206,6 @@ class TrainConfig:
     val_benchmarks: list[BenchmarkConfig] = field(default_factory=list)
 
 
-def _one_line(exc: OmegaConfBaseException) -> str:
-    key = getattr(exc, "full_key", None)
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{msg} (key: {key})" if key and key not in msg else msg
-
-
 def _validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.model.variant in ("online", "offline"), f"model.variant must be 'online' or 'offline', got {cfg.model.variant!r}"),
@@ -302,27 +296,10 @@ def source_augment(data: DataConfig, src: SourceConfig, name: str = "?") -> Augm
 def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Schema defaults <- YAML file <- dotted `key=value` overrides -> validated `TrainConfig` (typed DictConfig).
 
-    Raises ConfigError (one line, naming the key) on an unknown key, a wrong type or an invalid value.
+    Raises ConfigError (one line naming the file or override and the key) on a missing or unparsable file, a
+    malformed override, an unknown key, a wrong type or an invalid value (trackforge_common.config_loading).
     """
-    schema = OmegaConf.structured(TrainConfig)
-    try:
-        cfg = schema
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"config file not found: {path}")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise ConfigError(f"override {bad[0]!r} is not key=value")
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except (ConfigKeyError, ConfigAttributeError) as exc:
-        raise ConfigError(f"unknown config key: {_one_line(exc)}") from None
-    except ValidationError as exc:
-        raise ConfigError(f"bad config value: {_one_line(exc)}") from None
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"config error: {_one_line(exc)}") from None
+    cfg = merge_config(OmegaConf.structured(TrainConfig), path, overrides, example="trainer.max_steps=200")
     resolve_model(cfg)  # type: ignore[arg-type]
     _validate(cfg)  # type: ignore[arg-type]
     return cfg  # type: ignore[return-value]
@@ -391,5 +368,5 @@ def from_container(data: dict[str, Any]) -> TrainConfig:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(data))
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"stored config does not match the schema: {_one_line(exc)}") from None
+        raise omegaconf_error(exc, "stored config does not match the schema") from None
     return cfg  # type: ignore[return-value]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from .config import TrainConfig, to_container
+from .config import TrainConfig
 
 RUN_DIR_ENV = "TRACKFORGE_RUN_DIR"  # shared by the DDP processes Lightning re-launches from the CLI
 
@@ -47,17 +48,32 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
 
 
 def resolve_resume(cfg: TrainConfig, run_dir: Path) -> str | None:
-    """resume=auto -> the newest of <run_dir>/checkpoints/last.ckpt and <run_dir>/hpc_ckpt_<n>.ckpt (the one
-    Lightning writes on a SLURM requeue signal, usually ahead of last.ckpt); a path -> that path."""
+    """resume=auto -> the newest complete one of <run_dir>/checkpoints/last.ckpt and <run_dir>/hpc_ckpt_<n>.ckpt
+    (the one Lightning writes on a SLURM requeue signal, usually ahead of last.ckpt); a path -> that path."""
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
-        candidates = [p for p in [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
-                      if p.is_file()]
-        return str(max(candidates, key=lambda p: p.stat().st_mtime_ns)) if candidates else None
+        from .checkpoint_io import newest_resumable
+
+        newest, broken = newest_resumable([run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")])
+        for path in broken:
+            print(f"warning: skipping incomplete checkpoint {path} (truncated write?)", file=sys.stderr)
+        return str(newest) if newest is not None else None
     if not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume checkpoint not found: {cfg.resume}")
     return cfg.resume
+
+
+def is_rank_zero_process() -> bool:
+    """Whether this process will be global rank 0, before the Trainer exists: SLURM task 0 under SLURM, RANK 0
+    under torchrun, else local rank 0 of node 0 (the process that launches the other local ranks)."""
+    env = os.environ
+    # Lightning's SLURM detection (SLURMEnvironment.detect() also warns when srun exists but is unused).
+    if "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        return env.get("SLURM_PROCID", "0") == "0"
+    if "RANK" in env:
+        return env["RANK"] == "0"
+    return env.get("LOCAL_RANK", "0") == "0" and env.get("NODE_RANK", "0") == "0"
 
 
 def ignore_requeue_signal() -> None:
@@ -79,27 +95,6 @@ def _precision(cfg: TrainConfig) -> str:
     on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
                                                             and torch.cuda.is_available())
     return "bf16-mixed" if on_gpu else "32-true"
-
-
-def _make_logger(cfg: TrainConfig, run_dir: Path):
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
-    kind = cfg.logger.kind
-    if kind == "none":
-        return False
-    if kind == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
-    # A stable W&B id per run dir, so a resumed/requeued run continues the same W&B run.
-    id_file = run_dir / "wandb_id.txt"
-    if not id_file.is_file():
-        import secrets
-
-        id_file.write_text(secrets.token_hex(4))  # W&B run ids: 8 lowercase alphanumerics
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(
-        project=cfg.logger.project, entity=cfg.logger.entity, name=run_dir.name, save_dir=str(run_dir),
-        id=id_file.read_text().strip(), mode=cfg.logger.mode, config=to_container(cfg),
-    )
 
 
 class _LossRecorder:
@@ -124,8 +119,11 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-    plugins = []
     from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from .checkpoint_io import AtomicCheckpointIO
+
+    plugins: list = [AtomicCheckpointIO()]
 
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=cfg.trainer.slurm_auto_requeue))
@@ -168,7 +166,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
         enable_progress_bar=cfg.trainer.enable_progress_bar,
         logger=logger,
         callbacks=all_callbacks,
-        plugins=plugins or None,
+        plugins=plugins,
         use_distributed_sampler=False,  # the WebDataset stream splits by rank itself
         enable_model_summary=False,
     )
@@ -192,61 +190,25 @@ def print_report(final: dict[str, dict[str, float]], title: str = "validation (T
 
 
 def run_training(cfg: TrainConfig) -> TrainResult:
-    """Train with `cfg`; returns the summary (rank 0 has the complete picture)."""
-    import lightning as L
+    """Train with `cfg`; returns the summary (rank 0 has the complete picture).
 
-    from .callbacks import TrackVideoLogger
-    from .data import DataStatsLogger, apply_global_batch, resolve_data_config
-    from .evaluation.validation import make_datamodule
-    from .module import TrackerModule
+    The launching (global rank 0) process holds `<run_dir>/.trackforge.lock` for the whole run: a second training
+    into the same run dir stops with one line naming the holder (trackforge_common.folder_lock).
+    """
+    import contextlib
 
-    t0 = time.perf_counter()
+    from trackforge_common.folder_lock import folder_lock
+
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
+    rank_zero = is_rank_zero_process()
     try:
-        resume = resolve_resume(cfg, run_dir)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
-        if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        dm = make_datamodule(cfg)  # with cfg.val_benchmarks: validates on them too
-        module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
-        logger = _make_logger(cfg, run_dir)
-        recorder = _LossRecorder().callback
-        video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
-        stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
-        trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb], logger)
-        stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
-        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from files
-        ignore_requeue_signal()
-        last_path = run_dir / "checkpoints" / "last.ckpt"
-        # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
-        trainer.save_checkpoint(last_path, weights_only=False)  # full state: resumable
-        last_val = getattr(module, "last_val", None)
-        if last_val is None or last_val["step"] != trainer.global_step:
-            # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
-            trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False, weights_only=True)
-            last_val = module.last_val
-        final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"], **last_val.get("benchmarks", {})}
-        result = TrainResult(
-            run_dir=run_dir, global_step=int(trainer.global_step), final=final,
-            best_checkpoint=ckpt.best_model_path or None,
-            last_checkpoint=str(last_path),
-            train_losses=recorder.losses, skipped_corrupt=sum(module._streams.values()),
-            wall_s=time.perf_counter() - t0,
-        )
-        if trainer.is_global_zero:
-            summary = {"global_step": result.global_step, "final": final, "best_checkpoint": result.best_checkpoint,
-                       "last_checkpoint": result.last_checkpoint, "skipped_corrupt": result.skipped_corrupt,
-                       "wall_s": result.wall_s}
-            (run_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
-            print_report(final, f"{cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
-            print(f"run dir: {run_dir}  checkpoint: {result.last_checkpoint}")
-        return result
+        with folder_lock(run_dir, "training") if rank_zero else contextlib.nullcontext():
+            return _train_in(cfg, run_dir, rank_zero)
     finally:
         if set_env:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -255,3 +217,64 @@ def run_training(cfg: TrainConfig) -> TrainResult:
 
             if wandb.run is not None:
                 wandb.finish()
+
+
+def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
+    import lightning as L
+
+    from trackforge_common import stop_signals
+
+    from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
+    from .checkpoint_io import remove_partial_writes
+    from .config import to_container
+    from .data import DataStatsLogger, apply_global_batch, resolve_data_config
+    from .evaluation.validation import make_datamodule
+    from .loggers import make_logger
+    from .module import TrackerModule
+
+    t0 = time.perf_counter()
+    last_path = run_dir / "checkpoints" / "last.ckpt"
+    if rank_zero:  # no other writer can be active: the lock is ours
+        for tmp in remove_partial_writes(run_dir) + remove_partial_writes(last_path.parent):
+            print(f"removed {tmp} (a write killed half-way)", file=sys.stderr)
+    resume = resolve_resume(cfg, run_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
+    if rank_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    stop_cb = GracefulStop(last_path)
+    stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
+    dm = make_datamodule(cfg)  # with cfg.val_benchmarks: validates on them too
+    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
+    logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
+    recorder = _LossRecorder().callback
+    video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
+    stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
+    trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()],
+                                  logger)
+    stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from checkpoint files
+    ignore_requeue_signal()
+    # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
+    trainer.save_checkpoint(last_path, weights_only=False)  # full state: resumable
+    last_val = getattr(module, "last_val", None)
+    if last_val is None or last_val["step"] != trainer.global_step:
+        # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
+        trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False, weights_only=True)
+        last_val = module.last_val
+    final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"], **last_val.get("benchmarks", {})}
+    result = TrainResult(
+        run_dir=run_dir, global_step=int(trainer.global_step), final=final,
+        best_checkpoint=ckpt.best_model_path or None,
+        last_checkpoint=str(last_path),
+        train_losses=recorder.losses, skipped_corrupt=sum(module._streams.values()),
+        wall_s=time.perf_counter() - t0,
+    )
+    if trainer.is_global_zero:
+        summary = {"global_step": result.global_step, "final": final, "best_checkpoint": result.best_checkpoint,
+                   "last_checkpoint": result.last_checkpoint, "skipped_corrupt": result.skipped_corrupt,
+                   "wall_s": result.wall_s}
+        (run_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
+        print_report(final, f"{cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
+        print(f"run dir: {run_dir}  checkpoint: {result.last_checkpoint}")
+    return result

@@ -37,8 +37,8 @@ def _tiny_shards_key(cfg) -> str:
     import json
 
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for path in sorted((REPO_ROOT / "datagen").glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
+    for path in sorted((REPO_ROOT / "datagen").rglob("*.py")):  # actor kinds live in datagen/actors/
+        h.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -58,7 +58,10 @@ def tiny_shards():
     from datagen.config import load_data_config
     from datagen.generate import generate_dataset, missing_shards
 
+    from datagen import actors
+
     cfg = load_data_config(TINY_DATA_CONFIG, [])
+    actors.prepare([g.kind for g in cfg.scene.actor_groups()])  # asset caches (anny) once, not per scene
     root = REPO_ROOT / ".cache" / "test-shards"
     root.mkdir(parents=True, exist_ok=True)
     out = root / _tiny_shards_key(cfg)

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
+
+from trackforge_common.config_loading import merge_config, omegaconf_error
+from trackforge_common.errors import ConfigError
 
 from .predict import PREDICT_MODES
 from .protocol import QUERY_MODES
 from .scoring import MONITOR_NAMES
 
 
-class EvalConfigError(ValueError):
-    """A bad evaluation config or benchmark (one line, naming the key)."""
+class EvalConfigError(ConfigError):
+    """A bad evaluation config or benchmark (one line, naming the key; exit status 2)."""
 
 
 @dataclass
@@ -51,12 +54,6 @@ class EvalConfig:
     cache_dir: Optional[str] = None  # None: <TRACKFORGE_CACHE or ~/.cache/trackforge>/eval-predictions
     cache: bool = True
     progress: bool = True
-
-
-def _one_line(exc: OmegaConfBaseException) -> str:
-    key = getattr(exc, "full_key", None)
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{msg} (key: {key})" if key and key not in msg else msg
 
 
 def validate_benchmarks(benchmarks: list[Any], where: str = "benchmarks") -> None:
@@ -117,32 +114,19 @@ def load_eval_config(path: Optional[str | Path] = None, overrides: list[str] | t
     not given) <- dotted `key=value` overrides -> validated EvalConfig. EvalConfigError (one line, naming the key)
     on an unknown key, a wrong type or an invalid value."""
     try:
-        cfg = OmegaConf.structured(EvalConfig)
-        if path is not None:
-            if not Path(path).is_file():
-                raise EvalConfigError(f"eval config not found: {path}")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        cfg = merge_config(OmegaConf.structured(EvalConfig), path, (), example="modes=[joint,single_point]")
         for bench in extra_benchmarks:
             cfg.benchmarks.append(OmegaConf.merge(OmegaConf.structured(BenchmarkConfig), bench))
         extra = {k: v for k, v in values.items() if v is not None}
         if extra:
             cfg = OmegaConf.merge(cfg, OmegaConf.create(extra))
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise EvalConfigError(f"override {bad[0]!r} is not key=value")
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:  # a CLI flag of the wrong type
+        raise omegaconf_error(exc, "eval options") from None
+    cfg = merge_config(cfg, None, overrides, example="modes=[joint,single_point]")
+    try:
         cfg = OmegaConf.to_object(cfg)  # also reports MISSING benchmark keys
-    except (ConfigKeyError, ConfigAttributeError) as exc:
-        raise EvalConfigError(f"unknown eval config key: {_one_line(exc)}") from None
-    except ValidationError as exc:
-        raise EvalConfigError(f"bad eval config value: {_one_line(exc)}") from None
     except OmegaConfBaseException as exc:
-        raise EvalConfigError(f"eval config error: {_one_line(exc)}") from None
-    except Exception as exc:  # a YAML syntax error, a top-level list, ...
-        if isinstance(exc, EvalConfigError):
-            raise
-        raise EvalConfigError(f"cannot read eval config {path}: {' '.join(str(exc).split())[:200]}") from None
+        raise omegaconf_error(exc, str(path or "eval config")) from None
     if not cfg.benchmarks:
         raise EvalConfigError("no benchmarks to score (give --bench CONFIG.yaml or --data PATH)")
     validate_benchmarks(cfg.benchmarks)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from datagen.sample import TrackSample
+from trackforge_common.errors import UserError, one_line
 
 
-class EvalError(RuntimeError):
-    """Bad evaluation input (missing file, unknown format, unreadable data); one-line message."""
+class EvalError(UserError):
+    """Bad evaluation input (missing file, unknown format, unreadable data, unreadable checkpoint); one line."""
 
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
+    exit_code = 2
 
 
 def resolve_format(bench: Any) -> str:
@@ -24,7 +23,7 @@ def resolve_format(bench: Any) -> str:
     try:
         return detect_format(bench.path)
     except (FileNotFoundError, ValueError) as exc:
-        raise EvalError(f"benchmark {bench.name}: {_one_line(exc)}") from None
+        raise EvalError(f"benchmark {bench.name}: {one_line(exc)}") from None
 
 
 def open_benchmark(bench: Any) -> Iterator[TrackSample]:
@@ -39,4 +38,4 @@ def open_benchmark(bench: Any) -> Iterator[TrackSample]:
                 return
             yield sample
     except (FileNotFoundError, ValueError) as exc:  # SourceError, SourceNotFoundError, CorruptSampleError
-        raise EvalError(f"benchmark {bench.name}: {_one_line(exc)}") from None
+        raise EvalError(f"benchmark {bench.name}: {one_line(exc)}") from None

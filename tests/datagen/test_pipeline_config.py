@@ -59,6 +59,13 @@ def test_overrides_apply_and_types_convert():
     (["generate.video_codec=gif"], "generate.video_codec"),
     (["generate.debug_fail_scenes=[99]"], "generate.debug_fail_scenes"),
     (["scene.step_rate=25"], "scene.step_rate"),
+    (["scene.render_timeout_s=-5"], "scene.render_timeout_s"),  # every scene would "time out" at once
+    (["scene.render_timeout_s=0"], "scene.render_timeout_s"),
+    (["scene.render_timeout_s=nan"], "scene.render_timeout_s"),
+    (["generate.timeout_s=0"], "generate.timeout_s"),
+    (["scene.render_device=cuda0"], "scene.render_device"),
+    (["generate.scene_process=lukewarm"], "generate.scene_process"),
+    (["generate.warm_imports=[bpy, 'os; rm -rf']"], "generate.warm_imports"),
 ])
 def test_bad_override_names_key(overrides, needle):
     with pytest.raises(ConfigError) as info:
@@ -107,3 +114,13 @@ def test_task_slicing_disjoint_complete_contiguous(num_shards, num_tasks):
     assert max(sizes) - min(sizes) <= 1  # balanced
     with pytest.raises(ValueError):
         task_shards(num_shards, num_tasks, num_tasks)
+
+
+def test_render_device_is_not_content():
+    """A data set started on CPU nodes may be finished on GPU nodes (meta.json says which device rendered what);
+    what the scenes show stays hashed."""
+    base = load_data_config(REPO / "configs/data/tiny.yaml", [])
+    gpu = load_data_config(REPO / "configs/data/tiny.yaml", ["scene.render_device=gpu", "generate.scene_process=cold"])
+    assert gpu.content_hash() == base.content_hash()
+    assert load_data_config(REPO / "configs/data/tiny.yaml", ["scene.use_denoising=true"]).content_hash() \
+        != base.content_hash()

@@ -39,6 +39,12 @@ def _procs_mentioning(text: str) -> list[int]:
     return pids
 
 
+def _timings(out: Path) -> list[dict]:
+    """scene_timings.jsonl: the timings and run facts kept out of meta.json (last line per scene wins)."""
+    lines = [json.loads(ln) for ln in (out / "scene_timings.jsonl").read_text().splitlines()]
+    return list({r["key"]: r for r in lines}.values())
+
+
 def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, tiny_shards):
     out = tmp_path / "data"
     args = ["generate", "--config", TINY, "--out", out, "--workers", "1", "--no-progress", "generate.num_scenes=2"]
@@ -75,8 +81,9 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     # Parallel scenes share the CPUs: 1 worker renders with all of them, tiny.yaml's 2 workers with half each
     # (and the results agree across thread counts, below).
     cpus = available_cpus()
-    assert {r.meta["render_threads"] for r in resumed} == {cpus}
-    assert {r.meta["render_threads"] for r in reference} == {max(1, cpus // 2)}
+    assert {r["render_threads"] for r in _timings(out)} == {cpus}
+    assert {r["render_threads"] for r in _timings(tiny_shards)} == {max(1, cpus // 2)}
+    assert not {"timings", "render_threads"} & {k for r in resumed + reference for k in r.meta}
     for a, b in same:
         index, attempt = int(a.key[-6:]), a.meta["attempt"]
         assert a.meta["seed"] == b.meta["seed"] == derive_seed(0, index, attempt)

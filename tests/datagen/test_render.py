@@ -126,7 +126,8 @@ def test_motion_blur_and_static_camera_scene(tmp_path):
     s = render_scene(cfg, 3, tmp_path / "scene")
     assert s.video.shape == (3, 32, 48, 3) and s.meta["motion_blur"] == 1.0
     assert s.meta["camera_motion"] == "static"
-    assert {"name": "dome", "texture": "equirect"} in s.meta["assets"]
+    dome = next(a for a in s.meta["assets"] if a.get("name") == "dome")
+    assert dome["texture"] == "equirect" and dome["panorama"] == "checker_grid.jpg"  # it also lights the scene
     ext = np.array(s.meta["extrinsics"])
     np.testing.assert_allclose(ext, ext[:1].repeat(3, 0), atol=1e-5)
     # static camera: background tracks do not move

@@ -70,16 +70,60 @@ def test_bad_key_in_yaml(tmp_path: Path) -> None:
         load_train_config(bad)
 
 
-def test_cli_reports_config_error_in_one_line() -> None:
+@pytest.mark.parametrize(("config_text", "override", "needles"), [
+    (None, "trainer.max_stepz=3", ["override 'trainer.max_stepz=3'", "did you mean 'trainer.max_steps'"]),
+    (None, "trainer.max_steps=many", ["bad value for 'trainer.max_steps'"]),
+    (None, "model.arch.encoder_dims=[32", ["override 'model.arch.encoder_dims=[32'", "not valid YAML"]),
+    ("trainer:\n  max_steps: [3\n", None, ["bad.yaml: YAML syntax error at line 3"]),
+    ("- trainer\n- data\n", None, ["bad.yaml: the top level must be a mapping", "got a list"]),
+    ("", "data.resolution=[30,40]", ["data.resolution must be [H, W] with multiples of 4"]),
+    ("MISSING", None, ["config file not found", "bad.yaml"]),
+])
+def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, override, needles) -> None:
+    """Each broken config is one `error:` line naming the file or override, exit status 2, no traceback."""
+    config = REPO / "configs/train/tiny_cpu.yaml"
+    if config_text is not None:
+        config = tmp_path / "bad.yaml"
+        if config_text != "MISSING":
+            config.write_text(config_text)
+    overrides = [override] if override else []
     proc = subprocess.run(
-        [sys.executable, "-m", "lightning_modules", "train", "--config", "configs/train/tiny_cpu.yaml",
-         "trainer.max_stepz=3"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
+        [sys.executable, "-m", "lightning_modules", "train", "--config", str(config), *overrides], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "trainer.max_stepz" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+
+
+def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> None:
+    """Any of our error types (trackforge_common.errors.UserError) is one line with its exit status; anything
+    else is a bug and propagates with its traceback. (`eval` is used: `train` installs process-wide signal
+    handlers, which must not land in the pytest process.)"""
+    import lightning_modules.evaluation.cli as evaluate
+    from lightning_modules.cli import main
+    from trackforge_common.folder_lock import FolderLockedError
+
+    args = ["eval", "--checkpoint", "x.ckpt", "--data", "y.pkl"]
+
+    def locked(_args) -> None:
+        raise FolderLockedError("runs/x is in use:\npid 1 on host")
+
+    monkeypatch.setattr(evaluate, "run", locked)
+    assert main(args) == 1
+    assert capsys.readouterr().err == "error: runs/x is in use: pid 1 on host\n"
+
+    def bug(_args) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(evaluate, "run", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(args)
 
 
 def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
     from lightning_modules.train import resolve_resume, resolve_run_dir
 
     monkeypatch.delenv("TRACKFORGE_RUN_DIR", raising=False)
@@ -88,17 +132,21 @@ def test_resume_auto_uses_last_ckpt_of_the_run_dir(tmp_path: Path, monkeypatch) 
     assert run == tmp_path / "r" and resolve_resume(cfg, run) is None  # first start of a requeued job
     (run / "checkpoints").mkdir(parents=True)
     last = run / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"x")
+    torch.save({"global_step": 1}, last)
     assert resolve_resume(cfg, run) == str(last)
     # A requeue signal makes Lightning write <run_dir>/hpc_ckpt_<n>.ckpt, newer than last.ckpt: resume from it.
     hpc = run / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"x")
+    torch.save({"global_step": 2}, hpc)
     os.utime(last, ns=(10**18, 10**18))
     os.utime(hpc, ns=(2 * 10**18, 2 * 10**18))
     assert resolve_resume(cfg, run) == str(hpc)
     # ... but a last.ckpt written after it (periodic save after the restart) wins.
     os.utime(last, ns=(3 * 10**18, 3 * 10**18))
     assert resolve_resume(cfg, run) == str(last)
+    # A newest checkpoint cut short (killed or disk full during a write) is skipped for the next complete one.
+    last.write_bytes(last.read_bytes()[:-100])
+    os.utime(last, ns=(3 * 10**18, 3 * 10**18))
+    assert resolve_resume(cfg, run) == str(hpc)
 
 
 def test_trainer_uses_slurm_environment_with_requeue(tmp_path: Path, monkeypatch) -> None:

@@ -122,7 +122,7 @@ def test_eval_errors_are_one_line(tiny_checkpoint, benchmarks, tmp_path) -> None
     for args, words in ((["DATA=" + str(evil)], "refused to load"),
                         (["DATA=" + str(tmp_path / "missing.pkl")], "no TAP-Vid pickle matches"),
                         ([f"DATA={benchmarks['tapvid']}", "ARGS=modes=[fast]"], "modes must be"),
-                        ([f"DATA={benchmarks['tapvid']}", "ARGS=itres=3"], "unknown eval config key")):
+                        ([f"DATA={benchmarks['tapvid']}", "ARGS=itres=3"], "unknown config key 'itres'")):
         proc = _make_eval(f"CKPT={ckpt}", *args)
         err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode != 0 and len(err) == 1 and words in err[0], proc.stderr

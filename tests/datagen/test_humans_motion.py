@@ -1,0 +1,235 @@
+"""anny people without Blender: retargeting, placement, faces, regions, BVH, the asset cache.
+
+Real anny model (its cache is built once per machine on first use, minutes; then ~5 s per process to load),
+real DeepMimic clips from pybullet_data, real BVH files written and parsed. About 30-40 s in all.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("anny")
+
+from datagen.humans import body as body_lib  # noqa: E402
+from datagen.humans import bvh as bvh_lib  # noqa: E402
+from datagen.humans import face as face_lib  # noqa: E402
+from datagen.humans import regions as reg_lib  # noqa: E402
+from datagen.humans import retarget  # noqa: E402
+from datagen.humans.actor import pose_human  # noqa: E402
+
+# anny segment (bone head -> bone head) vs the canonical source segment that drives it
+SEGMENTS = [("upperarm01.{s}", "lowerarm01.{s}", "shoulder.{s}", "elbow.{s}"),
+            ("lowerarm01.{s}", "wrist.{s}", "elbow.{s}", "wrist.{s}"),
+            ("upperleg01.{s}", "lowerleg01.{s}", "hip.{s}", "knee.{s}"),
+            ("lowerleg01.{s}", "foot.{s}", "knee.{s}", "ankle.{s}")]
+
+
+@pytest.fixture(scope="module")
+def body():
+    return body_lib.BodyModel(body_lib.Phenotype.sample(np.random.default_rng(3)))
+
+
+def _segment_angles(body, rt: retarget.Retargeter, times: np.ndarray) -> np.ndarray:
+    """Angles (deg) between every retargeted anny limb segment and the source's, (T, segments)."""
+    pose = rt(times)
+    _, heads = body.skin(pose.rotations, pose.root, vertex_subset=np.arange(10))
+    L = body.rest.bone_labels.index
+    segs = [tuple(x.format(s=side) for x in seg) for side in "LR" for seg in SEGMENTS]
+    src = rt.source_directions(times, [(a, b) for _, _, a, b in segs])
+    ours = np.stack([heads[:, L(b)] - heads[:, L(a)] for a, b, _, _ in segs], 1)
+    ours /= np.linalg.norm(ours, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((ours * src).sum(-1), -1.0, 1.0)))
+
+
+@pytest.mark.parametrize("clip,mirror", [("walk", False), ("cartwheel", True), ("stand", False)])
+def test_retargeted_bones_point_where_the_clip_bones_point(body, clip, mirror):
+    src = retarget.builtin_source(clip)
+    rt = retarget.Retargeter(src, body.rest, mirror=mirror)
+    times = np.linspace(0.0, 0.95 * src.duration, 9)
+    angles = _segment_angles(body, rt, times)
+    assert angles.max() < 0.05, angles.max()
+    # the motion is not trivial: the limbs really move between frames
+    pose = rt(times)
+    assert np.ptp(pose.rotations, axis=0).max() > 0.05
+
+
+def test_mirror_swaps_left_and_right(body):
+    src = retarget.builtin_source("punch")  # one arm punches: strongly asymmetric
+    times = np.linspace(0.2, 0.8, 5) * src.duration
+    plain = retarget.Retargeter(src, body.rest)(times)
+    mirrored = retarget.Retargeter(src, body.rest, mirror=True)(times)
+    M = retarget.MIRROR
+    L, R = body.rest.bone("lowerarm01.L"), body.rest.bone("lowerarm01.R")
+    # mirrored left forearm = reflection of the plain right forearm
+    # (up to the tiny asymmetry of the anny body, whose left and right bones are calibrated separately)
+    np.testing.assert_allclose(mirrored.rotations[:, L], M @ plain.rotations[:, R] @ M, atol=1e-5)
+    np.testing.assert_allclose(mirrored.root, plain.root @ M, atol=1e-9)
+
+
+def test_pose_human_deterministic_on_the_floor_and_placed():
+    a = pose_human(np.random.default_rng(11), 6, 12.0, clip="walk", position=(0.5, -1.0), heading=0.3)
+    b = pose_human(np.random.default_rng(11), 6, 12.0, clip="walk", position=(0.5, -1.0), heading=0.3)
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+    assert a.meta == b.meta
+    assert a.vertices.shape == (8, 13718, 3) and a.faces.shape == (27420, 3)
+    assert np.isfinite(a.vertices).all()
+    # lowest point of the clip touches z = 0: never below, and a walking foot reaches it in the window
+    assert a.vertices[..., 2].min() >= -1e-4
+    assert a.vertices[..., 2].min(axis=1).min() < 0.02
+    mid = 1 + (6 - 1) // 2
+    np.testing.assert_allclose(a.root[mid, :2], [0.5, -1.0], atol=1e-6)
+    f = a.head_forward[mid]
+    assert np.cos(np.arctan2(f[1], f[0]) - 0.3) > 0.8  # faces roughly `heading` (head motion adds a bit)
+    assert 1.0 < a.meta["height_m"] < 2.1
+    c = pose_human(np.random.default_rng(12), 6, 12.0, clip="walk")
+    assert c.meta["phenotype"] != a.meta["phenotype"]
+
+
+def test_face_track_blinks_expressions_and_gaze():
+    labels = body_lib.load_model().facial_action_labels
+    track = face_lib.FaceTrack.sample(np.random.default_rng(0), labels, 0.0, 4.0, blink_interval=1.5)
+    times = np.arange(0, 4.0, 1 / 120)
+    units, gaze, head = track.evaluate(times)
+    assert units.shape == (len(times), 52) and units.min() >= 0 and units.max() <= 1
+    blink = units[:, labels.index("eyeBlinkLeft")]
+    assert blink.max() > 0.95 and (blink < 0.05).mean() > 0.5  # closes fully, mostly open
+    assert len(track.blinks) >= 2
+    # smooth: no jump bigger than a blink's closing speed (1 per 70 ms) between 1/120 s samples
+    assert np.abs(np.diff(units, axis=0)).max() < 0.2
+    assert np.ptp(gaze, axis=0).max() > 0.05 and np.abs(head).max() > 0.01
+    flat = face_lib.FaceTrack.sample(np.random.default_rng(0), labels, 0.0, 4.0, expressive=0.0, head_motion=0.0,
+                                     talk_probability=0.0)
+    u, _, h = flat.evaluate(times)
+    others = [i for i, n in enumerate(labels) if not n.startswith("eyeBlink")]
+    assert u[:, others].max() == 0 and np.abs(h).max() == 0
+
+
+def test_regions_cover_the_body_and_the_face(body):
+    rng = np.random.default_rng(5)
+    outfit = reg_lib.Outfit(sleeve=0.5, hem=0.0, neckline=0.03, legs=1.95, bottom="trousers", dress=False,
+                            boots=2.0, hair="short")
+    lab = reg_lib.label_body(body.rest, outfit)
+    counts = {r: lab.count(r) for r in reg_lib.REGIONS}
+    assert all(counts[r] > 200 for r in ("skin", "face", "hair", "top", "bottom", "shoes")), counts
+    faces = body.rest.faces
+    cen = body.rest.vertices[faces].mean(1)
+    face = lab.region == reg_lib.REGIONS.index("face")
+    eyes = 0.5 * (body.rest.head("eye.L") + body.rest.head("eye.R"))
+    # facial polygons are on the front of the head, around the eyes
+    assert np.median(np.linalg.norm(cen[face] - eyes, axis=1)) < 0.08
+    assert (cen[face, 1] < body.rest.head("head")[1]).mean() > 0.9  # anny faces -y
+    # eyes, lips and brows are part of "face" and distinct material slots
+    for slot in ("eye", "lips", "brows", "face_skin"):
+        assert (lab.slot == reg_lib.SLOTS.index(slot)).sum() > 20, slot
+    # long sleeves cover more arm than short ones; shorts less leg than trousers
+    long = reg_lib.label_body(body.rest, reg_lib.Outfit(**{**outfit.to_dict(), "sleeve": 1.9, "legs": 0.6,
+                                                          "bottom": "shorts"}))
+    assert long.count("top") > lab.count("top") and long.count("bottom") < lab.count("bottom")
+    sampled = reg_lib.Outfit.sample(rng, female=True)
+    assert sampled.hair in reg_lib.HAIR_STYLES and sampled.bottom in reg_lib.BOTTOM_KINDS
+
+
+def test_phenotypes_are_realistic_and_seeded():
+    draws = [body_lib.Phenotype.sample(np.random.default_rng(s)) for s in range(200)]
+    v = np.array([d.vector() for d in draws])
+    assert v.min() >= 0 and v.max() <= 1
+    ages = v[:, 1]
+    assert (ages >= body_lib.ADULT_AGE[0]).mean() > 0.75 and ages.min() >= body_lib.CHILD_AGE[0]
+    assert body_lib.Phenotype.sample(np.random.default_rng(7)) == body_lib.Phenotype.sample(np.random.default_rng(7))
+
+
+# ------------------------------------------------------------------------------------------------------- BVH
+def test_bvh_round_trip_and_retarget(tmp_path, body):
+    src = retarget.deepmimic_source("dance_a")
+    written = bvh_lib.write_bvh(tmp_path / "dance.bvh", bvh_lib.source_to_bvh(src, fps=30.0))
+    parsed = bvh_lib.read_bvh(written)
+    again = bvh_lib.write_bvh(tmp_path / "again.bvh", parsed)
+    assert again.read_text() == written.read_text()  # writer and reader agree exactly
+    loaded = bvh_lib.load_source(written)
+    assert {"pelvis", "chest", "head", "wrist.L", "ankle.R"} <= set(loaded.joints)
+    times = np.arange(parsed.num_frames)[::5] / 30.0  # frame times: no interpolation in between
+    p_src, _ = src.sample(times)
+    p_bvh, _ = loaded.sample(times)
+    cols = [src.joints.index(j) for j in loaded.joints]
+    np.testing.assert_allclose(p_src[:, cols] @ bvh_lib.Z_TO_Y_UP.T, p_bvh, atol=1e-5)
+    # retargeting the BVH (Y up, rest rotations I) gives the same anny pose as the clip itself (Z up)
+    a = retarget.Retargeter(src, body.rest)(times)
+    b = retarget.Retargeter(loaded, body.rest)(times)
+    np.testing.assert_allclose(a.rotations, b.rotations, atol=1e-4)
+    np.testing.assert_allclose(a.root, b.root, atol=1e-4)
+    m = pose_human(np.random.default_rng(1), 4, 12.0, bvh=written)
+    assert m.meta["clip"] == "bvh:dance.bvh" and np.isfinite(m.vertices).all()
+
+
+def test_bvh_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n CHANNELS 3 Zrotation Xrotation Yrotation\n}\n"
+                   "MOTION\nFrames: 2\nFrame Time: 0.03\n0 0 0\n1 2\n")
+    with pytest.raises(bvh_lib.BVHError, match="expected 2 frames x 3 channels") as err:
+        bvh_lib.read_bvh(bad)
+    assert "\n" not in str(err.value)
+    bad.write_text("ROOT x\n")
+    with pytest.raises(bvh_lib.BVHError, match="no MOTION"):
+        bvh_lib.read_bvh(bad)
+    ok = tmp_path / "fish.bvh"  # parses, but is no human
+    ok.write_text("HIERARCHY\nROOT Body\n{\n OFFSET 0 0 0\n CHANNELS 3 Zrotation Xrotation Yrotation\n"
+                  " End Site\n {\n  OFFSET 0 1 0\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.03\n0 0 0\n")
+    with pytest.raises(ValueError, match="lacks the canonical joints"):
+        bvh_lib.load_source(ok)
+
+
+# ----------------------------------------------------------------------------------------------------- cache
+@pytest.mark.slow
+def test_cache_build_is_atomic_and_reuses_finished_stages(tmp_path, capfd):
+    """A cache that lacks only the final (compact) file: ensure_cache builds just that stage in a scratch folder
+    and moves it into place; the existing stages are hard-linked, not rebuilt; a second call is a no-op."""
+    from anny.paths import get_anny_cache_path, set_anny_cache_path
+
+    real = body_lib.cached_model_file()
+    assert real is not None and real.is_file(), "run any anny test once to build the cache"
+    fresh = tmp_path / "anny_cache"
+    (fresh / real.parent.name).mkdir(parents=True)
+    for f in real.parent.glob("*.safetensors"):
+        if f.name != real.name:
+            try:
+                os.link(f, fresh / real.parent.name / f.name)
+            except OSError:
+                pytest.skip("no hard links between the anny cache and tmp_path (would rebuild for minutes)")
+    old = get_anny_cache_path()
+    set_anny_cache_path(fresh)
+    try:
+        assert not body_lib.cache_ready()
+        (fresh / ".build-99999999").mkdir()  # leftover of a killed build
+        assert body_lib.ensure_cache(progress=True) == fresh
+        err = capfd.readouterr().err
+        assert f"building the anny body-model cache once in {fresh}" in err and f"anny cache ready in {fresh}" in err
+        assert "3/3 stages" in err  # the progress bar went through anny's three cache stages
+        assert body_lib.cache_ready()
+        assert not list(fresh.glob(".build-*"))
+        built = body_lib.cached_model_file()
+        assert built.stat().st_size == real.stat().st_size
+        stamp = built.stat().st_mtime_ns
+        body_lib.ensure_cache(progress=True)
+        assert built.stat().st_mtime_ns == stamp and "building" not in capfd.readouterr().err
+    finally:
+        set_anny_cache_path(old)
+
+
+# ---------------------------------------------------------------------------------------------------- configs
+def test_human_presets_load_and_bad_values_are_one_line(tmp_path):
+    from datagen.config import ConfigError, load_data_config
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs" / "data"
+    face = load_data_config(root / "face_closeup.yaml")
+    assert set(face.scene.camera_framing) <= {"face", "upper_body"} and face.scene.actor_groups()[0].kind == "human"
+    mix = load_data_config(root / "humans_mix.yaml")
+    assert any(g.herd for g in mix.scene.actor_groups()) and "scene" in mix.scene.camera_framing
+    for override, key in ((["scene.camera_framing=[portrait]"], "camera_framing"),
+                          (["scene.actors=[{kind: human, options: {clips: [moonwalk]}}]"], "actors[0]"),
+                          (["scene.actors=[{kind: human, options: {bvh: [/nonexistent.bvh]}}]"], "actors[0]"),
+                          (["scene.num_humans=0", "scene.actors=[]"], "camera_framing")):
+        with pytest.raises(ConfigError, match=key.replace("[", r"\[")) as err:
+            load_data_config(root / "face_closeup.yaml", override)
+        assert "\n" not in str(err.value)

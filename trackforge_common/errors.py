@@ -1,0 +1,29 @@
+"""Expected failures with a one-line message, and how a command line reports them.
+
+A `UserError` is caused by the user's input or environment (a bad config key, a missing file, a folder another
+process holds): the CLIs print `error: <message>` on stderr, no traceback, and exit with `exit_code`. Anything
+else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+
+def one_line(text: object) -> str:
+    """`text` (an exception or a string) with every run of whitespace, newlines included, collapsed to one space;
+    an exception without a message gives its type name."""
+    flat = " ".join(str(text).split())
+    return flat or (type(text).__name__ if isinstance(text, BaseException) else "")
+
+
+class UserError(Exception):
+    """An expected failure the user can fix; the message is one line (whitespace is collapsed on creation)."""
+
+    exit_code = 1
+
+    def __init__(self, message: object) -> None:
+        super().__init__(one_line(message))
+
+
+class ConfigError(UserError, ValueError):
+    """A bad configuration (config file, key, type, value or override): usage error, exit status 2."""
+
+    exit_code = 2
