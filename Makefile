@@ -10,13 +10,17 @@ DATA_CONFIG ?= configs/data/default.yaml
 TRAIN_CONFIG ?= configs/train/tiny_cpu.yaml
 ARGS ?=
 CKPT ?=
-DATA ?= $(DATA_DIR)/shard-*.tar
+# make eval: BENCH = suite config (configs/eval/*.yaml), DATA = one more benchmark path; neither: the default suite.
+BENCH ?=
+DATA ?=
 TEST_ARGS ?=
 # Shared asset cache (normalised meshes, HDRIs); scenes read $TRACKFORGE_ASSET_CACHE or this default.
 ASSET_CACHE ?= $(or $(TRACKFORGE_ASSET_CACHE),$(HOME)/.cache/trackforge/assets)
 PMNDRS_ASSETS := @pmndrs/assets@1.7.0
 
-.PHONY: env data train eval test test-fast bench slurm-data slurm-train clean
+ABLATION ?= configs/ablation/tiny.yaml
+
+.PHONY: env data train eval ablation test test-fast bench slurm-data slurm-train clean
 
 env: $(ENV_STAMP)
 
@@ -49,8 +53,12 @@ train: env
 	$(PY) -m lightning_modules train --config $(TRAIN_CONFIG) $(ARGS)
 
 eval: env
-	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [DATA='shards/*.tar'|tapvid.pkl]"; exit 2; }
-	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" --data "$(DATA)" $(ARGS)
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [BENCH=configs/eval/x.yaml] [DATA=tapvid.pkl|'shards/*.tar'|dir/*.npz] [ARGS='key=value ...']"; exit 2; }
+	$(PY) -m lightning_modules eval --checkpoint "$(CKPT)" $(if $(or $(BENCH),$(if $(DATA),,x)),--bench "$(or $(BENCH),configs/eval/default.yaml)") $(if $(DATA),--data "$(DATA)") $(ARGS)
+
+# Data-mix ablation (docs/evaluation.md): renders what is missing, trains every arm, scores them side by side.
+ablation: env
+	$(PY) -m lightning_modules ablate --config "$(ABLATION)" $(ARGS)
 
 test: env
 	$(PY) -m pytest -q $(TEST_ARGS)

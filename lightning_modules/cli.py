@@ -1,4 +1,5 @@
-"""Command line: `train --config YAML [key=value ...]` and `eval --checkpoint CKPT --data PATTERN_OR_PKL ...`."""
+"""Command line: `train --config YAML [key=value ...]`, `eval --checkpoint CKPT --bench SUITE.yaml ...` and
+`ablate --config ABLATION.yaml`."""
 from __future__ import annotations
 
 import argparse
@@ -16,21 +17,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default="configs/train/tiny_cpu.yaml", help="YAML in configs/train/")
     t.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. trainer.max_steps=200")
 
-    e = sub.add_parser("eval", help="TAP-Vid metrics of a checkpoint on shards or TAP-Vid pickles")
-    e.add_argument("--checkpoint", required=True,
-                   help="our Lightning .ckpt, an official .pth, or a variant name to download (offline, online, baseline_offline, baseline_online)")
-    e.add_argument("--data", required=True, help="shard pattern (*.tar) or TAP-Vid pickle(s) (*.pkl)")
-    e.add_argument("--variant", default=None, choices=["offline", "online", "baseline_offline", "baseline_online"],
-                   help="model kind of an official .pth (default: from the file name, else offline)")
-    e.add_argument("--query-mode", default="first", choices=["first", "strided"])
-    e.add_argument("--iters", type=int, default=6)
-    e.add_argument("--grid-size", type=int, default=5, help="global support grid (offline models; 0 = none)")
-    e.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="model input size (default: the training resolution of a .ckpt, else 384 512)")
-    e.add_argument("--max-videos", type=int, default=None)
-    e.add_argument("--max-frames", type=int, default=None)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--out", default=None, help="write the metrics JSON here")
+    e = sub.add_parser("eval", help="score a checkpoint on a list of benchmarks (TAP-Vid, shards, sparse keypoints)")
+    from .evaluation.cli import add_arguments
+
+    add_arguments(e)
+
+    a = sub.add_parser("ablate", help="data-mix ablation: arms that differ only in their data, scored side by side")
+    from .ablation import add_arguments as add_ablation_arguments
+
+    add_ablation_arguments(a)
     return p
 
 
@@ -45,10 +40,14 @@ def _run(args: argparse.Namespace) -> None:
         from .train import run_training
 
         run_training(cfg)
-    else:
-        from .evaluate import run_eval
+    elif args.command == "ablate":
+        from .ablation import main as ablate
 
-        run_eval(args)
+        ablate(args)
+    else:
+        from .evaluation.cli import run
+
+        run(args)
 
 
 def _stop_message(exc: BaseException) -> tuple[int, str] | None:
@@ -88,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, UserError):
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
-        from .evaluate import EvalError
-
-        if isinstance(exc, (EvalError, FileNotFoundError)):
+        if isinstance(exc, FileNotFoundError):
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return 2
         raise

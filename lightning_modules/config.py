@@ -17,6 +17,8 @@ from omegaconf.errors import OmegaConfBaseException
 from trackforge_common.config_loading import merge_config, omegaconf_error
 from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
 
+from .evaluation.config import BenchmarkConfig
+
 
 @dataclass
 class ArchConfig:
@@ -51,9 +53,13 @@ def arch_kwargs(arch: ArchConfig) -> dict[str, Any]:
 @dataclass
 class ModelConfig:
     variant: str = "online"  # "online" (sliding windows) | "offline" (one window)
-    window_len: int = 16  # rows of the time embedding; online step = window_len // 2
+    # Rows of the time embedding; online step = window_len // 2. None: the init_from checkpoint's, else the
+    # variant's official value (online 16, offline 60).
+    window_len: Optional[int] = None
     arch: ArchConfig = field(default_factory=ArchConfig)
-    init_from: Optional[str] = None  # official .pth or our .ckpt to fine-tune from (tracker.load_tracker)
+    # Official .pth or our .ckpt to fine-tune from: its architecture and window length fill the unset model keys
+    # at load time, and set keys must agree with it (tracker.checkpoint reads it).
+    init_from: Optional[str] = None
     train_iters: int = 4
     val_iters: int = 6
     # The recipe's loss constants (Huber delta 6 px, confidence radius 12 px, term weights) are in 384x512 pixels:
@@ -195,6 +201,9 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Evaluation benchmarks validated on next to the synthetic clips, logged as val_<name>/<metric> (entries as in
+    # configs/eval/*.yaml, one query mode each; docs/evaluation.md).
+    val_benchmarks: list[BenchmarkConfig] = field(default_factory=list)
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -221,6 +230,12 @@ def _validate(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(msg)
     _validate_data(cfg.data)
+    from .evaluation.config import EvalConfigError, check_val_benchmarks
+
+    try:
+        check_val_benchmarks(cfg.val_benchmarks, cfg.checkpoint.monitor)
+    except EvalConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 DEFAULT_SHARDS = "data/shards/default/shard-*.tar"
@@ -285,8 +300,62 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
     malformed override, an unknown key, a wrong type or an invalid value (trackforge_common.config_loading).
     """
     cfg = merge_config(OmegaConf.structured(TrainConfig), path, overrides, example="trainer.max_steps=200")
+    resolve_model(cfg)  # type: ignore[arg-type]
     _validate(cfg)  # type: ignore[arg-type]
     return cfg  # type: ignore[return-value]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Config value vs checkpoint value: lists and tuples alike, 4 == 4.0."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def resolve_model(cfg: TrainConfig) -> None:
+    """Fill model.window_len and, with model.init_from, the whole architecture from that checkpoint (read with
+    tracker.checkpoint, weights_only); keys the config sets must agree with it. ConfigError (one line) otherwise."""
+    import inspect
+
+    from tracker.checkpoint import CheckpointError, default_window_len, model_arch, read_checkpoint, resolve_variant
+    from tracker.model import CoTracker3Base
+
+    m = cfg.model
+    if not m.init_from:
+        if m.window_len is None:
+            m.window_len = default_window_len(m.variant)
+        return
+    try:
+        ckpt = read_checkpoint(m.init_from)
+        variant = resolve_variant(m.variant, ckpt)
+        arch = model_arch(ckpt, variant)
+    except (FileNotFoundError, CheckpointError, ValueError) as exc:
+        raise ConfigError(f"model.init_from: {' '.join(str(exc).split())}") from None
+    defaults = {k: p.default for k, p in inspect.signature(CoTracker3Base.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    arch = {**defaults, **arch}
+    conflicts = []
+    if m.window_len is not None and m.window_len != arch["window_len"]:
+        conflicts.append(f"model.window_len={m.window_len} (checkpoint: {arch['window_len']})")
+    m.window_len = int(arch.pop("window_len"))
+    fields = [k for k in ArchConfig.__dataclass_fields__ if k != "extra"]
+    for key, value in arch.items():
+        value = list(value) if isinstance(value, tuple) else value
+        where = m.arch if key in fields else m.arch.extra
+        name = f"model.arch.{key}" if key in fields else f"model.arch.extra.{key}"
+        current = where.get(key) if key not in fields else getattr(m.arch, key)
+        if current is None and key not in fields and _same(value, defaults.get(key)):
+            continue  # a constructor keyword the config has no field for, at its default (stride)
+        if current is not None and not _same(OmegaConf.to_container(current) if OmegaConf.is_config(current)
+                                             else current, value):
+            conflicts.append(f"{name}={current} (checkpoint: {value})")
+        elif key in fields:
+            setattr(m.arch, key, value)
+        else:
+            where[key] = value
+    if conflicts:
+        raise ConfigError(f"model.init_from={m.init_from} fixes the architecture; these keys disagree with it: "
+                          f"{'; '.join(conflicts)} (unset them to take the checkpoint's values)")
 
 
 def to_container(cfg: TrainConfig) -> dict[str, Any]:

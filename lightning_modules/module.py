@@ -11,12 +11,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from .config import TrainConfig, arch_kwargs, from_container, to_container
-
-VIS_THRESHOLD = 0.6  # TAP-Vid evaluation: visible iff visibility x confidence > 0.6
-TAPVID_SIZE = 256  # metrics are computed in the 256x256 raster TAP-Vid uses
-METRIC_KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
-               "jaccard_1", "jaccard_2", "jaccard_4", "jaccard_8", "jaccard_16",
-               "pts_within_1", "pts_within_2", "pts_within_4", "pts_within_8", "pts_within_16")
+# One definition of the TAP-Vid raster (256), the visibility threshold and the metric names, shared with evaluation.
+from .evaluation.protocol import TAPVID_SIZE
+from .evaluation.scoring import METRIC_KEYS, VIS_THRESHOLD
 
 
 def weights_digest(tensors) -> str:
@@ -30,16 +27,16 @@ def weights_digest(tensors) -> str:
 
 
 def build_model(cfg: TrainConfig) -> torch.nn.Module:
-    """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`."""
+    """The tracker of `cfg.model` (random official initialisation), optionally loaded from `model.init_from`
+    (whose architecture `config.resolve_model` has already checked against the config)."""
+    from tracker.checkpoint import default_window_len, load_weights, read_checkpoint
     from tracker.model import CoTracker3Offline, CoTracker3Online
 
     cls = CoTracker3Online if cfg.model.variant == "online" else CoTracker3Offline
-    model = cls(window_len=cfg.model.window_len, **arch_kwargs(cfg.model.arch))
+    window = cfg.model.window_len or default_window_len(cfg.model.variant)
+    model = cls(window_len=window, **arch_kwargs(cfg.model.arch))
     if cfg.model.init_from:
-        from tracker import load_tracker
-
-        source = load_tracker(cfg.model.variant, cfg.model.init_from)
-        model.load_state_dict(source.state_dict(), strict=True)
+        load_weights(model, read_checkpoint(cfg.model.init_from).state_dict)
     return model
 
 
@@ -80,9 +77,9 @@ def tapvid_scores(queries: torch.Tensor, tracks: torch.Tensor, vis: torch.Tensor
     queries (N, 3) (t, x, y); tracks / pred_tracks (L, N, 2) px; vis / pred_vis (L, N) bool.
     """
     from tracker.metrics import compute_tapvid_metrics
+    from tracker.pixels import xy_scale
 
-    H, W = hw
-    scale = np.array([(TAPVID_SIZE - 1) / (W - 1), (TAPVID_SIZE - 1) / (H - 1)])
+    scale = xy_scale(hw, (TAPVID_SIZE, TAPVID_SIZE))
     q = queries.detach().cpu().double().numpy()
     qp = np.stack([q[:, 0], q[:, 2] * scale[1], q[:, 1] * scale[0]], axis=-1)[None]  # (1, N, 3) (t, y, x)
     gt = tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
@@ -181,10 +178,20 @@ class TrackerModule(L.LightningModule):
     # ------------------------------------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         self._val, self._val_zero = [], []
+        self._bench = {b.name: ([], []) for b in self.cfg.val_benchmarks}  # name -> (model rows, zero-motion rows)
 
     @torch.no_grad()
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         if batch.get("pad", False):  # a filler that keeps DDP ranks in step (data.rank_val_clips)
+            return
+        if dataloader_idx > 0:  # a benchmark of `val_benchmarks` (lightning_modules.evaluation.validation)
+            from .evaluation.validation import score_example
+
+            model_rows, zero_rows = self._bench[self.cfg.val_benchmarks[dataloader_idx - 1].name]
+            scores, zero = score_example(self.model, batch["example"], self.cfg.data.resolution,
+                                         self.cfg.model.val_iters)
+            model_rows.append(scores)
+            zero_rows.append(zero)
             return
         video = batch["video"].float()[None]  # (1, L, 3, H, W)
         tracks, vis = batch["tracks"].float(), batch["visibility"].bool()  # (L, N, 2), (L, N)
@@ -203,17 +210,20 @@ class TrackerModule(L.LightningModule):
                 "pred_tracks": pred.cpu().numpy(), "pred_vis": pred_vis.cpu().numpy(),
             }
 
-    def _gathered_means(self, rows: list[dict[str, float]]) -> dict[str, float]:
-        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out)."""
-        vals = torch.tensor([[r[k] for k in METRIC_KEYS] for r in rows], dtype=torch.float64).reshape(-1, len(METRIC_KEYS))
+    def _gathered_means(self, rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS
+                        ) -> dict[str, float]:
+        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out); a key no clip of any
+        rank has is left out of the result."""
+        vals = torch.tensor([[r.get(k, float("nan")) for k in keys] for r in rows],
+                            dtype=torch.float64).reshape(-1, len(keys))
         finite = torch.isfinite(vals)
         sums = torch.where(finite, vals, torch.zeros_like(vals)).sum(0)
         counts = finite.sum(0).to(torch.float64)
         stats = torch.stack([sums, counts]).to(self.device)
         if self.trainer.world_size > 1:
-            stats = self.all_gather(stats).reshape(-1, 2, len(METRIC_KEYS)).sum(0)
+            stats = self.all_gather(stats).reshape(-1, 2, len(keys)).sum(0)
         means = (stats[0] / stats[1].clamp(min=1)).cpu()
-        return {k: float(v) for k, v in zip(METRIC_KEYS, means)}
+        return {k: float(v) for k, v, n in zip(keys, means, stats[1].cpu()) if n > 0 or k in METRIC_KEYS}
 
     def on_validation_epoch_end(self) -> None:
         model_m = self._gathered_means(self._val)
@@ -222,7 +232,20 @@ class TrackerModule(L.LightningModule):
             for k, v in metrics.items():
                 self.log(f"{name}/{k}", v, sync_dist=False, rank_zero_only=False)
             self.log(f"{name}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
-        self.last_val = {"model": model_m, "zero_motion": zero_m, "step": int(self.global_step)}
+        benchmarks = {}
+        for bench in self.cfg.val_benchmarks:  # the same order on every rank: the all-gathers pair up
+            from .evaluation.config import log_prefixes
+            from .evaluation.validation import BENCHMARK_KEYS
+
+            model_rows, zero_rows = self._bench[bench.name]
+            for prefix, rows in zip(log_prefixes(bench.name), (model_rows, zero_rows)):
+                metrics = self._gathered_means(rows, BENCHMARK_KEYS)
+                for k, v in metrics.items():
+                    self.log(f"{prefix}/{k}", v, sync_dist=False, rank_zero_only=False)
+                self.log(f"{prefix}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
+                benchmarks[prefix[len("val_"):]] = metrics
+        self.last_val = {"model": model_m, "zero_motion": zero_m, "benchmarks": benchmarks,
+                         "step": int(self.global_step)}
 
     # ------------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self):
@@ -240,6 +263,13 @@ class TrackerModule(L.LightningModule):
         self._last_batch_time = now
         if torch.cuda.is_available() and self.device.type == "cuda":
             self.log("perf/gpu_mem_peak_gb", torch.cuda.max_memory_allocated(self.device) / 2**30, on_step=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the model (kind, full architecture, training resolution) in TrackForge's checkpoint format, so
+        tracker.load_tracker, the tracking CLI, evaluation and model.init_from rebuild it from the file alone."""
+        from tracker.checkpoint import METADATA_KEY, tracker_metadata
+
+        checkpoint[METADATA_KEY] = tracker_metadata(self.model, self.cfg.data.resolution)
 
     def config_dict(self) -> dict[str, Any]:
         return to_container(self.cfg)

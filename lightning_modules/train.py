@@ -130,7 +130,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
     ckpt = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=cfg.checkpoint.monitor, mode="max",
         save_top_k=cfg.checkpoint.save_top_k, save_last=True, auto_insert_metric_name=False,
-        filename="step{step:07d}-aj{val/average_jaccard:.4f}",
+        # Named by the ranked metric, e.g. step0001000-val_davis-average_jaccard0.4321.ckpt
+        filename="step{step:07d}-" + cfg.checkpoint.monitor.replace("/", "-") + "{" + cfg.checkpoint.monitor + ":.4f}",
     )
     all_callbacks = [ckpt, *callbacks]
     if cfg.checkpoint.every_n_train_steps:
@@ -226,7 +227,8 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
     from .checkpoint_io import remove_partial_writes
     from .config import to_container
-    from .data import DataStatsLogger, TrackDataModule, apply_global_batch, resolve_data_config
+    from .data import DataStatsLogger, apply_global_batch, resolve_data_config
+    from .evaluation.validation import make_datamodule
     from .loggers import make_logger
     from .module import TrackerModule
 
@@ -242,7 +244,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     stop_cb = GracefulStop(last_path)
     stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
-    dm = TrackDataModule(cfg.data, seed=cfg.seed)
+    dm = make_datamodule(cfg)  # with cfg.val_benchmarks: validates on them too
     module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
     logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback
@@ -251,16 +253,16 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()],
                                   logger)
     stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from checkpoint files
     ignore_requeue_signal()
     # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
     trainer.save_checkpoint(last_path, weights_only=False)  # full state: resumable
     last_val = getattr(module, "last_val", None)
     if last_val is None or last_val["step"] != trainer.global_step:
         # An explicit ckpt_path: without one, under SLURM Lightning would restore the older hpc_ckpt_<n>.ckpt.
-        trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False)
+        trainer.validate(module, datamodule=dm, ckpt_path=str(last_path), verbose=False, weights_only=True)
         last_val = module.last_val
-    final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"]}
+    final = {"model": last_val["model"], "zero_motion": last_val["zero_motion"], **last_val.get("benchmarks", {})}
     result = TrainResult(
         run_dir=run_dir, global_step=int(trainer.global_step), final=final,
         best_checkpoint=ckpt.best_model_path or None,

@@ -1,12 +1,28 @@
-"""Loading CoTracker3 weights: official .pth files, TrackForge Lightning .ckpt files, or a download by variant."""
+"""The one reader and writer of tracker checkpoints: official .pth files, TrackForge Lightning .ckpt files, downloads.
+
+Every file is read with `torch.load(..., weights_only=True)`: PyTorch's restricted unpickler builds tensors, plain
+containers (dict, list, tuple, set, OrderedDict), str/bytes/numbers/bool/None and torch dtypes/devices/sizes only, and
+refuses every other class before anything is called, so a checkpoint cannot run code. TrackForge's Lightning
+checkpoints need nothing more: their hyper-parameters are a plain resolved config dict, and Lightning's loop,
+callback, optimizer and scheduler states are plain dicts of numbers, strings and tensors (a test checks real
+checkpoints of online and offline runs). No class is added to torch's allow-list.
+
+What TrackForge training writes (`tracker_metadata`, stored under checkpoint["trackforge"] next to Lightning's keys):
+    {"format_version": 1, "variant": "online" | "offline", "arch": <every constructor keyword, window_len included>,
+     "input_resolution": [H, W]}   # the training crop: the resolution evaluation feeds the model
+Older TrackForge checkpoints without it are read from their stored config (hyper_parameters["config"]).
+"""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
 import urllib.request
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +39,12 @@ VARIANTS: dict[str, tuple[type[CoTracker3Base], int, str]] = {
     "baseline_online": (CoTracker3Online, 16, "baseline_online.pth"),
 }
 CACHE_ENV = "TRACKFORGE_CACHE"
+METADATA_KEY = "trackforge"
+FORMAT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be read or does not fit the model."""
+    """A checkpoint could not be read or does not fit the model (one-line message naming the file)."""
 
 
 def default_cache_dir() -> Path:
@@ -43,6 +61,16 @@ def _variant(variant: str) -> tuple[type[CoTracker3Base], int, str]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown tracker variant {variant!r}; expected one of {sorted(VARIANTS)}")
     return VARIANTS[variant]
+
+
+def default_window_len(variant: str) -> int:
+    """The official window length of a variant (online 16, offline 60)."""
+    return _variant(variant)[1]
+
+
+def kind_of(variant: str) -> str:
+    """"online" or "offline": the model class a variant name stands for."""
+    return "online" if _variant(variant)[0] is CoTracker3Online else "offline"
 
 
 def download(url: str, dest: Path, *, progress: bool = True) -> Path:
@@ -76,53 +104,145 @@ def _progress_bar(total: int | None, name: str):
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}")
 
 
-def _read(path: Path) -> Any:
+def file_digest(path: str | os.PathLike, length: int = 16) -> str:
+    """SHA-256 of a file's bytes (hex, first `length` characters): identifies a checkpoint in caches."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+# --------------------------------------------------------------------------------------------------------- reading
+def load_file(path: str | os.PathLike) -> Any:
+    """torch.load(path, weights_only=True) on the CPU; any failure -> CheckpointError with one line.
+
+    A file that names a class outside torch's allow-list (a pickled object, possibly a code payload) is refused
+    before the class is looked up or called; the message names it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the path
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        with warnings.catch_warnings():  # a plain pickle's protocol warning precedes the one-line error below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ... here
+        text = str(exc)
+        refused = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+        if refused:
+            raise CheckpointError(f"refused to load checkpoint {path}: it refers to {', '.join(refused)}, which is "
+                                  "not tensor data (checkpoints are read with torch.load(weights_only=True); nothing "
+                                  "was run)") from None
+        # torch's weights-only reader buries the reason ("Unsupported operand 110") in a paragraph of advice.
+        detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+        detail = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint ({detail[:200]})") from None
+
+
+@dataclass
+class TrackerCheckpoint:
+    """What a checkpoint file says about its model.
+
+    state_dict: the tracker's weights (no "model."/"module." prefixes). arch: constructor keywords (window_len
+    included) when the file records them, else None. kind: "online"/"offline" when recorded. input_resolution:
+    (H, W) the model was trained at, when recorded. origin: "trackforge" (metadata), "trackforge-config" (older
+    TrackForge checkpoint: its stored config), "lightning" (some Lightning checkpoint), "plain" (a state dict).
+    """
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    arch: dict[str, Any] | None
+    kind: str | None
+    input_resolution: tuple[int, int] | None
+    origin: str
+
+
+def tracker_metadata(model: CoTracker3Base, input_resolution) -> dict[str, Any]:
+    """The record TrackForge training stores under checkpoint["trackforge"] (see module docstring)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "variant": "online" if isinstance(model, CoTracker3Online) else "offline",
+        "arch": dict(model.arch),
+        "input_resolution": [int(v) for v in input_resolution],
+    }
+
+
+def _arch_from_config(config: Mapping) -> tuple[dict[str, Any], str | None, tuple[int, int] | None]:
+    """(arch, kind, input resolution) from a stored TrackForge training config: model.arch with unset (None) keys
+    left to the constructor defaults and `extra` merged, model.window_len, model.variant, data.resolution."""
+    model = config.get("model") or {}
+    plain = dict(model.get("arch") or {})
+    extra = plain.pop("extra", None) or {}
+    arch = {k: v for k, v in plain.items() if v is not None} | dict(extra)
+    if model.get("window_len") is not None:
+        arch["window_len"] = model["window_len"]
+    res = (config.get("data") or {}).get("resolution")
+    return arch, model.get("variant"), (tuple(int(v) for v in res) if res else None)
 
 
 def _find_arch(hparams: Any) -> dict[str, Any] | None:
-    """An `arch` dict saved in Lightning hyper-parameters (top level or under model/cfg/config), if any."""
+    """An `arch` dict saved in some Lightning module's hyper-parameters (top level or under model/cfg), if any."""
     if not isinstance(hparams, Mapping):
         return None
     if isinstance(hparams.get("arch"), Mapping):
-        return dict(hparams["arch"])
-    for key in ("model", "cfg", "config"):
+        return {k: v for k, v in hparams["arch"].items() if v is not None}
+    for key in ("model", "cfg"):
         found = _find_arch(hparams.get(key))
         if found is not None:
             return found
     return None
 
 
-def extract_state_dict(obj: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """Model weights and (if saved) architecture from a loaded checkpoint object.
-
-    Accepts a plain state dict, {"model": state_dict}, keys with "module." prefixes (DDP), and Lightning
-    checkpoints ({"state_dict": {"model.<key>": ...}, "hyper_parameters": {... "arch": {...}}}).
-    """
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"checkpoint is a {type(obj).__name__}, expected a dict of tensors")
-    arch = None
-    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        arch = _find_arch(obj.get("hyper_parameters"))
-        sd = dict(obj["state_dict"])
-        if any(k.startswith("model.") for k in sd):  # drop the LightningModule's other members (e.g. teachers)
-            sd = {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
-    elif "model" in obj and isinstance(obj["model"], Mapping):
-        sd = dict(obj["model"])
-    else:
-        sd = dict(obj)
+def _strip(sd: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    if any(k.startswith("model.") for k in sd):  # drop the LightningModule's other members (e.g. teachers)
+        sd = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     sd = {re.sub(r"^(module\.)+", "", k): v for k, v in sd.items()}
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"checkpoint entries are not tensors: {bad[:5]}")
-    return sd, arch
+    return sd
+
+
+def parse_checkpoint(obj: Any, path: str | os.PathLike = "<checkpoint>") -> TrackerCheckpoint:
+    """A loaded checkpoint object -> TrackerCheckpoint.
+
+    Accepts a plain state dict, {"model": state_dict}, "module." prefixes (DDP), and Lightning checkpoints
+    ({"state_dict": {"model.<key>": ...}, "hyper_parameters": ..., optionally "trackforge": metadata}).
+    """
+    path = Path(path)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint {path} is a {type(obj).__name__}, expected a dict of tensors")
+    arch = kind = resolution = None
+    if isinstance(obj.get("state_dict"), Mapping):
+        sd = _strip(obj["state_dict"])
+        meta, hparams = obj.get(METADATA_KEY), obj.get("hyper_parameters")
+        if isinstance(meta, Mapping):
+            if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+                raise CheckpointError(f"checkpoint {path} has TrackForge format {meta['format_version']}; this "
+                                      f"version reads up to {FORMAT_VERSION} (update TrackForge)")
+            arch, kind = dict(meta["arch"]), meta["variant"]
+            resolution, origin = tuple(meta["input_resolution"]), "trackforge"
+        elif isinstance(hparams, Mapping) and isinstance(hparams.get("config"), Mapping) \
+                and isinstance(hparams["config"].get("model"), Mapping):
+            arch, kind, resolution = _arch_from_config(hparams["config"])
+            origin = "trackforge-config"
+        else:
+            arch, origin = _find_arch(hparams), "lightning"
+    elif isinstance(obj.get("model"), Mapping):
+        sd, origin = _strip(obj["model"]), "plain"
+    else:
+        sd, origin = _strip(obj), "plain"
+    return TrackerCheckpoint(path, sd, arch, kind, resolution, origin)
+
+
+def read_checkpoint(path: str | os.PathLike) -> TrackerCheckpoint:
+    """Read and parse a checkpoint file (weights_only=True). FileNotFoundError / CheckpointError on failure."""
+    return parse_checkpoint(load_file(path), path)
 
 
 def infer_arch(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """Architecture keywords recoverable from state-dict shapes (num_heads cannot be; it keeps its default)."""
+    """Architecture keywords recoverable from state-dict shapes (num_heads and model_resolution cannot be; they
+    keep their defaults)."""
     try:
         hidden, token_dim = sd["updateformer.input_transform.weight"].shape
         corr_hidden, corr_in = sd["corr_mlp.fc1.weight"].shape
@@ -171,38 +291,83 @@ def load_weights(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()})
 
 
+def resolve_variant(variant: str | None, ckpt: TrackerCheckpoint | None = None) -> str:
+    """The variant to build: `variant` if given (it must agree with a checkpoint that records its kind), else
+    the recorded kind, else a guess from the file name ("online" in it -> online), else "offline"."""
+    if variant is not None:
+        _variant(variant)
+        if ckpt is not None and ckpt.kind is not None and ckpt.kind != kind_of(variant):
+            raise CheckpointError(f"{ckpt.path} holds an {ckpt.kind} model, but variant {variant!r} was asked "
+                                  f"for (use {ckpt.kind!r} or leave the variant unset)")
+        return variant
+    if ckpt is not None and ckpt.kind is not None:
+        return ckpt.kind
+    if ckpt is not None and "online" in ckpt.path.name:
+        return "online"
+    return "offline"
+
+
+def model_arch(ckpt: TrackerCheckpoint, variant: str) -> dict[str, Any]:
+    """Constructor keywords of the checkpoint's model: recorded ones, else (our .ckpt files) inferred from the
+    weights' shapes, else (official files) the official architecture with the variant's window."""
+    if ckpt.arch is not None:
+        arch = dict(ckpt.arch)
+    elif ckpt.origin != "plain" or ckpt.path.suffix == ".ckpt":
+        arch = infer_arch(ckpt.state_dict)
+    else:
+        arch = {}
+    arch.setdefault("window_len", _variant(variant)[1])
+    return arch
+
+
+def build_tracker(ckpt: TrackerCheckpoint, variant: str | None = None, device: str | torch.device = "cpu"
+                  ) -> CoTracker3Base:
+    """The model a parsed checkpoint describes, with its weights, in eval mode on `device`."""
+    variant = resolve_variant(variant, ckpt)
+    cls = _variant(variant)[0]
+    arch = model_arch(ckpt, variant)
+    try:
+        model = cls(**arch)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot build a {cls.__name__} from the architecture of {ckpt.path} {arch}: {exc}"
+                              ) from exc
+    load_weights(model, ckpt.state_dict)
+    return model.to(device).eval()
+
+
+def official_checkpoint_path(variant: str, cache_dir: str | os.PathLike | None = None, url: str | None = None
+                             ) -> Path:
+    """The official file of `variant` in the cache, downloaded once (from `url` if given)."""
+    filename = _variant(variant)[2]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / filename
+    if not path.exists():
+        download(url or HUB + filename, path)
+    return path
+
+
 def load_tracker(
-    variant: str = "offline",
+    variant: str | None = None,
     checkpoint: str | os.PathLike | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     url: str | None = None,
 ) -> CoTracker3Base:
-    """Build the model of `variant` ("offline", "online", "baseline_offline", "baseline_online") and load weights.
+    """Build a tracker and load its weights; returns the model in eval mode on `device`.
 
-    checkpoint: an official .pth, or a TrackForge Lightning .ckpt (its saved `arch` hyper-parameters, else the
-    shapes of its weights, define the architecture); None downloads the official file (or `url`) once into
-    `cache_dir` (default $TRACKFORGE_CACHE or ~/.cache/trackforge). Returns the model in eval mode on `device`.
+    variant: "offline", "online", "baseline_offline", "baseline_online", or None: the kind a TrackForge checkpoint
+    records (else "online" if the file name says so, else "offline"). A variant that disagrees with the
+    checkpoint's recorded kind is an error.
+    checkpoint: an official .pth, or a TrackForge Lightning .ckpt (its recorded architecture, window length and
+    kind define the model; older ones: its stored config, else the shapes of its weights); None downloads the
+    official file of `variant` (or `url`) once into `cache_dir` (default $TRACKFORGE_CACHE or ~/.cache/trackforge).
     """
-    cls, window, filename = _variant(variant)
+    if variant is not None:
+        _variant(variant)  # an unknown name is reported before any file is touched
     if checkpoint is None:
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = cache / filename
-        if not path.exists():
-            download(url or HUB + filename, path)
+        variant = variant or "offline"
+        path = official_checkpoint_path(variant, cache_dir, url)
     else:
         path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-    sd, arch = extract_state_dict(_read(path))
-    if arch is None and path.suffix == ".ckpt":
-        arch = infer_arch(sd)  # our own training checkpoints may use a small architecture
-    arch = dict(arch or {})
-    arch.setdefault("window_len", window)
-    try:
-        model = cls(**arch)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"cannot build a {cls.__name__} from the saved architecture {arch}: {exc}") from exc
-    load_weights(model, sd)
-    return model.to(device).eval()
+    return build_tracker(read_checkpoint(path), variant, device)

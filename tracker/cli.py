@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="official .pth or TrackForge .ckpt; default: download the official weights of --variant",
     )
-    p.add_argument("--variant", default="offline", help=f"model variant: {', '.join(VARIANTS)} (default offline)")
+    p.add_argument("--variant", default=None,
+                   help=f"model variant: {', '.join(VARIANTS)} (default: the kind a TrackForge checkpoint records, "
+                        "else offline)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--queries", type=Path, default=None, help="CSV file with one 't,x,y' per line (pixels)")
     src.add_argument("--grid", type=int, default=None, help=f"track an N x N grid (default {DEFAULT_GRID})")
@@ -169,7 +171,7 @@ def _resolve_device(name: str) -> str:
 def run_track(args: argparse.Namespace) -> None:
     from tracker.video import VideoReadError, read_video, write_video
 
-    if args.variant not in VARIANTS:
+    if args.variant is not None and args.variant not in VARIANTS:
         raise CLIError(f"unknown variant {args.variant!r} (choose from {', '.join(VARIANTS)})")
     if args.max_frames is not None and args.max_frames < 1:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -204,7 +206,7 @@ def run_track(args: argparse.Namespace) -> None:
     try:
         model = tracker.load_tracker(args.variant, args.checkpoint, device=device)
     except (OSError, RuntimeError, ValueError, KeyError) as err:  # CheckpointError is a RuntimeError
-        source = args.checkpoint if args.checkpoint is not None else f"the official {args.variant} weights"
+        source = args.checkpoint if args.checkpoint is not None else f"the official {args.variant or 'offline'} weights"
         raise CLIError(f"cannot load {source}: {err}") from None
     model.eval()
     if queries is None:

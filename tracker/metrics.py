@@ -32,11 +32,14 @@ def compute_tapvid_metrics(
     pred_occluded: np.ndarray,
     pred_tracks: np.ndarray,
     query_mode: str,
+    gt_labelled: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """TAP-Vid metrics per video.
 
     query_points: (B, N, 3) as (t, y, x) (only t is used); gt_occluded, pred_occluded: (B, N, T) bool;
     gt_tracks, pred_tracks: (B, N, T, 2) as (x, y); query_mode: "first" (score t > q) or "strided" (score t != q).
+    gt_labelled: (B, N, T) bool or None (all): entries without a ground-truth label (sparse annotations; their
+    position may be NaN) are not scored at all, neither as visible nor as occluded.
     Returns {"occlusion_accuracy", "pts_within_{1,2,4,8,16}", "jaccard_{1,2,4,8,16}", "average_jaccard",
     "average_pts_within_thresh"}, each a float64 array of shape (B,). A video with nothing to score gets NaN.
     """
@@ -56,6 +59,12 @@ def compute_tapvid_metrics(
         raise ValueError(f"query_points must be (B, N, 3) = {gt_tracks.shape[:2] + (3,)}, got {query_points.shape}")
 
     evaluated = _evaluation_mask(query_points[..., 0], gt_tracks.shape[2], query_mode)  # (B, N, T)
+    if gt_labelled is not None:
+        gt_labelled = np.asarray(gt_labelled, dtype=bool)
+        if gt_labelled.shape != gt_occluded.shape:
+            raise ValueError(f"gt_labelled must be (B, N, T) = {gt_occluded.shape}, got {gt_labelled.shape}")
+        evaluated = evaluated & gt_labelled
+        gt_tracks = np.where(gt_labelled[..., None], gt_tracks, 0.0)  # unscored; keeps NaN out of the arithmetic
     visible = ~gt_occluded
     pred_visible = ~pred_occluded
 

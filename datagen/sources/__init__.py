@@ -27,6 +27,8 @@ from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, T
 READERS: dict[str, str] = {
     "shards": "datagen.sources.shards:ShardSource",
     "cotracker3_kubric": "datagen.sources.cotracker3_kubric:CoTracker3KubricSource",
+    "tapvid": "datagen.sources.tapvid:TapVidSource",
+    "sparse_npz": "datagen.sources.sparse_npz:SparseNpzSource",
 }
 
 # format name -> "module:function" writing an iterable of TrackSample to a path (`python -m datagen export --to`)
@@ -34,6 +36,7 @@ WRITERS: dict[str, str] = {
     "shards": "datagen.sources.shards:write_shards",
     "cotracker3_kubric": "datagen.sources.cotracker3_kubric:write_cotracker3_kubric",
     "tapvid": "datagen.sources.tapvid:write_tapvid_pickle",
+    "sparse_npz": "datagen.sources.sparse_npz:write_sparse_npz",
 }
 
 __all__ = ["READERS", "WRITERS", "SourceError", "SourceInfo", "SourceNotFoundError", "TrackSource", "detect_format",

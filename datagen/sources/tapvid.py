@@ -1,4 +1,4 @@
-"""TAP-Vid records (the DAVIS pickle layout of the TAP-Vid benchmark; spec section 17): writer.
+"""TAP-Vid records (the pickle layouts of the TAP-Vid benchmark; spec section 17): reader and writer.
 
     one pickle: dict  name -> {"video":    uint8 (T, H, W, 3) RGB (or, in other TAP-Vid files, a list of JPEG bytes),
                                "points":   float32 (N, T, 2) (x, y) normalised to [0, 1]: x / (W - 1), y / (H - 1)
@@ -6,18 +6,121 @@
                                "occluded": bool (N, T) True = occluded (the inverse of TrackSample.visibility)}
 
 Points a TrackSample leaves unlabelled (NaN) stay NaN in "points" and are flagged occluded, so they are never scored.
-Reading TAP-Vid pickles (restricted unpickler, `datagen.safe_pickle.load_pickle`) belongs in this module too.
+
+Reader (`TapVidSource`, format "tapvid"): a .pkl file, a glob or a folder of them; each pickle holds a dict
+{name: record} (DAVIS) or a list of records (Kinetics, RGB-Stacking, RoboTAP; named <file stem>-<index>). Frames may
+be a uint8 array or a list of JPEG/PNG bytes (decoded with PIL). Pickles are read with the restricted unpickler
+(`datagen.safe_pickle.load_pickle`: numpy arrays and plain containers only), so a crafted file cannot run code.
+Points become pixels x * (W - 1), y * (H - 1) (the inverse of the writer), occluded becomes ~visibility.
 """
 from __future__ import annotations
 
 import os
 import pickle
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from datagen.sample import TrackSample
+from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
+
+
+def _pickle_files(path: str) -> list[str]:
+    import glob
+
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        path = os.path.join(path, "*.pkl")
+    files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+    return [f for f in files if os.path.isfile(f)]
+
+
+def _decode_frames(video: Any, where: str) -> np.ndarray:
+    """uint8 array (T, H, W, 3) or a sequence of JPEG/PNG bytes -> uint8 (T, H, W, 3) RGB."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from datagen.shards import CorruptSampleError
+
+    if isinstance(video, np.ndarray) and video.dtype != object:
+        if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+            raise CorruptSampleError(where, f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
+        return video
+    try:
+        return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in video])
+    except (UnidentifiedImageError, OSError, TypeError, ValueError) as err:
+        raise CorruptSampleError(where, f"frames are neither a uint8 array nor decodable images ({_one_line(err)})"
+                                 ) from None
+
+
+def tapvid_sample(name: str, record: Any, where: str) -> TrackSample:
+    """One TAP-Vid record -> TrackSample (pixels, visibility); CorruptSampleError naming `where` on bad data."""
+    from datagen.shards import CorruptSampleError
+
+    if not isinstance(record, dict) or not all(k in record for k in ("video", "points", "occluded")):
+        raise CorruptSampleError(where, "a TAP-Vid record needs 'video', 'points' and 'occluded'")
+    video = _decode_frames(record["video"], where)
+    points = np.asarray(record["points"], dtype=np.float64)
+    occluded = np.asarray(record["occluded"]).astype(bool)
+    T, H, W, _ = video.shape
+    if points.ndim != 3 or points.shape[1:] != (T, 2) or occluded.shape != points.shape[:2]:
+        raise CorruptSampleError(where, f"points {points.shape} / occluded {occluded.shape} do not fit (N, {T}, 2) / "
+                                        f"(N, {T}) for {T} frames")
+    tracks = (points * np.array([W - 1, H - 1])).transpose(1, 0, 2).astype(np.float32)
+    return TrackSample(video=video, tracks=tracks, visibility=np.ascontiguousarray(~occluded.T), key=str(name),
+                       meta={"source": "tapvid"})
+
+
+class TapVidSource(TrackSource):
+    format = "tapvid"
+    item_noun = "pickle"
+
+    @classmethod
+    def detect(cls, path: str) -> bool:
+        first = os.path.expanduser(str(path).split(",")[0].strip())
+        if first.endswith(".pkl"):
+            return True
+        import glob
+
+        return os.path.isdir(first) and bool(glob.glob(os.path.join(first, "*.pkl")))
+
+    def list_items(self) -> list[str]:
+        items = [f for part in str(self.path).split(",") if part.strip() for f in _pickle_files(part.strip())]
+        if not items:
+            raise SourceNotFoundError(f"no TAP-Vid pickle matches {self.path}")
+        return list(dict.fromkeys(items))
+
+    def iter_raw(self, item: str) -> Iterator[tuple[str, Any, str]]:
+        """(name, record, where) per video of one pickle (the whole pickle is read: TAP-Vid files are one pickle)."""
+        from datagen.safe_pickle import UnsafePickleError, load_pickle
+        from datagen.shards import CorruptShardError
+
+        try:
+            data = load_pickle(item)
+        except UnsafePickleError as err:
+            raise CorruptShardError(item, _one_line(err)) from None
+        if isinstance(data, dict):
+            records = data.items()
+        elif isinstance(data, list):
+            records = ((f"{Path(item).stem}-{i:04d}", r) for i, r in enumerate(data))
+        else:
+            raise CorruptShardError(item, f"a TAP-Vid pickle holds a dict or a list of records, not "
+                                          f"{type(data).__name__}")
+        for name, record in records:
+            yield str(name), record, f"{item}:{name}"
+
+    def decode(self, raw: tuple[str, Any, str]) -> TrackSample:
+        name, record, where = raw
+        return tapvid_sample(name, record, where)
+
+    def info(self) -> SourceInfo:
+        return SourceInfo(len(self.items), origin="TAP-Vid pickles (sizes known only after reading)")
 
 
 def tapvid_record(sample: TrackSample) -> dict[str, np.ndarray]:

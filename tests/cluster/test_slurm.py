@@ -206,6 +206,6 @@ def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_p
     summary = json.loads((run_dir / "final_metrics.json").read_text())
     assert summary["global_step"] == MAX_STEPS
     assert all(0.0 <= v <= 1.0 for v in summary["final"]["model"].values()), summary
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == MAX_STEPS
     print(f"train.sbatch 2 tasks, requeue + resume: {time.monotonic() - t0:.1f}s")

@@ -120,3 +120,69 @@ def test_unknown_variant_and_missing_file(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_tracker("offline", tmp_path / "garbage.pth")
+
+
+class _Payload:
+    """Unpickling this with plain pickle (torch.load(weights_only=False)) would run `touch marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_malicious_checkpoint_is_refused_and_not_run(tmp_path, zipped):
+    """A real torch.save file whose unpickling would create a file: refused in one line, nothing created."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"model.x": torch.zeros(1)}, "hyper_parameters": {"config": _Payload(marker)}}, path,
+               _use_new_zipfile_serialization=zipped)
+    with pytest.raises(CheckpointError, match=r"refused to load checkpoint .*evil.ckpt: it refers to posix.system") \
+            as err:
+        load_tracker(None, path)
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_random_bytes_and_plain_pickles_give_one_line(tmp_path):
+    import os
+    import pickle
+
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as err:
+        load_tracker("online", junk)
+    assert "\n" not in str(err.value) and str(junk) in str(err.value)
+    pkl = tmp_path / "dict.pkl"
+    pkl.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_tracker(None, pkl)
+
+
+def test_cli_reports_bad_checkpoints_in_one_line(tmp_path, shared_dir):
+    """`python -m tracker track --checkpoint` on random bytes and on a payload: one line, exit 2, no file made."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip = shared_dir / "data" / "bear.mp4"
+    if not clip.is_file():
+        pytest.skip(f"demo clip not found at {clip}")
+    marker = tmp_path / "pwned"
+    evil, junk = tmp_path / "evil.ckpt", tmp_path / "junk.ckpt"
+    torch.save({"state_dict": _Payload(marker)}, evil)
+    junk.write_bytes(os.urandom(2048))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for path, words in ((evil, "refused to load"), (junk, "not a PyTorch checkpoint")):
+        proc = subprocess.run([sys.executable, "-m", "tracker", "track", str(clip), "--max-frames", "2",
+                               "--checkpoint", str(path), "--out", str(tmp_path / "t.npz")],
+                              env=env, capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not marker.exists() and not (tmp_path / "t.npz").exists()

@@ -104,3 +104,19 @@ def test_perfect_prediction_scores_one_and_bad_mode_is_rejected():
     assert all(out[k][0] == 1.0 for k in KEYS)
     with pytest.raises(ValueError, match="query_mode"):
         compute_tapvid_metrics(q, gt_occ, gt, gt_occ, gt, "last")
+
+
+def test_unlabelled_entries_are_not_scored():
+    """gt_labelled=False entries count neither as visible nor as occluded, whatever their (NaN) position."""
+    q, gt_occ, gt, pred_occ, pred = _one_track_case()
+    labelled = np.ones_like(gt_occ)
+    labelled[0, 0, 2] = False  # the 3 px error of frame 2 is not labelled
+    gt = gt.copy()
+    gt[0, 0, 2] = np.nan
+    out = compute_tapvid_metrics(q, gt_occ, gt, pred_occ, pred, "first", gt_labelled=labelled)
+    # Only frame 3 (occluded, predicted visible) remains scored.
+    assert out["occlusion_accuracy"][0] == 0.0
+    assert np.isnan(out["average_pts_within_thresh"][0])  # no labelled visible entry to score
+    assert out["average_jaccard"][0] == 0.0
+    with pytest.raises(ValueError, match="gt_labelled must be"):
+        compute_tapvid_metrics(q, gt_occ, gt, pred_occ, pred, "first", gt_labelled=labelled[..., :2])

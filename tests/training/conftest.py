@@ -92,3 +92,71 @@ def _tiny_overrides(shards: Path, run_dir: Path, *, steps: int, logger: str = "c
 def tiny_overrides():
     """The function building small test configs: tiny_overrides(shards, run_dir, steps=..., **extra)."""
     return _tiny_overrides
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(moving_shards: Path, tmp_path_factory):
+    """tiny_checkpoint(variant) -> last.ckpt of a real 2-step Trainer run of the tiny test model ("online" or
+    "offline"), trained once per session and variant (about 5 s each on 2 cores)."""
+    from lightning_modules.config import load_train_config
+    from lightning_modules.train import run_training
+
+    made: dict[str, Path] = {}
+
+    def get(variant: str = "online") -> Path:
+        if variant not in made:
+            run_dir = tmp_path_factory.mktemp(f"tiny-{variant}") / "run"
+            cfg = load_train_config(REPO_ROOT / "configs" / "train" / "tiny_cpu.yaml", _tiny_overrides(
+                moving_shards, run_dir, steps=2, model__variant=variant,
+                data__shards=f"{moving_shards}/shard-000000.tar", data__val_shards=f"{moving_shards}/shard-000001.tar"))
+            made[variant] = Path(run_training(cfg).last_checkpoint)
+        return made[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def benchmarks(moving_shards: Path, tmp_path_factory) -> dict[str, Path]:
+    """The 2 held-out clips of the rendered test data, 6 tracks each, written as: a TAP-Vid pickle (video 0 uint8,
+    video 1 JPEG bytes), one shard, sparse .npz files (every other frame unlabelled, with an object area), and a
+    one-video two-track pickle (for single-point mode, one model call per query)."""
+    import io
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+
+    from datagen.sample import TrackSample
+    from datagen.sources import open_source, writer
+
+    root = tmp_path_factory.mktemp("bench")
+    samples = []
+    for s in open_source(str(moving_shards / "shard-000001.tar")):
+        keep = np.flatnonzero(s.visibility[0])[:6]  # visible in frame 0: "first" queries them all
+        samples.append(TrackSample(video=s.video, tracks=s.tracks[:, keep], visibility=s.visibility[:, keep],
+                                   key=s.key))
+    records = {}
+    for i, s in enumerate(samples):
+        video = s.video
+        if i == 1:
+            video = []
+            for frame in s.video:
+                buf = io.BytesIO()
+                Image.fromarray(frame).save(buf, format="JPEG", quality=95)
+                video.append(buf.getvalue())
+        records[s.key] = {"video": video, "points": (s.tracks / np.float32(s.width - 1)).transpose(1, 0, 2),
+                          "occluded": ~s.visibility.T}
+    (root / "tapvid.pkl").write_bytes(pickle.dumps(records))
+    # Single-point mode runs the model once per query: one video, two tracks.
+    writer("tapvid")([TrackSample(video=samples[0].video, tracks=samples[0].tracks[:, :2],
+                                  visibility=samples[0].visibility[:, :2], key="two")], root / "two.pkl")
+    writer("shards")(samples[:1], root / "shards")
+    sparse = []
+    for s in samples:
+        tracks = s.tracks.copy()
+        tracks[1::2, ::2] = np.nan  # even tracks labelled on even frames only
+        sparse.append(TrackSample(video=s.video, tracks=tracks, visibility=s.visibility, key=s.key,
+                                  meta={"seg_area": [400.0] * s.num_frames}))
+    writer("sparse_npz")(sparse, root / "sparse")
+    return {"tapvid": root / "tapvid.pkl", "shards": root / "shards", "sparse": root / "sparse",
+            "two": root / "two.pkl"}

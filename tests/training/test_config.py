@@ -100,7 +100,7 @@ def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> 
     """Any of our error types (trackforge_common.errors.UserError) is one line with its exit status; anything
     else is a bug and propagates with its traceback. (`eval` is used: `train` installs process-wide signal
     handlers, which must not land in the pytest process.)"""
-    import lightning_modules.evaluate as evaluate
+    import lightning_modules.evaluation.cli as evaluate
     from lightning_modules.cli import main
     from trackforge_common.folder_lock import FolderLockedError
 
@@ -109,14 +109,14 @@ def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> 
     def locked(_args) -> None:
         raise FolderLockedError("runs/x is in use:\npid 1 on host")
 
-    monkeypatch.setattr(evaluate, "run_eval", locked)
+    monkeypatch.setattr(evaluate, "run", locked)
     assert main(args) == 1
     assert capsys.readouterr().err == "error: runs/x is in use: pid 1 on host\n"
 
     def bug(_args) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(evaluate, "run_eval", bug)
+    monkeypatch.setattr(evaluate, "run", bug)
     with pytest.raises(ZeroDivisionError):
         main(args)
 

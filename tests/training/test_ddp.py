@@ -37,7 +37,7 @@ def test_ddp_two_cpu_processes(moving_shards: Path, tmp_path: Path, tiny_overrid
     # One model: both ranks end with identical weights, and the checkpoint holds exactly them.
     digests = {r: (run_dir / "keys" / f"weights_rank{r}.txt").read_text().strip() for r in (0, 1)}
     assert digests[0] == digests[1]
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 4
     state = [v for k, v in ckpt["state_dict"].items() if k.startswith("model.")]
     assert weights_digest(state) == digests[0]

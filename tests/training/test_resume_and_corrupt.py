@@ -18,7 +18,7 @@ TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
 
 
 def _ckpt(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.mark.slow

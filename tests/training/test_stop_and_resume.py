@@ -198,7 +198,7 @@ def test_sigterm_at_a_step_boundary_checkpoints_and_the_run_resumes(moving_shard
     step = int(errors[0].split("at step ")[1].split()[0])
     last = run_dir / "checkpoints" / "last.ckpt"
     assert f"(saved {last})" in errors[0]
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step >= 2
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step >= 2
     assert _train_steps(_rows(run_dir)) == list(range(step))
     # Continue from that checkpoint: resume=auto picks it, the run ends at max_steps, every step logged once.
     done = subprocess.run([sys.executable, "-m", "lightning_modules", "train", "--config",
@@ -207,7 +207,7 @@ def test_sigterm_at_a_step_boundary_checkpoints_and_the_run_resumes(moving_shard
                                                                            data__num_workers=1),
                            "resume=auto"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 2
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step + 2
     assert _train_steps(_rows(run_dir)) == list(range(step + 2))
 
 
@@ -225,7 +225,7 @@ def test_csv_rows_survive_a_kill_and_resume(moving_shards: Path, tmp_path: Path,
     proc.wait(timeout=30)
     first = {int(r["step"]): r["train/loss"] for r in _rows(run_dir) if r.get("train/loss")}
     resumed_from = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
-                              weights_only=False)["global_step"]
+                              weights_only=True)["global_step"]
     assert resumed_from >= 6 and set(range(resumed_from)) <= set(first)
     done = subprocess.run([sys.executable, "-m", "lightning_modules", "train", "--config",
                            "configs/train/tiny_cpu.yaml", *overrides, "resume=auto"], cwd=REPO, env=_env(),
@@ -307,4 +307,4 @@ def test_sigterm_stops_both_ddp_ranks_at_the_same_step(moving_shards: Path, tmp_
     step = int(errors[0].split("at step ")[1].split()[0])
     assert {e.split("at step ")[1] for e in errors} == {f"{step} (saved {run_dir / 'checkpoints' / 'last.ckpt'})"}
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
-                      weights_only=False)["global_step"] == step
+                      weights_only=True)["global_step"] == step

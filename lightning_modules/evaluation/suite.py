@@ -1,0 +1,114 @@
+"""Score one checkpoint on a list of benchmarks: every query mode x predictor mode, with the zero-motion baseline,
+a progress bar and a prediction cache (a rerun only scores)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .cache import PredictionCache
+from .config import EvalConfig
+from .predict import TrackerRunner
+from .protocol import make_example
+from .scoring import mean_scores, score, zero_motion
+from .sources import EvalError, open_benchmark, resolve_format
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    variant: str  # "online" | "offline"
+    input_resolution: tuple[int, int]
+    digest: str  # of the checkpoint file: the cache key
+    path: str
+
+
+def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
+               resolution: Optional[list[int]] = None) -> LoadedModel:
+    """Any checkpoint through tracker.checkpoint: our .ckpt (architecture, kind and training resolution from the
+    file), an official .pth, or a variant name ("offline", "online", "baseline_*": the official file, downloaded
+    once). Input resolution: `resolution`, else the recorded training resolution, else the model's own."""
+    from tracker import CoTracker3Online
+    from tracker.checkpoint import (VARIANTS, CheckpointError, build_tracker, file_digest, official_checkpoint_path,
+                                    read_checkpoint)
+
+    if not checkpoint:
+        raise EvalError("no checkpoint given (--checkpoint PATH, or a variant name such as 'offline')")
+    try:
+        if checkpoint in VARIANTS and not Path(checkpoint).exists():
+            variant = variant or checkpoint
+            path = official_checkpoint_path(checkpoint)
+        else:
+            path = Path(checkpoint)
+        ckpt = read_checkpoint(path)
+        model = build_tracker(ckpt, variant, device)
+    except (FileNotFoundError, CheckpointError, ValueError) as exc:
+        raise EvalError(" ".join(str(exc).split())) from None
+    kind = "online" if isinstance(model, CoTracker3Online) else "offline"
+    hw = tuple(resolution) if resolution else (ckpt.input_resolution or tuple(model.model_resolution))
+    return LoadedModel(model, kind, (int(hw[0]), int(hw[1])), file_digest(path), str(path))
+
+
+def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int]) -> str:
+    """Everything besides checkpoint, benchmark and video that changes a prediction (the cache's folder name)."""
+    h, w = loaded.input_resolution
+    return f"{query_mode}-{mode}-it{cfg.iters}-g{cfg.grid_size}-{h}x{w}-f{max_frames or 'all'}"
+
+
+def _progress(desc: str, total: Optional[int], enabled: bool):
+    from tqdm import tqdm
+
+    # disable=None: tqdm switches itself off when stderr is not a terminal (logs, CI).
+    return tqdm(total=total, desc=desc, unit="video", disable=None if enabled else True, leave=False)
+
+
+def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str, Any]:
+    """Evaluate; returns {"checkpoint", "digest", "variant", "input_resolution", "iters", "grid_size", "results":
+    [{"benchmark", "format", "path", "query_mode", "mode", "num_videos", "model", "zero_motion", "per_video"}],
+    "cache": {"hits", "misses"}, "wall_s"}. EvalError (one line) on unusable input."""
+    from tracker.checkpoint import default_cache_dir
+
+    t0 = time.perf_counter()
+    loaded = loaded or load_model(cfg.checkpoint, cfg.variant, cfg.device, cfg.resolution)
+    cache_root = None if not cfg.cache else (cfg.cache_dir or default_cache_dir() / "eval-predictions")
+    cache = PredictionCache(cache_root, loaded.digest)
+    runners = {mode: TrackerRunner(loaded.model, input_resolution=loaded.input_resolution, mode=mode,
+                                   iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device) for mode in cfg.modes}
+    results = []
+    for bench in cfg.benchmarks:
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = {(q, m): [] for q in bench.query_modes for m in cfg.modes}
+        with _progress(bench.name, bench.max_videos, cfg.progress) as bar:
+            for sample in open_benchmark(bench):
+                for query_mode in bench.query_modes:
+                    try:
+                        ex = make_example(sample, query_mode, max_frames=bench.max_frames)
+                    except ValueError as exc:
+                        raise EvalError(f"benchmark {bench.name}: {sample.key}: {exc}") from None
+                    if ex is None:
+                        continue  # nothing to query in this video under this mode
+                    zero = score(ex, zero_motion(ex))
+                    for mode, runner in runners.items():
+                        setting = setting_name(query_mode, mode, cfg, loaded, bench.max_frames)
+                        pred = cache.get(bench.name, setting, ex)
+                        if pred is None:
+                            pred = runner(ex)
+                            cache.put(bench.name, setting, ex, pred)
+                        rows[(query_mode, mode)].append({
+                            "name": ex.key, "num_queries": int(len(ex.queries)), "num_frames": ex.num_frames,
+                            "model": score(ex, pred), "zero_motion": zero})
+                bar.update(1)
+        for (query_mode, mode), per_video in rows.items():
+            if not per_video:
+                raise EvalError(f"benchmark {bench.name}: no video has a track to query in '{query_mode}' mode")
+            results.append({
+                "benchmark": bench.name, "format": resolve_format(bench), "path": bench.path, "query_mode": query_mode,
+                "mode": mode, "num_videos": len(per_video),
+                "model": mean_scores([v["model"] for v in per_video]),
+                "zero_motion": mean_scores([v["zero_motion"] for v in per_video]), "per_video": per_video})
+    return {"checkpoint": loaded.path, "digest": loaded.digest, "variant": loaded.variant,
+            "input_resolution": list(loaded.input_resolution), "iters": cfg.iters, "grid_size": cfg.grid_size,
+            "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},
+            "wall_s": time.perf_counter() - t0}

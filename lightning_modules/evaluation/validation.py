@@ -1,0 +1,98 @@
+"""Benchmarks as validation sets during training, next to the held-out synthetic clips.
+
+Config (training): `val_benchmarks: [{name, path, format, query_modes: [one mode], max_videos, max_frames}]`, the
+same entries as an evaluation suite (configs/eval/*.yaml). Each is read once (through datagen.sources), prepared
+with the TAP-Vid protocol (256 raster), split over the DDP ranks like the synthetic clips, and scored at every
+validation with the joint evaluation predictor at the training resolution and `model.val_iters` iterations.
+Logged as `val_<name>/<metric>` and `val_<name>_zero_motion/<metric>`; `checkpoint.monitor` may name any of them
+(checked at config time: `config.check_val_benchmarks`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import TrackDataModule
+from .protocol import EvalExample, make_example
+from .scoring import METRIC_KEYS, Prediction, score, zero_motion
+from .sources import EvalError, open_benchmark
+
+BENCHMARK_KEYS = (*METRIC_KEYS, "pck")  # fixed order: every rank gathers the same vector
+
+
+def load_benchmark_examples(benchmarks: Sequence[Any]) -> list[list[EvalExample]]:
+    """Per benchmark, its prepared examples (videos with nothing to query are left out). EvalError when a
+    benchmark is unreadable or yields no example."""
+    out = []
+    for b in benchmarks:
+        examples = [ex for s in open_benchmark(b)
+                    if (ex := make_example(s, b.query_modes[0], max_frames=b.max_frames)) is not None]
+        if not examples:
+            raise EvalError(f"validation benchmark {b.name}: no video with a track to query ({b.path})")
+        out.append(examples)
+    return out
+
+
+class RankShare(Dataset):
+    """Rank `rank`'s share of a list, padded to ceil(len / world) items (fillers repeat item 0 with pad=True, not
+    scored), so every DDP rank runs the same number of validation steps and reaches the metric all-gather.
+    Items: {"example": EvalExample, "pad": bool}."""
+
+    def __init__(self, items: list, rank: int, world: int) -> None:
+        self.own = items[rank::world] or items[:1]
+        self.scored = len(items[rank::world])
+        self.length = math.ceil(len(items) / world)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        return {"example": self.own[i % len(self.own)], "pad": i >= self.scored}
+
+
+def _identity(item):
+    return item
+
+
+def benchmark_loaders(examples: list[list[EvalExample]], rank: int, world: int) -> list[DataLoader]:
+    return [DataLoader(RankShare(exs, rank, world), batch_size=None, shuffle=False, num_workers=0,
+                       collate_fn=_identity) for exs in examples]
+
+
+def score_example(model: Any, ex: EvalExample, input_resolution: Sequence[int], iters: int
+                  ) -> tuple[dict[str, float], dict[str, float]]:
+    """(model scores, zero-motion scores) of one example with the joint evaluation predictor."""
+    from .predict import TrackerRunner
+
+    device = next(model.parameters()).device
+    pred: Prediction = TrackerRunner(model, input_resolution=tuple(input_resolution), iters=iters,
+                                     device=device)(ex)
+    return score(ex, pred), score(ex, zero_motion(ex))
+
+
+class BenchmarkDataModule(TrackDataModule):
+    """The training DataModule plus the benchmark validation sets, appended to the validation loaders
+    (dataloader_idx 1, 2, ... in config order)."""
+
+    def __init__(self, data_cfg: Any, seed: int, benchmarks: Sequence[Any]) -> None:
+        super().__init__(data_cfg, seed=seed)
+        self.benchmarks = list(benchmarks)
+        self.bench_examples: list[list[EvalExample]] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.bench_examples is None:
+            self.bench_examples = load_benchmark_examples(self.benchmarks)
+
+    def val_dataloader(self):
+        rank, world = self._rank_info()
+        return [super().val_dataloader(), *benchmark_loaders(self.bench_examples or [], rank, world)]
+
+
+def make_datamodule(cfg: Any) -> TrackDataModule:
+    """The training DataModule: with `cfg.val_benchmarks`, one that also validates on them."""
+    if cfg.val_benchmarks:
+        return BenchmarkDataModule(cfg.data, cfg.seed, cfg.val_benchmarks)
+    return TrackDataModule(cfg.data, seed=cfg.seed)
