@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from datagen.scene_config import SceneConfig
-from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: datagen.config.ConfigError)
+from datagen.errors import ConfigError  # noqa: F401  (re-exported: datagen.config.ConfigError)
 
 VIDEO_CODECS = ("ffv1", "npy_zstd")
 SCENE_PROCESSES = ("warm", "cold")
@@ -176,7 +176,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> DataConfig
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from trackforge_common.config_loading import omegaconf_error
+    from datagen.config_loading import omegaconf_error
 
     try:
         merged = OmegaConf.merge(_structured_defaults(), OmegaConf.create(data))
@@ -196,7 +196,7 @@ def load_data_config(path: str | Path | None, overrides: list[str] | tuple[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from trackforge_common.config_loading import merge_config, omegaconf_error
+    from datagen.config_loading import merge_config, omegaconf_error
 
     merged = merge_config(_structured_defaults(), path, overrides, example="generate.num_scenes=4")
     try:

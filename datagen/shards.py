@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
-from trackforge_common.errors import one_line
+from datagen.errors import one_line
 
 if TYPE_CHECKING:
     from datagen.sample import TrackSample

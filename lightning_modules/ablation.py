@@ -33,8 +33,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from trackforge_common.config_loading import merge_config, omegaconf_error
-from trackforge_common.errors import UserError
+from datagen.config_loading import merge_config, omegaconf_error
+from datagen.errors import UserError
 
 # What may differ between arms: the data mixture (and where each run lives).
 MIXTURE_KEYS = ("data.sources", "data.shards", "data.val_shards", "data.num_val_shards")

@@ -86,7 +86,7 @@ class CSVRowsFollowCheckpoints(Callback):
 class GracefulStop(Callback):
     """SIGTERM/SIGINT during training stop the run at the next step boundary, with a checkpoint.
 
-    The signal handler (trackforge_common.stop_signals) only records the request. At the end of every training
+    The signal handler (lightning_modules.stop_signals) only records the request. At the end of every training
     step (and validation batch during fit) the ranks agree whether any of them was signalled (one boolean
     all-reduce in DDP, like the flag Lightning broadcasts every step); if so, Lightning's own stop flag is set on
     every rank, its loop raises `SIGTERMException` at the end of that same step, and this callback saves
@@ -120,7 +120,7 @@ class GracefulStop(Callback):
         return f" at step {step} (no checkpoint written by this run)"
 
     def _defer(self, signum: int) -> str:
-        from trackforge_common.stop_signals import grace_seconds, signal_name
+        from .stop_signals import grace_seconds, signal_name
 
         self.requested = signum
         return (f"received {signal_name(signum)}: stopping after the current training step (at most "
@@ -133,7 +133,7 @@ class GracefulStop(Callback):
             trainer._signal_connector.received_sigterm = True
 
     def on_train_start(self, trainer, pl_module) -> None:
-        from trackforge_common import stop_signals
+        from . import stop_signals
 
         self._trainer = trainer
         self.start_step = int(trainer.global_step)
@@ -155,12 +155,12 @@ class GracefulStop(Callback):
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if self.active and trainer.state.fn != "fit":  # trainer.validate(): no step to finish, a signal stops at once
-            from trackforge_common import stop_signals
+            from . import stop_signals
 
             stop_signals.install_handlers()
 
     def on_train_end(self, trainer, pl_module) -> None:
-        from trackforge_common import stop_signals
+        from . import stop_signals
 
         stop_signals.set_deferral(None)
 
@@ -170,7 +170,7 @@ class GracefulStop(Callback):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        from trackforge_common import stop_signals
+        from . import stop_signals
 
         from .checkpoint_io import CheckpointWriteError
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from trackforge_common.errors import UserError
+from datagen.errors import UserError
 
 TMP_MARK = ".tmp-"
 

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from trackforge_common.errors import one_line
+from datagen.errors import one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "train":
-        from trackforge_common import stop_signals
+        from . import stop_signals
 
         from .config import load_train_config
 
@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _stop_message(exc: BaseException) -> tuple[int, str] | None:
     """(exit status, message) when the run ended because of a stop signal, else None."""
-    from trackforge_common import stop_signals
+    from . import stop_signals
 
     signum = stop_signals.requested()
     if isinstance(exc, stop_signals.StopRequested):
@@ -70,9 +70,9 @@ def _stop_message(exc: BaseException) -> tuple[int, str] | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Bad input (config, missing file, unreadable data, a run dir in use) -> one line on stderr and
     exit 2 (usage) or 1; SIGTERM/SIGINT -> one line and exit 128 + signal number, within a bounded time (see
-    trackforge_common.stop_signals); anything else is a bug and keeps its traceback."""
-    from trackforge_common import stop_signals
-    from trackforge_common.errors import UserError
+    lightning_modules.stop_signals); anything else is a bug and keeps its traceback."""
+    from . import stop_signals
+    from datagen.errors import UserError
 
     args = _parser().parse_args(argv)
     try:

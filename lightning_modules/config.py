@@ -3,7 +3,7 @@
 `load_train_config(path, overrides)` merges (schema defaults) <- YAML file <- `key=value` overrides and validates
 every key and type against the dataclasses below. Any problem raises `ConfigError` with a one-line message naming
 the file or override and the offending key, which the CLI prints without a traceback (the load path is shared with
-datagen: trackforge_common.config_loading).
+the data configs: datagen.config_loading).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from trackforge_common.config_loading import merge_config, omegaconf_error
-from trackforge_common.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
+from datagen.config_loading import merge_config, omegaconf_error
+from datagen.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
 
 from .evaluation.config import BenchmarkConfig
 
@@ -297,7 +297,7 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
     """Schema defaults <- YAML file <- dotted `key=value` overrides -> validated `TrainConfig` (typed DictConfig).
 
     Raises ConfigError (one line naming the file or override and the key) on a missing or unparsable file, a
-    malformed override, an unknown key, a wrong type or an invalid value (trackforge_common.config_loading).
+    malformed override, an unknown key, a wrong type or an invalid value (datagen.config_loading).
     """
     cfg = merge_config(OmegaConf.structured(TrainConfig), path, overrides, example="trainer.max_steps=200")
     resolve_model(cfg)  # type: ignore[arg-type]

@@ -193,11 +193,11 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     """Train with `cfg`; returns the summary (rank 0 has the complete picture).
 
     The launching (global rank 0) process holds `<run_dir>/.trackforge.lock` for the whole run: a second training
-    into the same run dir stops with one line naming the holder (trackforge_common.folder_lock).
+    into the same run dir stops with one line naming the holder (datagen.folder_lock).
     """
     import contextlib
 
-    from trackforge_common.folder_lock import folder_lock
+    from datagen.folder_lock import folder_lock
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
@@ -222,7 +222,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
 def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     import lightning as L
 
-    from trackforge_common import stop_signals
+    from . import stop_signals
 
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
     from .checkpoint_io import remove_partial_writes

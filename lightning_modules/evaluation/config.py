@@ -18,8 +18,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from trackforge_common.config_loading import merge_config, omegaconf_error
-from trackforge_common.errors import ConfigError
+from datagen.config_loading import merge_config, omegaconf_error
+from datagen.errors import ConfigError
 
 from .predict import PREDICT_MODES
 from .protocol import QUERY_MODES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from datagen.sample import TrackSample
-from trackforge_common.errors import UserError, one_line
+from datagen.errors import UserError, one_line
 
 
 class EvalError(UserError):

@@ -97,12 +97,12 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, over
 
 
 def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> None:
-    """Any of our error types (trackforge_common.errors.UserError) is one line with its exit status; anything
+    """Any of our error types (datagen.errors.UserError) is one line with its exit status; anything
     else is a bug and propagates with its traceback. (`eval` is used: `train` installs process-wide signal
     handlers, which must not land in the pytest process.)"""
     import lightning_modules.evaluation.cli as evaluate
     from lightning_modules.cli import main
-    from trackforge_common.folder_lock import FolderLockedError
+    from datagen.folder_lock import FolderLockedError
 
     args = ["eval", "--checkpoint", "x.ckpt", "--data", "y.pkl"]
 

@@ -1,4 +1,4 @@
-"""trackforge_common.stop_signals in real processes: real signals, a main thread that spins or blocks in C."""
+"""lightning_modules.stop_signals in real processes: real signals, a main thread that spins or blocks in C."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The child installs the handlers, starts a grandchild (like a DataLoader worker), prints READY, then does `mode`.
 CHILD = r"""
 import os, signal, subprocess, sys, time
-from trackforge_common import stop_signals
+from lightning_modules import stop_signals
 stop_signals.install(grace_s=float(sys.argv[2]))
 mode = sys.argv[1]
 if mode.startswith("defer"):  # a training loop that will stop "at the next step boundary", which never comes
@@ -105,7 +105,7 @@ def test_forked_children_outlive_group_signals_while_the_parent_lives(tmp_path: 
     the whole process group while the parent finishes its step; once the parent is gone, SIGTERM ends it."""
     code = (
         "import os, signal, sys, time\n"
-        "from trackforge_common import stop_signals\n"
+        "from lightning_modules import stop_signals\n"
         "stop_signals.install(grace_s=0.5)\n"
         "stop_signals.set_deferral(lambda s: 'deferred')\n"
         "pid = os.fork()\n"

@@ -1,4 +1,4 @@
-"""trackforge_common.folder_lock across real processes: a holder blocks a second one, a killed holder does not."""
+"""datagen.folder_lock across real processes: a holder blocks a second one, a killed holder does not."""
 from __future__ import annotations
 
 import os
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from trackforge_common.folder_lock import LOCK_NAME, FolderLockedError, folder_lock
+from datagen.folder_lock import LOCK_NAME, FolderLockedError, folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\n"
-        "from trackforge_common.folder_lock import folder_lock\n"
+        "from datagen.folder_lock import folder_lock\n"
         "with folder_lock(sys.argv[1], 'testing'):\n"
         "    print('HELD', flush=True)\n"
         "    time.sleep(600)\n")
