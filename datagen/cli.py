@@ -62,7 +62,7 @@ def cmd_generate(args) -> int:
         from datagen import actors
 
         actors.prepare([g.kind for g in cfg.scene.actor_groups()], progress=None if args.progress else False)
-    except (OSError, TimeoutError) as err:
+    except (OSError, OutputBusyError) as err:  # OutputBusyError: another process's cache build took too long
         raise CliError(f"preparing actor assets failed: {err}") from None
     try:
         report = generate_dataset(cfg, args.out, workers=args.workers, task_index=task_index,

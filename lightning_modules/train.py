@@ -193,11 +193,11 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     """Train with `cfg`; returns the summary (rank 0 has the complete picture).
 
     The launching (global rank 0) process holds `<run_dir>/.trackforge.lock` for the whole run: a second training
-    into the same run dir stops with one line naming the holder (datagen.folder_lock).
+    into the same run dir stops with one line naming the holder (datagen.output_lock).
     """
     import contextlib
 
-    from datagen.folder_lock import folder_lock
+    from datagen.output_lock import folder_lock
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)

@@ -21,7 +21,6 @@ frames and vertices in torch (float32; no Python loop over vertices).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -110,28 +109,15 @@ class _StageLog(logging.Handler):
                 return
 
 
-@contextlib.contextmanager
 def _build_lock(timeout_s: float = LOCK_TIMEOUT_S):
-    """Exclusive lock on <cache>/trackforge_build.lock (bounded wait), so one process builds the cache."""
-    import fcntl
+    """Exclusive lock on <cache>/trackforge_build.lock (bounded wait), so one process builds the cache; the
+    wait ends in OutputBusyError naming the builder (datagen.output_lock)."""
+    from datagen.output_lock import folder_lock
 
     root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "trackforge_build.lock", "w") as f:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"waited {timeout_s:.0f} s for another process building the anny cache "
-                                       f"in {root} (remove {root / 'trackforge_build.lock'} if none runs)")
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return folder_lock(root, "building the anny cache", wait_s=timeout_s, name="trackforge_build.lock",
+                       busy=f"the anny body-model cache in {{label}} is still being built by {{holder}} after a "
+                            f"{timeout_s:.0f} s wait (lock file {{path}})")
 
 
 def _construct(progress: bool):

@@ -102,12 +102,12 @@ def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> 
     handlers, which must not land in the pytest process.)"""
     import lightning_modules.evaluation.cli as evaluate
     from lightning_modules.cli import main
-    from datagen.folder_lock import FolderLockedError
+    from datagen.output_lock import OutputBusyError
 
     args = ["eval", "--checkpoint", "x.ckpt", "--data", "y.pkl"]
 
     def locked(_args) -> None:
-        raise FolderLockedError("runs/x is in use:\npid 1 on host")
+        raise OutputBusyError("runs/x is in use:\npid 1 on host")
 
     monkeypatch.setattr(evaluate, "run", locked)
     assert main(args) == 1
