@@ -7,10 +7,11 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 
-def one_line(text: object) -> str:
-    """`text` (an exception or a string) with every run of whitespace, newlines included, collapsed to one space;
-    an exception without a message gives its type name."""
-    flat = " ".join(str(text).split())
+def one_line(text: object, limit: int | None = None) -> str:
+    """`text` (an exception or a string) with every run of whitespace, newlines included, collapsed to one space,
+    cut to `limit` characters; an exception without a message gives its type name. The one helper for this (the
+    tracker package, which must not import datagen, keeps its own copy)."""
+    flat = " ".join(str(text).split())[:limit]
     return flat or (type(text).__name__ if isinstance(text, BaseException) else "")
 
 

@@ -16,6 +16,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from datagen.errors import one_line
+
 # (module, name) pairs a data pickle legitimately refers to. numpy 1.x writes `numpy.core.*`, numpy 2.x
 # `numpy._core.*`; protocol 2 pickles spell bytes through `_codecs.encode`.
 _NUMPY_GLOBALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")}
@@ -50,7 +52,7 @@ def _load(fh: IO[bytes], source: str) -> Any:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             MemoryError) as err:
-        msg = " ".join(str(err).split())[:200] or type(err).__name__
+        msg = one_line(err, 200)
         raise UnsafePickleError(f"{source}: not a readable data pickle ({msg})") from None
 
 
@@ -85,13 +87,13 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
                            else np.lib.format.read_array_header_2_0)
             shape, _fortran, dtype = read_header(fh)
         except ValueError as err:
-            raise UnsafePickleError(f"{path}: not a .npy file ({' '.join(str(err).split())[:200]})") from None
+            raise UnsafePickleError(f"{path}: not a .npy file ({one_line(err, 200)})") from None
         if not dtype.hasobject:
             fh.seek(0)
             try:
                 return np.load(fh, allow_pickle=False)
             except ValueError as err:
-                raise UnsafePickleError(f"{path}: corrupt .npy ({' '.join(str(err).split())[:200]})") from None
+                raise UnsafePickleError(f"{path}: corrupt .npy ({one_line(err, 200)})") from None
         array = _load(fh, str(path))  # np.save pickles object arrays whole after the header
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise UnsafePickleError(f"{path}: the pickled payload does not match the .npy header {shape}")

@@ -40,6 +40,8 @@ import sys
 import time
 import traceback
 
+from datagen.errors import one_line
+
 _EXR_NAMESPACES = [f"Imf_{major}_{minor}" for major in (3, 2) for minor in range(9, -1, -1)] + ["Imf"]
 
 
@@ -129,7 +131,7 @@ def serve(specs: list[str], parent_pid: int) -> int:
         exr = _ExrThreads()
     except BaseException as err:
         traceback.print_exc()
-        _emit(events_fd, {"event": "error", "message": f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]})
+        _emit(events_fd, {"event": "error", "message": f"{type(err).__name__}: {one_line(str(err))}"[:500]})
         return 1
     exr_threads = 0
     if exr.get is not None:

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from datagen.errors import one_line
+
 RESULT_PREFIX = "TRACKFORGE_SCENE_RESULT "
 FATAL_PREFIX = "TRACKFORGE_SCENE_FATAL "
 EXIT_FATAL = 78  # sysexits EX_CONFIG: retrying cannot help
@@ -57,7 +59,7 @@ def run_scene_job(job_path: str | os.PathLike) -> int:
 
 def _fatal(message: str) -> None:
     try:
-        print(FATAL_PREFIX + " ".join(message.split()), flush=True)
+        print(FATAL_PREFIX + one_line(message), flush=True)
     except OSError:  # the log is on the full disk too: the exit code alone tells the generator
         pass
 

@@ -34,7 +34,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from datagen.config_loading import merge_config, omegaconf_error
-from datagen.errors import UserError
+from datagen.errors import UserError, one_line
 
 # What may differ between arms: the data mixture (and where each run lives).
 MIXTURE_KEYS = ("data.sources", "data.shards", "data.val_shards", "data.num_val_shards")
@@ -129,7 +129,7 @@ def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any
         try:
             configs[arm] = load_train_config(args[1], args[2:])
         except (ConfigError, ValueError, FileNotFoundError) as exc:
-            raise AblationError(f"arm {arm}: {' '.join(str(exc).split())}") from None
+            raise AblationError(f"arm {arm}: {one_line(exc)}") from None
     _check_same_but_data(configs)
     if resolve_data:
         from .data import resolve_data_config
@@ -138,7 +138,7 @@ def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any
             try:
                 resolve_data_config(tc)
             except (ValueError, FileNotFoundError) as exc:
-                raise AblationError(f"arm {arm}: {' '.join(str(exc).split())}") from None
+                raise AblationError(f"arm {arm}: {one_line(exc)}") from None
         _check_same_but_data(configs)
     return configs
 

@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from datagen.errors import one_line
 from datagen.sources import SourceError, SourceInfo, TrackSource, open_source
 
 from .augment import Clip, choose_clip_length, make_eval_clip, make_train_clip
@@ -41,11 +42,6 @@ log = logging.getLogger(__name__)
 class DataError(ConfigError):
     """The training data cannot serve this configuration (missing source, clip longer than the videos, no usable
     clip, no validation clip); the message is one line. A ConfigError, so the CLI prints it without a traceback."""
-
-
-def _one_line(err: BaseException | str) -> str:
-    text = err if isinstance(err, str) else (str(err) or type(err).__name__)
-    return " ".join(text.split())[:300]
 
 
 def expand_pattern(pattern: str) -> list[str]:
@@ -96,7 +92,7 @@ def resolve_sources(data: DataConfig) -> list[ResolvedSource]:
             info = train.info()
             val_info = None if val is None else (val.info() if src_cfg.val_path else info)
         except (SourceError, FileNotFoundError, ValueError) as err:  # CorruptSampleError is a ValueError
-            raise DataError(f"data source {name!r}: {_one_line(err)}") from None
+            raise DataError(f"data source {name!r}: {one_line(err, 300)}") from None
         cfg = replace(data, augment=source_augment(data, src_cfg, name),
                       random_stride=data.random_stride if src_cfg.random_stride is None else src_cfg.random_stride,
                       min_tracks=data.min_tracks if src_cfg.min_tracks is None else src_cfg.min_tracks)
@@ -210,7 +206,7 @@ class FailureLog:
         return True
 
     def fail(self, item: str, kind: str, err: BaseException | str) -> None:
-        msg = _one_line(err) if isinstance(err, str) else f"{type(err).__name__}: {_one_line(err)}"
+        msg = one_line(err, 300) if isinstance(err, str) else f"{type(err).__name__}: {one_line(err, 300)}"
         self.consecutive += 1
         self.kinds[kind] += 1
         self.last = msg

@@ -27,15 +27,12 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
 
 FRAME_EXTS = (".png", ".jpg", ".jpeg")
 EXTRA_PREFIX = "trackforge_"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _is_sequence(folder: Path) -> bool:
@@ -95,7 +92,7 @@ class CoTracker3KubricSource(TrackSource):
         try:
             array = load_npy(npy)
         except (FileNotFoundError, UnsafePickleError) as err:
-            raise CorruptSampleError(str(folder), _one_line(err)) from None
+            raise CorruptSampleError(str(folder), one_line(err, 300)) from None
         annot = array.item() if array.dtype.hasobject and array.shape == () else None
         if not isinstance(annot, dict):
             raise CorruptSampleError(str(folder), f"{npy.name} does not hold a dict (got {array.dtype} {array.shape})")
@@ -122,7 +119,7 @@ class CoTracker3KubricSource(TrackSource):
             try:
                 meta = json.loads(str(extras[f"{EXTRA_PREFIX}meta"]))
             except ValueError as err:
-                raise CorruptSampleError(str(folder), f"{EXTRA_PREFIX}meta is not JSON: {_one_line(err)}") from None
+                raise CorruptSampleError(str(folder), f"{EXTRA_PREFIX}meta is not JSON: {one_line(err, 300)}") from None
         meta["cotracker3_fields"] = sorted(str(k) for k in annot if not str(k).startswith(EXTRA_PREFIX))
         tracks3d = extras.get(f"{EXTRA_PREFIX}tracks3d")
         query_frames = extras.get(f"{EXTRA_PREFIX}query_frames")
@@ -135,7 +132,7 @@ class CoTracker3KubricSource(TrackSource):
                 query_frames=None if query_frames is None else np.asarray(query_frames, np.int64),
                 key=seq, meta=meta)
         except ValueError as err:
-            raise CorruptSampleError(str(folder), _one_line(err)) from None
+            raise CorruptSampleError(str(folder), one_line(err, 300)) from None
 
     def info(self) -> SourceInfo:
         """Frame count and size of the first sequence (the public set is uniform: 120 frames of 512x512)."""
@@ -166,7 +163,7 @@ def _read_frames(files: list[Path], where: str) -> np.ndarray:
             with Image.open(path) as im:
                 frames.append(np.asarray(im.convert("RGB")))
         except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-            raise CorruptSampleError(where, f"cannot read {path.name}: {_one_line(err)}") from None
+            raise CorruptSampleError(where, f"cannot read {path.name}: {one_line(err, 300)}") from None
         if frames[-1].shape != frames[0].shape:
             raise CorruptSampleError(where, f"{path.name} is {frames[-1].shape[1]}x{frames[-1].shape[0]}, the first "
                                             f"frame {frames[0].shape[1]}x{frames[0].shape[0]}")

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, TrackSource
 
@@ -74,7 +75,7 @@ class ShardSource(TrackSource):
         try:
             yield from wds.tarfile_to_samples(handler=wds.reraise_exception)(iter([{"url": item}]))
         except Exception as err:  # any transport or tar error of a remote shard
-            raise CorruptShardError(item, " ".join(str(err).split())[:300] or type(err).__name__) from None
+            raise CorruptShardError(item, one_line(err, 300)) from None
 
     def decode(self, raw: dict[str, Any]) -> TrackSample:
         from datagen.shards import decode_sample

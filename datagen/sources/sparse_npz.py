@@ -20,12 +20,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _npz_files(path: str) -> list[str]:
@@ -46,7 +43,7 @@ def read_sparse_npz(path: str | os.PathLike) -> TrackSample:
         with np.load(path, allow_pickle=False) as d:
             data = {k: d[k] for k in d.files}
     except (OSError, ValueError, EOFError) as err:
-        raise CorruptSampleError(where, f"not a readable .npz of arrays ({_one_line(err)})") from None
+        raise CorruptSampleError(where, f"not a readable .npz of arrays ({one_line(err, 300)})") from None
     missing = [k for k in ("video", "points", "visible") if k not in data]
     if missing:
         raise CorruptSampleError(where, f"missing array(s) {', '.join(missing)} (layout: docs/evaluation.md)")
@@ -74,7 +71,7 @@ def read_sparse_npz(path: str | os.PathLike) -> TrackSample:
                            visibility=np.ascontiguousarray(visible.T), query_frames=query, key=Path(path).stem,
                            meta=meta)
     except ValueError as err:
-        raise CorruptSampleError(where, _one_line(err)) from None
+        raise CorruptSampleError(where, one_line(err, 300)) from None
 
 
 class SparseNpzSource(TrackSource):

@@ -22,12 +22,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _pickle_files(path: str) -> list[str]:
@@ -55,7 +52,7 @@ def _decode_frames(video: Any, where: str) -> np.ndarray:
     try:
         return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in video])
     except (UnidentifiedImageError, OSError, TypeError, ValueError) as err:
-        raise CorruptSampleError(where, f"frames are neither a uint8 array nor decodable images ({_one_line(err)})"
+        raise CorruptSampleError(where, f"frames are neither a uint8 array nor decodable images ({one_line(err, 300)})"
                                  ) from None
 
 
@@ -104,7 +101,7 @@ class TapVidSource(TrackSource):
         try:
             data = load_pickle(item)
         except UnsafePickleError as err:
-            raise CorruptShardError(item, _one_line(err)) from None
+            raise CorruptShardError(item, one_line(err, 300)) from None
         if isinstance(data, dict):
             records = data.items()
         elif isinstance(data, list):

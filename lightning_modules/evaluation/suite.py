@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 import torch
 
+from datagen.errors import one_line
+
 from .cache import PredictionCache
 from .config import EvalConfig
 from .predict import TrackerRunner
@@ -46,7 +48,7 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
         ckpt = read_checkpoint(path)
         model = build_tracker(ckpt, variant, device)
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
-        raise EvalError(" ".join(str(exc).split())) from None
+        raise EvalError(one_line(exc)) from None
     kind = "online" if isinstance(model, CoTracker3Online) else "offline"
     hw = tuple(resolution) if resolution else (ckpt.input_resolution or tuple(model.model_resolution))
     return LoadedModel(model, kind, (int(hw[0]), int(hw[1])), file_digest(path), str(path))
