@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from datagen.atomic import atomic_file, write_atomic
 
 # Named pybullet_data meshes worth rendering (path relative to pybullet_data; missing ones skipped).
 NAMED_MESHES = {
@@ -143,11 +144,8 @@ def pmndrs_hdri_paths(cache_dir: Path | None = None) -> list[str]:
                 data = base64.b64decode(payload)
                 if not data.startswith(b"\x76\x2f\x31\x01"):  # OpenEXR magic number
                     raise ValueError(f"{tarballs[-1]}:{member.name} does not hold an EXR image")
-                target = out / name[: -len(".js")]
-                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-        _atomic_write(done, tarballs[-1].name + "\n")
+                write_atomic(out / name[: -len(".js")], data)
+        write_atomic(done, tarballs[-1].name + "\n")
     return sorted(str(p) for p in out.glob("*.exr"))
 
 
@@ -169,14 +167,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("TRACKFORGE_ASSET_CACHE", Path.home() / ".cache" / "trackforge" / "assets"))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    # Several scene processes may prepare the same asset at once: write-then-rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _write_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray | None) -> None:
     lines = ["# normalised by trackforge datagen.assets", "o mesh"]
     lines += [f"v {a:.6f} {b:.6f} {c:.6f}" for a, b, c in v]
@@ -185,7 +175,7 @@ def _write_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray | None) 
         lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in f + 1]
     else:
         lines += [f"f {a} {b} {c}" for a, b, c in f + 1]
-    _atomic_write(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 _URDF = """<?xml version="1.0"?>
@@ -223,11 +213,10 @@ def prepare_mesh(asset_id: str, cache_dir: Path | None = None) -> PreparedMesh:
         ext = v.max(0) - v.min(0)
         # Inertia of the bounding box at mass 1 (PyBullet rescales with mass/globalScaling).
         ix, iy, iz = [(ext[(i + 1) % 3] ** 2 + ext[(i + 2) % 3] ** 2) / 12 for i in range(3)]
-        _atomic_write(urdf_path, _URDF.format(name=asset_id.replace("/", "_"), obj="mesh.obj",
-                                              ix=ix, iy=iy, iz=iz))
-        tmp = meta_path.with_suffix(f".{os.getpid()}.npy")
-        np.save(tmp, np.array([*ext, float(uv is not None)]))
-        os.replace(tmp, meta_path)
+        write_atomic(urdf_path, _URDF.format(name=asset_id.replace("/", "_"), obj="mesh.obj",
+                                             ix=ix, iy=iy, iz=iz))
+        with atomic_file(meta_path) as fh:
+            np.save(fh, np.array([*ext, float(uv is not None)]))
     meta = np.load(meta_path)
     return PreparedMesh(asset_id, str(obj_path), str(urdf_path), tuple(float(x) for x in meta[:3]),
                         bool(meta[3]))
@@ -241,10 +230,8 @@ def fetch_url(url: str, dst: Path) -> Path:
     dst = Path(dst)
     if not dst.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
-        part = dst.with_name(f"{dst.name}.{os.getpid()}.part")
-        with urllib.request.urlopen(url, timeout=120) as src, open(part, "wb") as f:
+        with urllib.request.urlopen(url, timeout=120) as src, atomic_file(dst) as f:
             shutil.copyfileobj(src, f)
-        os.replace(part, dst)
     return dst
 
 

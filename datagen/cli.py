@@ -159,12 +159,13 @@ def cmd_preview(args) -> int:
     if args.sheet_scenes:
         from PIL import Image
 
+        from datagen.atomic import atomic_file
+
         sheet_path = Path(args.sheet) if args.sheet else Path(args.out).with_suffix(".png")
         sheet = _contact_sheet(samples, args.sheet_frames, args.max_tracks, args.tail, args.scale)
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = sheet_path.with_name(f"{sheet_path.name}.tmp-{os.getpid()}.png")
-        Image.fromarray(sheet).save(tmp)
-        os.replace(tmp, sheet_path)
+        with atomic_file(sheet_path) as fh:
+            Image.fromarray(sheet).save(fh, format="PNG")
         print(f"contact sheet ({len(samples)} scene(s) x {min(args.sheet_frames, sample.num_frames)} "
               f"frames) -> {sheet_path}")
     return 0

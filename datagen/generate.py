@@ -28,6 +28,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datagen.atomic import TMP_MARK, tmp_path_for, write_atomic
 from datagen.config import DataConfig, config_from_dict
 from datagen.output_lock import LockSet, OutputBusyError
 from datagen.scene_processes import ColdLauncher, SceneRun, WarmLauncher
@@ -117,11 +118,7 @@ def dataset_manifest(cfg: DataConfig) -> dict:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    from datagen.shards import tmp_path_for
-
-    tmp = tmp_path_for(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _check_manifest(cfg: DataConfig, out_dir: Path) -> str | None:
@@ -312,16 +309,16 @@ class _Generator:
 
     def _clean_leftovers(self, shard: int) -> None:
         """Temp files of killed writers of this shard and its scenes (we hold the shard's lock)."""
-        for tmp in self.out_dir.glob(f"{shard_name(shard)}.tmp-*"):
+        for tmp in self.out_dir.glob(f"{shard_name(shard)}{TMP_MARK}*"):
             tmp.unlink(missing_ok=True)
         for s in shard_scenes(self.cfg, shard):
-            for tmp in self.scenes_dir.glob(f"{scene_key(s)}.tar.tmp-*"):
+            for tmp in self.scenes_dir.glob(f"{scene_key(s)}.tar{TMP_MARK}*"):
                 tmp.unlink(missing_ok=True)
 
     def _finish_shard(self, shard: int) -> None:
         """Assemble the shard from its scene tars: temp file, fsync, rename, then delete the scene tars. A kill
         at any point leaves either no shard (scene tars kept) or the whole shard (leftovers deleted on rerun)."""
-        from datagen.shards import iter_tar_samples, tmp_path_for, write_tar
+        from datagen.shards import iter_tar_samples, write_tar
 
         scenes = list(shard_scenes(self.cfg, shard))
         samples = (raw for s in scenes for raw in iter_tar_samples(self.scene_tar(s)))

@@ -16,7 +16,6 @@ import glob
 import io
 import json
 import os
-import socket
 import tarfile
 from fractions import Fraction
 from pathlib import Path
@@ -237,36 +236,24 @@ def decode_sample(raw: dict[str, Any]) -> "TrackSample":
 
 
 # ---------------------------------------------------------------------------------------------- tars
-def tmp_path_for(path: str | os.PathLike) -> Path:
-    """``<path>.tmp-<host>-<pid>``: a name no other process writes, also on a file system shared by many hosts."""
-    path = Path(path)
-    return path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-
-
 def write_tar(path: str | os.PathLike, samples: Iterable[dict[str, Any]]) -> Path:
-    """Write encoded samples to a tar atomically (``tmp_path_for(path)``, fsync, then os.replace).
+    """Write encoded samples to a tar atomically (datagen.atomic: temporary file, fsync, then rename).
 
     Headers are fixed (mtime, owner, mode), so the same samples always give byte-identical files.
     """
+    from datagen.atomic import atomic_file
+
     path = Path(path)
-    tmp = tmp_path_for(path)
-    try:
-        with open(tmp, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-                for sample in samples:
-                    key = sample["__key__"]
-                    for name, data in sample.items():
-                        if name.startswith("__"):
-                            continue
-                        info = tarfile.TarInfo(f"{key}.{name}")
-                        info.size, info.mtime, info.mode = len(data), _TAR_MTIME, 0o644
-                        tf.addfile(info, io.BytesIO(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path, "wb", fsync=True) as fh:
+        with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+            for sample in samples:
+                key = sample["__key__"]
+                for name, data in sample.items():
+                    if name.startswith("__"):
+                        continue
+                    info = tarfile.TarInfo(f"{key}.{name}")
+                    info.size, info.mtime, info.mode = len(data), _TAR_MTIME, 0o644
+                    tf.addfile(info, io.BytesIO(data))
     return path
 
 

@@ -178,7 +178,7 @@ def train_arm(cfg: AblationConfig, arm: str, max_steps: int) -> None:
 def report(cfg: AblationConfig) -> dict[str, Any]:
     """Score every arm's last checkpoint on the eval suite; write <out>/ablation.json and ablation.md (the arms
     side by side, the difference to the first arm, the zero-motion baseline) and print the table."""
-    from datagen.assets import _atomic_write
+    from datagen.atomic import write_atomic
 
     from .evaluation.config import load_eval_config
     from .evaluation.report import json_safe, write_report
@@ -198,8 +198,8 @@ def report(cfg: AblationConfig) -> dict[str, Any]:
                                               "results": [{k: v for k, v in row.items() if k != "per_video"}
                                                           for row in r["results"]]}
                                           for a, r in per_arm.items()}}
-    _atomic_write(out / "ablation.json", json.dumps(json_safe(summary), indent=2) + "\n")
-    _atomic_write(out / "ablation.md", table)
+    write_atomic(out / "ablation.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    write_atomic(out / "ablation.md", table)
     print(table, end="")
     print(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'}")
     return summary

@@ -3,24 +3,22 @@
 Lightning's TorchCheckpointIO writes through an fsspec transaction whose temporary file lives in the system
 temporary folder; when that is another file system than the run dir (a node-local /tmp, a shared run dir), the
 final move is a copy: a kill or a full disk during it leaves a truncated `last.ckpt` in place of the previous one,
-and the temporary folder must hold a whole checkpoint. `AtomicCheckpointIO` writes `.<name>.tmp-<pid>` next to the
-target, fsyncs and renames: the target is either the old or the new checkpoint. A write that fails (e.g. no space
-left) removes the partial file and raises `CheckpointWriteError` (one line). `newest_resumable` skips checkpoints
+and the temporary folder must hold a whole checkpoint. `AtomicCheckpointIO` writes `.<name>.tmp-<host>-<pid>` next
+to the target, fsyncs and renames (datagen.atomic): the target is either the old or the new checkpoint. A write that
+fails (e.g. no space left) removes the partial file and raises `CheckpointWriteError` (one line). `newest_resumable` skips checkpoints
 that are not complete zip archives (torch's format), e.g. ones truncated before this existed.
 """
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from datagen.atomic import TMP_MARK, write_atomic
 from datagen.errors import UserError
-
-TMP_MARK = ".tmp-"
 
 
 class CheckpointWriteError(UserError):
@@ -35,28 +33,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
         # Serialise in memory first (as Lightning does): torch.save reports a failed file write as an opaque
         # RuntimeError, a plain write as an OSError with its errno (ENOSPC, EFBIG, EACCES...).
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(buffer.getbuffer())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+        try:  # the partial file is removed on any failure
+            write_atomic(path, buffer.getbuffer(), fsync=True, hidden=True)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
             raise CheckpointWriteError(f"cannot write checkpoint {path}: {err.strerror or err} (the previous "
                                        f"checkpoint there, if any, is unchanged)") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 def remove_partial_writes(folder: Path) -> list[Path]:
-    """Delete `.*.tmp-<pid>` leftovers of writes killed half-way (call only while holding the run dir's lock)."""
+    """Delete `.*.tmp-*` leftovers of writes killed half-way (call only while holding the run dir's lock)."""
     removed = []
     if folder.is_dir():
         for tmp in folder.glob(f".*{TMP_MARK}*"):

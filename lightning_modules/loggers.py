@@ -19,6 +19,8 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from datagen.atomic import atomic_file, write_atomic
+
 
 class _AppendingWriter(ExperimentWriter):
     """Lightning's CSV writer, minus the deletion of an existing metrics.csv; header rewrites are atomic."""
@@ -46,12 +48,10 @@ def _rewrite_rows(path: Path, fieldnames: list[str] | None, keep) -> int:
         rows = list(reader)
         header = fieldnames or list(reader.fieldnames or [])
     kept = [{k: v for k, v in row.items() if k is not None} for row in rows if keep(row)]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as fh:
+    with atomic_file(path, "w", hidden=True, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(kept)
-    os.replace(tmp, path)
     return len(rows) - len(kept)
 
 
@@ -111,9 +111,7 @@ def make_logger(cfg: Any, run_dir: Path, *, rank_zero: bool):
     if rank_zero and not id_file.is_file():
         import secrets
 
-        tmp = id_file.with_name(f".{id_file.name}.tmp-{os.getpid()}")
-        tmp.write_text(secrets.token_hex(4))  # W&B run ids: 8 lowercase alphanumerics
-        os.replace(tmp, id_file)
+        write_atomic(id_file, secrets.token_hex(4), hidden=True)  # W&B run ids: 8 lowercase alphanumerics
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_dir.name, save_dir=str(run_dir),

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.atomic import tmp_path_for
 from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
@@ -193,7 +194,7 @@ def write_cotracker3_kubric(samples: Iterable[TrackSample], out: str | os.PathLi
     count = 0
     for sample in samples:
         seq = sequence_name(sample.key or f"seq-{count:06d}")
-        tmp = out / f".{seq}.tmp-{os.getpid()}"
+        tmp = tmp_path_for(out / seq, hidden=True)  # a folder, renamed into place when complete
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "frames").mkdir(parents=True)
         digits = max(3, len(str(sample.num_frames - 1)))

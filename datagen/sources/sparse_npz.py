@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.atomic import atomic_file
 from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
@@ -121,13 +122,7 @@ def write_sparse_npz(samples: Iterable[TrackSample], out: str | os.PathLike) -> 
         if sample.query_frames is not None:
             arrays["query_frame"] = sample.query_frames
         name = (sample.key or f"video-{count:05d}").replace("/", "_")
-        path = out / f"{name}.npz"
-        tmp = out / f".{name}.npz.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(out / f"{name}.npz", hidden=True) as fh:
+            np.savez_compressed(fh, **arrays)
         count += 1
     return count

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from datagen.atomic import atomic_file
 from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
@@ -139,11 +140,6 @@ def write_tapvid_pickle(samples: Iterable[TrackSample], out: str | os.PathLike) 
         if name in records:
             raise ValueError(f"two samples are named {name!r}: TAP-Vid records need unique names")
         records[name] = tapvid_record(sample)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(records, fh, protocol=4)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out) as fh:
+        pickle.dump(records, fh, protocol=4)
     return len(records)

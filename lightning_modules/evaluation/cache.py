@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from datagen.atomic import atomic_file
+
 from .protocol import EvalExample
 from .scoring import Prediction
 
@@ -66,11 +68,6 @@ class PredictionCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, tracks=pred.tracks.astype(np.float32), visible=pred.visible,
-                         inputs=np.array(inputs_digest(ex)))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(path, hidden=True) as fh:
+            np.savez(fh, tracks=pred.tracks.astype(np.float32), visible=pred.visible,
+                     inputs=np.array(inputs_digest(ex)))

@@ -34,13 +34,13 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """<out_dir>/eval.json (everything, per video too; NaN written as null) and <out_dir>/eval.md (the table)."""
-    from datagen.assets import _atomic_write  # write-then-rename: a reader never sees half a report
+    from datagen.atomic import write_atomic  # a reader never sees half a report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "eval.json", out / "eval.md"
-    _atomic_write(json_path, json.dumps(json_safe(results), indent=2) + "\n")
-    _atomic_write(md_path, markdown_table(results))
+    write_atomic(json_path, json.dumps(json_safe(results), indent=2) + "\n")
+    write_atomic(md_path, markdown_table(results))
     return json_path, md_path
 
 
