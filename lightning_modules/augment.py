@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from datagen.sample import TrackSample
+from tracker.pixels import rescale_xy, xy_scale
 
 
 @dataclass
@@ -176,8 +177,8 @@ def spatial_augment(
         else:  # no augmentation: native scale unless the frame is smaller than the crop
             wf, hf = max(W, cw), max(H, ch)
         # Align-corners scale (our pixel-centre convention), carried over to the next frame like the recipe.
-        sx, sy = (wf - 1) / (W - 1), (hf - 1) / (H - 1)
-        tracks[t] *= np.array([sx, sy], dtype=np.float32)
+        sx, sy = (float(f) for f in xy_scale((H, W), (hf, wf)))
+        tracks[t] = rescale_xy(tracks[t], (H, W), (hf, wf))
         sizes.append((hf, wf))
     # The crop window starts centred on the mean frame-0 position of the tracks visible there.
     if vis0.any():
@@ -281,7 +282,7 @@ def make_eval_clip(
     v = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float()
     if (H, W) != (h, w):
         v = F.interpolate(v, size=(h, w), mode="bilinear", align_corners=True)
-        tracks = tracks * np.array([(w - 1) / (W - 1), (h - 1) / (H - 1)], dtype=np.float32)
+        tracks = rescale_xy(tracks, (H, W), (h, w)).astype(np.float32)
     ever = np.flatnonzero(vis.any(0))
     if len(ever) == 0:
         return None

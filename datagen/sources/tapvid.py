@@ -70,7 +70,9 @@ def tapvid_sample(name: str, record: Any, where: str) -> TrackSample:
     if points.ndim != 3 or points.shape[1:] != (T, 2) or occluded.shape != points.shape[:2]:
         raise CorruptSampleError(where, f"points {points.shape} / occluded {occluded.shape} do not fit (N, {T}, 2) / "
                                         f"(N, {T}) for {T} frames")
-    tracks = (points * np.array([W - 1, H - 1])).transpose(1, 0, 2).astype(np.float32)
+    from tracker.pixels import rescale_xy  # numpy only (imports the tracker package, so: torch, at call time)
+
+    tracks = rescale_xy(points, (2, 2), (H, W)).transpose(1, 0, 2).astype(np.float32)  # [0, 1] -> pixels
     return TrackSample(video=video, tracks=tracks, visibility=np.ascontiguousarray(~occluded.T), key=str(name),
                        meta={"source": "tapvid"})
 
@@ -123,9 +125,11 @@ class TapVidSource(TrackSource):
 
 def tapvid_record(sample: TrackSample) -> dict[str, np.ndarray]:
     """TrackSample -> {"video", "points", "occluded"} in the layout above."""
-    scale = np.array([max(sample.width - 1, 1), max(sample.height - 1, 1)], dtype=np.float32)
+    from tracker.pixels import rescale_xy
+
+    points = rescale_xy(sample.tracks, (sample.height, sample.width), (2, 2))  # pixels -> [0, 1]
     return {"video": sample.video,
-            "points": np.ascontiguousarray((sample.tracks / scale).transpose(1, 0, 2), dtype=np.float32),
+            "points": np.ascontiguousarray(points.transpose(1, 0, 2), dtype=np.float32),
             "occluded": np.ascontiguousarray(~sample.visibility.T)}
 
 
