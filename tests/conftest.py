@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -29,70 +30,113 @@ def cotracker3_fixtures(shared_dir: Path) -> Path:
 
 # --------------------------------------------------------------------------------------- datagen shards
 TINY_DATA_CONFIG = REPO_ROOT / "configs" / "data" / "tiny.yaml"
+TEST_DATA_ROOT = REPO_ROOT / ".cache" / "test-shards"
+_LOCK_WAIT_S = 1800.0  # another session rendering the same data set (about a minute) or pruning it
 
 
-def _tiny_shards_key(cfg) -> str:
-    """Cache key: the resolved config plus every datagen source file (a code change re-renders)."""
+def _data_key(name: str, cfg) -> str:
+    """'<name>-<hash of the resolved config and every datagen source file>': a code change renders anew."""
     import hashlib
     import json
 
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     for path in sorted((REPO_ROOT / "datagen").rglob("*.py")):  # actor kinds live in datagen/actors/
         h.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
-    return h.hexdigest()[:16]
+    return f"{name}-{h.hexdigest()[:16]}"
 
 
-@pytest.fixture(scope="session")
-def tiny_shards():
-    """A tiny REAL rendered data set (configs/data/tiny.yaml: 3 scenes, 64x64, 6 frames, objects + a human and an
-    animal in each, 2 shards: shard-000000.tar with 2 samples, shard-000001.tar with 1), made with
-    generate_dataset. Yields the folder (it also holds dataset.json with the resolved config).
+def _flock(fh, mode: int, what: str) -> None:
+    """flock with a bounded wait (the test data locks are shared/exclusive, unlike datagen.output_lock's)."""
+    import fcntl
+    import time
 
-    Cached in <repo>/.cache/test-shards/<hash of config + datagen sources> (gitignored), so repeated local runs
-    reuse it while a fresh clone renders it once (~30-60 s on 2 cores). File locks let concurrent sessions share
-    one render: exclusive while rendering, shared while a session uses it (stale caches of older code are deleted
-    only when no session holds them).
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fh, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {_LOCK_WAIT_S:.0f} s for another pytest session holding {what}")
+            time.sleep(0.2)
+
+
+def shared_data_set(name: str, overrides: list[str], root: Path = TEST_DATA_ROOT) -> Iterator[Path]:
+    """Generator for a session fixture: configs/data/tiny.yaml with `overrides`, rendered once into
+    <repo>/.cache/test-shards/<name>-<hash> (gitignored) and shared by every pytest session of this checkout.
+
+    Concurrent sessions: a shared flock on `<key>.lock` is held for the whole session (the data set is in use), an
+    exclusive one while rendering (one session renders, the others wait and reuse it). A data set of the same
+    name made by other code or another config is deleted only when no session holds it; lock files are never
+    deleted (deleting a lock file races with a session that has just opened it). So a run renders each data set
+    at most once, and never deletes one another session reads.
     """
     import fcntl
 
+    from datagen import actors
     from datagen.config import load_data_config
     from datagen.generate import generate_dataset, missing_shards
 
-    from datagen import actors
-
-    cfg = load_data_config(TINY_DATA_CONFIG, [])
+    cfg = load_data_config(TINY_DATA_CONFIG, overrides)
     actors.prepare([g.kind for g in cfg.scene.actor_groups()])  # asset caches (anny) once, not per scene
-    root = REPO_ROOT / ".cache" / "test-shards"
     root.mkdir(parents=True, exist_ok=True)
-    out = root / _tiny_shards_key(cfg)
-    lock = open(root / f"{out.name}.lock", "a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        if missing_shards(cfg, out):
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    key = _data_key(name, cfg)
+    out = root / key
+    with open(root / f"{key}.lock", "a") as lock:
+        for _ in range(3):  # a pruning session may slip in while a shared lock turns exclusive: look again
+            _flock(lock, fcntl.LOCK_SH, out)
+            if not missing_shards(cfg, out):
+                break
+            _flock(lock, fcntl.LOCK_EX, out)  # not atomic: the shared lock is dropped first
             if missing_shards(cfg, out):  # nobody rendered it meanwhile
                 generate_dataset(cfg, out, progress=False)
-            fcntl.flock(lock, fcntl.LOCK_SH)
-        _prune_stale_tiny_shards(root, keep=out.name)
-        yield out
-    finally:
-        lock.close()
+        else:
+            raise RuntimeError(f"test data set {out} was deleted three times while this session rendered it")
+        _prune_stale(name, keep=key, root=root)
+        yield out  # the shared lock stays until the session ends
 
 
-def _prune_stale_tiny_shards(root: Path, keep: str) -> None:
-    """Delete cached data sets of older code/configs (skipping any another session holds a lock on)."""
+def _prune_stale(name: str, keep: str, root: Path = TEST_DATA_ROOT) -> None:
+    """Delete the data sets <name>-* other than `keep` (older code or config) that no session holds."""
     import fcntl
     import shutil
 
-    for lock_path in root.glob("*.lock"):
-        name = lock_path.name[: -len(".lock")]
-        if name == keep:
+    locks = list(root.glob(f"{name}-*.lock"))
+    if name == "tiny":  # the layout before data sets had names: <hash> (always the tiny one)
+        locks += [p for p in root.glob("*.lock") if len(p.stem) == 16 and all(c in "0123456789abcdef" for c in p.stem)]
+    for lock_path in locks:
+        key = lock_path.name[: -len(".lock")]
+        if key == keep or not (root / key).exists():
             continue
         with open(lock_path, "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue
-            shutil.rmtree(root / name, ignore_errors=True)
-            lock_path.unlink(missing_ok=True)
+            except BlockingIOError:
+                continue  # in use
+            shutil.rmtree(root / key, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_shards() -> Iterator[Path]:
+    """A tiny REAL rendered data set (configs/data/tiny.yaml: 3 scenes, 64x64, 6 frames, objects + a human and an
+    animal in each, 2 shards: shard-000000.tar with 2 samples, shard-000001.tar with 1), made with
+    generate_dataset (~30-60 s on 2 cores, once per checkout and code version: see shared_data_set). Yields the
+    folder (it also holds dataset.json with the resolved config)."""
+    yield from shared_data_set("tiny", [])
+
+
+# configs/data/tiny.yaml (64x64, objects + human + animal) with 12 frames and a moving camera, so that tracks
+# move and the zero-motion baseline is beatable; 4 scenes, 2 per shard (the last shard is held out).
+MOVING_OVERRIDES = [
+    "scene.num_frames=12",
+    "scene.camera_motion=[linear,orbit]",
+    "generate.num_scenes=4",
+    "generate.scenes_per_shard=2",
+    "generate.workers=2",
+]
+
+
+@pytest.fixture(scope="session")
+def moving_shards() -> Iterator[Path]:
+    """The training tests' data set (MOVING_OVERRIDES), shared like tiny_shards."""
+    yield from shared_data_set("moving", MOVING_OVERRIDES)

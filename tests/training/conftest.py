@@ -1,45 +1,12 @@
-"""Fixtures for the training tests: a small REAL rendered data set with camera motion, and tiny configs."""
+"""Fixtures for the training tests: tiny configs, a tiny trained checkpoint, benchmark files made from the rendered
+test data (moving_shards, in tests/conftest.py)."""
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# configs/data/tiny.yaml (64x64, objects + human + animal) with 12 frames and a moving camera, so that tracks
-# move and the zero-motion baseline is beatable; 4 scenes, 2 per shard (the last shard is held out).
-MOVING_OVERRIDES = [
-    "scene.num_frames=12",
-    "scene.camera_motion=[linear,orbit]",
-    "generate.num_scenes=4",
-    "generate.scenes_per_shard=2",
-    "generate.workers=2",
-]
-
-
-@pytest.fixture(scope="session")
-def moving_shards() -> Path:
-    """Rendered with datagen.generate.generate_dataset once, cached in .cache/test-shards/moving-<hash>
-    (config + datagen sources), shared between sessions with a file lock."""
-    from datagen.config import load_data_config
-    from datagen.generate import generate_dataset, missing_shards
-
-    cfg = load_data_config(REPO_ROOT / "configs" / "data" / "tiny.yaml", MOVING_OVERRIDES)
-    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for path in sorted((REPO_ROOT / "datagen").glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
-    root = REPO_ROOT / ".cache" / "test-shards"
-    root.mkdir(parents=True, exist_ok=True)
-    out = root / f"moving-{h.hexdigest()[:16]}"
-    with open(root / f"{out.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if missing_shards(cfg, out):
-            generate_dataset(cfg, out, progress=False)
-    return out
 
 
 def _tiny_overrides(shards: Path, run_dir: Path, *, steps: int, logger: str = "csv", **extra: object) -> list[str]:
