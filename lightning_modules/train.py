@@ -127,18 +127,21 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
 
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=cfg.trainer.slurm_auto_requeue))
+    # There is one last.ckpt (resume=auto reads it), whoever writes it: Lightning's version counter would make a
+    # callback that finds another one's last.ckpt write last-v1.ckpt instead. Writes replace it atomically.
     ckpt = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=cfg.checkpoint.monitor, mode="max",
         save_top_k=cfg.checkpoint.save_top_k, save_last=True, auto_insert_metric_name=False,
         # Named by the ranked metric, e.g. step0001000-val_davis-average_jaccard0.4321.ckpt
         filename="step{step:07d}-" + cfg.checkpoint.monitor.replace("/", "-") + "{" + cfg.checkpoint.monitor + ":.4f}",
+        enable_version_counter=False,
     )
     all_callbacks = [ckpt, *callbacks]
     if cfg.checkpoint.every_n_train_steps:
         # A separate callback only refreshes last.ckpt: top-k at a training step would rank a stale val metric.
         all_callbacks.insert(1, ModelCheckpoint(
             dirpath=str(run_dir / "checkpoints"), monitor=None, save_top_k=0, save_last=True,
-            every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+            every_n_train_steps=cfg.checkpoint.every_n_train_steps, enable_version_counter=False,
         ))
     if logger:
         all_callbacks.append(LearningRateMonitor(logging_interval="step"))

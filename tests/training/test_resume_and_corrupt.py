@@ -53,6 +53,24 @@ def test_resume_continues_step_optimizer_and_schedule(moving_shards: Path, tmp_p
     assert np.mean(second.train_losses) < 2.0 * np.mean(first.train_losses) + 0.5
 
 
+
+@pytest.mark.slow
+def test_periodic_and_validation_saves_share_one_last_ckpt(moving_shards: Path, tmp_path: Path,
+                                                           tiny_overrides) -> None:
+    """With checkpoint.every_n_train_steps two ModelCheckpoint callbacks save `last` (every step here, and at the
+    validation of step 2): one last.ckpt, which resume=auto finds (Lightning's version counter used to make the
+    second writer save last-v1.ckpt, newer than the last.ckpt that a resume read)."""
+    from lightning_modules.train import resolve_resume
+
+    run_dir = tmp_path / "run"
+    overrides = tiny_overrides(moving_shards, run_dir, steps=3, checkpoint__every_n_train_steps=1,
+                               trainer__val_check_interval=2)
+    result = run_training(load_train_config(TINY, overrides))
+    assert result.global_step == 3
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("last*")) == ["last.ckpt"]
+    resume = resolve_resume(load_train_config(TINY, overrides + ["resume=auto"]), run_dir)
+    assert resume == str(run_dir / "checkpoints" / "last.ckpt") and _ckpt(resume)["global_step"] == 3
+
 def _members(shard: Path) -> list[tuple[str, bytes]]:
     with tarfile.open(shard) as tf:
         return [(m.name, tf.extractfile(m).read()) for m in tf.getmembers()]
