@@ -2,6 +2,7 @@
 the checkpoints across resumes, and the clean stop at a step boundary on SIGTERM/SIGINT."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -81,6 +82,21 @@ class CSVRowsFollowCheckpoints(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.drop_rows_from(int(checkpoint.get("global_step", 0)))
+
+
+class _NoSigtermNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Received SIGTERM" not in record.getMessage()
+
+
+def quiet_lightning_sigterm_notice() -> None:
+    """Drop Lightning's `[rank: N] Received SIGTERM: 15` info line. Between the start of fit and the first training
+    step (and during trainer.validate) Lightning's own SIGTERM handler runs before ours and logs it; our stop line
+    already says what happened (`error: stopped by SIGTERM ...`). Lightning's other signal messages (SLURM requeue)
+    stay. Idempotent."""
+    logger = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
+    if not any(isinstance(f, _NoSigtermNotice) for f in logger.filters):
+        logger.addFilter(_NoSigtermNotice())
 
 
 class GracefulStop(Callback):

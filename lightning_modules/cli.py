@@ -29,14 +29,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def install_stop_handling() -> None:
+    """SIGTERM/SIGINT end a training run within a bounded time with one `error:` line (stop_signals); Lightning's
+    own notice of the signal is not printed next to it."""
+    from . import stop_signals
+    from .callbacks import quiet_lightning_sigterm_notice
+
+    stop_signals.install()
+    quiet_lightning_sigterm_notice()
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "train":
-        from . import stop_signals
-
         from .config import load_train_config
 
         cfg = load_train_config(args.config, args.overrides)
-        stop_signals.install()  # from here on SIGTERM/SIGINT end the run within a bounded time
+        install_stop_handling()  # from here on SIGTERM/SIGINT end the run within a bounded time
         from .train import run_training
 
         run_training(cfg)

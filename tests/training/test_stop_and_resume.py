@@ -159,6 +159,56 @@ def test_sigint_stops_a_run_whose_stream_blocks_before_the_first_step(moving_sha
     print(f"SIGINT with a blocked stream: exit {code} after {took:.1f} s")
 
 
+
+# A real fit whose train_dataloader() (called after Lightning registered its SIGTERM handler, before the first step)
+# sends SIGTERM to its own process, with the stop handling of the `train` command.
+EARLY_SIGTERM = r"""
+import os, signal, sys
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from lightning_modules import stop_signals
+from lightning_modules.cli import install_stop_handling
+
+install_stop_handling()
+
+
+class Module(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.w(batch[0]).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=2)
+
+
+try:
+    L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(Module())
+except stop_signals.StopRequested as stop:
+    print(f"error: stopped by {stop_signals.signal_name(stop.signum)}", file=sys.stderr)
+    sys.exit(128 + stop.signum)
+print("not stopped")
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_before_the_first_step_prints_only_our_line() -> None:
+    """Lightning's SIGTERM handler, in place from the start of fit until the training loop starts, logged
+    `[rank: 0] Received SIGTERM: 15` next to our one-line error."""
+    proc = subprocess.run([sys.executable, "-c", EARLY_SIGTERM], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stdout + proc.stderr
+    assert "Received SIGTERM" not in proc.stderr, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()][-1] == "error: stopped by SIGTERM", proc.stderr
+
 @pytest.mark.slow
 def test_sigterm_while_the_stream_blocks_mid_training_ends_after_the_grace_period(
         moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
