@@ -75,7 +75,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".hd
 HDRI_SUFFIXES = (".exr", ".hdr")
 
 
-def _expand(entries, suffixes: tuple[str, ...], what: str) -> list[str]:
+def expand_files(entries, suffixes: tuple[str, ...], what: str) -> list[str]:
     """Files given directly, plus the files with `suffixes` inside given folders (sorted); FileNotFoundError
     naming the entry for anything that does not exist."""
     out = []
@@ -96,8 +96,8 @@ def _expand(entries, suffixes: tuple[str, ...], what: str) -> list[str]:
 def image_texture_paths(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """pybullet_data image textures that exist here, plus `extra` image files or folders of images."""
     root = pybullet_data_dir()
-    return [str(root / p) for p in IMAGE_TEXTURES if (root / p).is_file()] + _expand(extra, IMAGE_SUFFIXES,
-                                                                                         "image texture")
+    shipped = [str(root / p) for p in IMAGE_TEXTURES if (root / p).is_file()]
+    return shipped + expand_files(extra, IMAGE_SUFFIXES, "image texture")
 
 
 # ---------------------------------------------------------------------------------------------------- HDRIs
@@ -151,7 +151,7 @@ def pmndrs_hdri_paths(cache_dir: Path | None = None) -> list[str]:
 
 def hdri_paths(extra_dirs: list[str] | tuple[str, ...] = (), cache_dir: Path | None = None) -> list[str]:
     """Every offline HDRI: Blender's, @pmndrs/assets' (when fetched) and those in `extra_dirs`."""
-    return blender_hdri_paths() + pmndrs_hdri_paths(cache_dir) + _expand(extra_dirs, HDRI_SUFFIXES, "HDRI")
+    return blender_hdri_paths() + pmndrs_hdri_paths(cache_dir) + expand_files(extra_dirs, HDRI_SUFFIXES, "HDRI")
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,15 @@ def _check(cfg: DataConfig) -> None:
             fail(f"scene.{key}", f"must be empty or a range [low, high] with 0 <= low <= high, got {value}")
     if hasattr(s, "foreground_fraction") and not 0.0 <= s.foreground_fraction <= 1.0:
         fail("scene.foreground_fraction", f"must be in [0, 1], got {s.foreground_fraction}")
+    # Folders of extra HDRIs and image textures: a typo'd path fails here, not in every scene process.
+    from datagen.assets import HDRI_SUFFIXES, IMAGE_SUFFIXES, expand_files
+
+    for key, suffixes, what in (("hdri_dirs", HDRI_SUFFIXES, "HDRI"),
+                                ("image_textures", IMAGE_SUFFIXES, "image texture")):
+        try:
+            expand_files(getattr(s, key), suffixes, what)
+        except FileNotFoundError as err:
+            fail(f"scene.{key}", str(err))
     if hasattr(s, "camera_motion"):
         bad = [m for m in s.camera_motion if m not in ("static", "linear", "orbit")]
         if bad or not s.camera_motion:

@@ -85,6 +85,31 @@ def test_bad_yaml_key_and_missing_file(tmp_path):
         load_data_config(None, ["generate.num_scenes"])
 
 
+
+def test_missing_hdri_and_texture_folders_fail_at_load_time(tmp_path):
+    """scene.hdri_dirs / scene.image_textures that do not exist (or hold no usable file) used to fail in every scene
+    process; now loading the config says so in one line."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "hdris").mkdir()
+    (tmp_path / "hdris" / "sky.exr").write_bytes(b"v/1\x01")
+    for override, needle in ((f"scene.hdri_dirs=[{tmp_path / 'nope'}]", f"HDRI {tmp_path / 'nope'} does not exist"),
+                             (f"scene.hdri_dirs=[{empty}]", f"HDRI folder {empty} holds no .exr/.hdr file"),
+                             (f"scene.image_textures=[{tmp_path / 'x.png'}]", "image texture")):
+        with pytest.raises(ConfigError) as info:
+            load_data_config(REPO / "configs/data/tiny.yaml", [override])
+        msg = str(info.value)
+        assert msg.startswith(f"bad value for 'scene.{override[6:].split('=')[0]}': ") and needle in msg, msg
+        assert "\n" not in msg
+    cfg = load_data_config(REPO / "configs/data/tiny.yaml", [f"scene.hdri_dirs=[{tmp_path / 'hdris'}]"])
+    assert cfg.scene.hdri_dirs == [str(tmp_path / "hdris")]
+    proc = subprocess.run([sys.executable, "-m", "datagen", "generate", "--config", "configs/data/tiny.yaml", "--out",
+                           str(tmp_path / "o"), f"scene.hdri_dirs=[{tmp_path / 'nope'}]"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: bad value for 'scene.hdri_dirs': HDRI {tmp_path / 'nope'} does not exist"], proc.stderr
+    assert not (tmp_path / "o").exists()
+
 @pytest.mark.parametrize("args, needle", [
     (["--config", "configs/data/tiny.yaml", "scene.num_frams=3"], "scene.num_frams"),
     (["--config", "configs/data/tiny.yaml", "generate.num_scenes=-1"], "generate.num_scenes"),
