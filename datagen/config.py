@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from datagen.scene_config import SceneConfig
 from datagen.errors import ConfigError  # noqa: F401  (re-exported: datagen.config.ConfigError)
@@ -87,8 +87,6 @@ class DataConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-
-
 def _check(cfg: DataConfig) -> None:
     """Semantic checks beyond types; raise ConfigError naming the key."""
     s, g = cfg.scene, cfg.generate
@@ -103,7 +101,7 @@ def _check(cfg: DataConfig) -> None:
         fail("scene.num_frames", f"must be >= 2, got {s.num_frames}")
     if s.fps < 1:
         fail("scene.fps", f"must be >= 1, got {s.fps}")
-    if getattr(s, "step_rate", s.fps) % s.fps:
+    if s.step_rate % s.fps:
         fail("scene.step_rate", f"must be a multiple of scene.fps={s.fps}, got {s.step_rate}")
     if s.samples_per_pixel < 1:
         fail("scene.samples_per_pixel", f"must be >= 1, got {s.samples_per_pixel}")
@@ -116,7 +114,7 @@ def _check(cfg: DataConfig) -> None:
     if s.render_device not in RENDER_DEVICES:
         fail("scene.render_device", f"choices are {', '.join(RENDER_DEVICES)}, got {s.render_device!r}")
     for name in ("num_humans", "num_animals"):
-        if getattr(s, name, 0) < 0:
+        if getattr(s, name) < 0:
             fail(f"scene.{name}", f"must be >= 0, got {getattr(s, name)}")
     # [low, high] ranges declared by SceneConfig (any 2-element numeric list default).
     for key, value in asdict(s).items():
@@ -130,10 +128,10 @@ def _check(cfg: DataConfig) -> None:
         if key.startswith("num_") and value[0] < 0:
             fail(f"scene.{key}", f"counts must be >= 0, got {list(value)}")
     for key in ("focal_length_range", "camera_linear_travel"):  # optional ranges: empty = off
-        value = list(getattr(s, key, []))
+        value = list(getattr(s, key))
         if value and (len(value) != 2 or not 0 <= value[0] <= value[1]):
             fail(f"scene.{key}", f"must be empty or a range [low, high] with 0 <= low <= high, got {value}")
-    if hasattr(s, "foreground_fraction") and not 0.0 <= s.foreground_fraction <= 1.0:
+    if not 0.0 <= s.foreground_fraction <= 1.0:
         fail("scene.foreground_fraction", f"must be in [0, 1], got {s.foreground_fraction}")
     # Folders of extra HDRIs and image textures: a typo'd path fails here, not in every scene process.
     from datagen.assets import HDRI_SUFFIXES, IMAGE_SUFFIXES, expand_files
@@ -144,10 +142,9 @@ def _check(cfg: DataConfig) -> None:
             expand_files(getattr(s, key), suffixes, what)
         except FileNotFoundError as err:
             fail(f"scene.{key}", str(err))
-    if hasattr(s, "camera_motion"):
-        bad = [m for m in s.camera_motion if m not in ("static", "linear", "orbit")]
-        if bad or not s.camera_motion:
-            fail("scene.camera_motion", f"choices are static/linear/orbit (non-empty), got {list(s.camera_motion)}")
+    bad = [m for m in s.camera_motion if m not in ("static", "linear", "orbit")]
+    if bad or not s.camera_motion:
+        fail("scene.camera_motion", f"choices are static/linear/orbit (non-empty), got {list(s.camera_motion)}")
     if g.num_scenes < 1:
         fail("generate.num_scenes", f"must be >= 1, got {g.num_scenes}")
     if g.scenes_per_shard < 1:
@@ -178,22 +175,6 @@ def _structured_defaults():
     base = OmegaConf.structured(DataConfig)
     OmegaConf.set_struct(base, True)
     return base
-
-
-def config_from_dict(data: dict[str, Any], source: str = "config") -> DataConfig:
-    """Build and check a DataConfig from a plain dict (e.g. dataset.json's "config")."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from datagen.config_loading import omegaconf_error
-
-    try:
-        merged = OmegaConf.merge(_structured_defaults(), OmegaConf.create(data))
-        cfg = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise omegaconf_error(err, source) from None
-    _check(cfg)
-    return cfg
 
 
 def load_data_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datagen.atomic import TMP_MARK, tmp_path_for, write_atomic
-from datagen.config import DataConfig, config_from_dict
+from datagen.config import DataConfig
 from datagen.output_lock import LockSet, OutputBusyError
 from datagen.scene_processes import ColdLauncher, SceneRun, WarmLauncher
 from datagen.scene_worker import DISK_FULL_ERRNOS, EXIT_FATAL, FATAL_PREFIX, RESULT_PREFIX
@@ -168,7 +168,6 @@ class GenerateReport:
                 f"{len(self.shards_skipped)} already done, {self.scenes_rendered} scene(s) rendered, "
                 f"{self.scenes_reused} reused, {len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}, "
                 f"{len(self.failed_scenes)} failed, {self.elapsed_s:.1f}s -> {self.out_dir}")
-
 
 
 # ---------------------------------------------------------------------------------------------- generator
@@ -555,9 +554,3 @@ def generate_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, workers: in
                               ) from None
     finally:
         locks.release_all()
-
-
-def load_manifest_config(out_dir: str | os.PathLike) -> DataConfig:
-    """The DataConfig recorded in out_dir/dataset.json."""
-    data = json.loads((Path(out_dir) / DATASET_FILE).read_text())
-    return config_from_dict(data["config"], source=str(Path(out_dir) / DATASET_FILE))

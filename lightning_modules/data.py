@@ -44,13 +44,6 @@ class DataError(ConfigError):
     clip, no validation clip); the message is one line. A ConfigError, so the CLI prints it without a traceback."""
 
 
-def expand_pattern(pattern: str) -> list[str]:
-    """Our shard pattern -> sorted shard paths/URLs (FileNotFoundError naming the pattern when nothing matches)."""
-    from datagen.sources.shards import expand_shard_pattern
-
-    return expand_shard_pattern(pattern)
-
-
 # ---------------------------------------------------------------------------------------------- sources
 @dataclass
 class ResolvedSource:
@@ -368,10 +361,6 @@ class TrainLoader(DataLoader):
 
 
 # ---------------------------------------------------------------------------------------------- validation
-def _collate_single(batch):
-    return batch
-
-
 class ValClips(Dataset):
     """Preloaded validation clips (map-style); items: video uint8 (L, 3, H, W), tracks (L, N, 2), visibility,
     keys, pad. The first `scored` items are the clips; further items (up to `length`) repeat them as fillers with

@@ -75,10 +75,6 @@ class HumanMotion:
         """Rendered frames (rows - 2)."""
         return int(self.vertices.shape[0]) - 2
 
-    def face_polygons(self) -> np.ndarray:
-        """(F,) bool: the polygons of region "face"."""
-        return self.regions == reg_lib.REGIONS.index("face")
-
 
 def _source_for(clip: str | None, bvh: str | Path | None, rng: np.random.Generator,
                 bvh_files: list[str] | None) -> rt_lib.SourceMotion:

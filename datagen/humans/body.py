@@ -323,10 +323,6 @@ class BodyModel:
     def num_vertices(self) -> int:
         return int(self._rest_vertices.shape[0])
 
-    def face_unit_offsets(self, label: str) -> np.ndarray:
-        """(V, 3) rest-space displacement of face unit ``label`` at weight 1."""
-        return self.model.blendshapes[self._fa_rows[self.face_unit_labels.index(label)]].double().cpu().numpy()
-
     def skin(self, rotations: np.ndarray, root: np.ndarray, face_units: np.ndarray | None = None,
              vertex_subset: np.ndarray | None = None, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Pose the body for T frames.
@@ -369,11 +365,6 @@ class BodyModel:
                 verts.append((blend[..., :3] * v[..., None, :]).sum(-1) + blend[..., 3])
                 heads.append(poses[..., :3, 3])
         return torch.cat(verts).double().numpy(), torch.cat(heads).double().numpy()
-
-
-def identity_rotations(num_frames: int, num_bones: int) -> np.ndarray:
-    """(T, J, 3, 3) identities: the rest pose."""
-    return np.broadcast_to(np.eye(3), (num_frames, num_bones, 3, 3)).copy()
 
 
 def set_threads_from_env() -> None:
