@@ -189,8 +189,10 @@ def _render_seconds(shards, keys: set[str]) -> list[float]:
     (timings are run facts, kept out of the shards; a scene's last record wins). Empty when there is no such log."""
     import json
 
+    from datagen.shards import is_url
+
     seconds: dict[str, float] = {}
-    for folder in sorted({p.parent for p in shards}):
+    for folder in sorted({Path(p).parent for p in shards if not is_url(p)}):
         for log in sorted(folder.glob("scene_timings*.jsonl")):
             for line in log.read_text().splitlines():
                 try:

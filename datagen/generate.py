@@ -33,9 +33,9 @@ from datagen.config import DataConfig
 from datagen.output_lock import LockSet, OutputBusyError
 from datagen.scene_processes import ColdLauncher, SceneRun, WarmLauncher
 from datagen.scene_worker import DISK_FULL_ERRNOS, EXIT_FATAL, FATAL_PREFIX, RESULT_PREFIX
+from datagen.shards import DATASET_FILE, VIDEO_EXTS, iter_tar_samples, shard_name, write_tar
 
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure)(:|$)")
-DATASET_FILE = "dataset.json"
 WORK_DIR = ".work"
 # Signals that mean "someone killed the process" (the OOM killer, an admin, a scheduler) rather than "the scene
 # crashed": such a try is repeated with the same seed once, so the data set does not change behind one's back.
@@ -73,10 +73,6 @@ def derive_seed(base_seed: int, scene_index: int, attempt: int) -> int:
     return int(state) & 0x7FFFFFFF
 
 
-def shard_name(shard: int) -> str:
-    return f"shard-{shard:06d}.tar"
-
-
 def scene_key(scene_index: int) -> str:
     return f"scene-{scene_index:06d}"
 
@@ -101,8 +97,6 @@ def effective_timeout(cfg: DataConfig) -> float:
 
 # ---------------------------------------------------------------------------------------------- manifest
 def dataset_manifest(cfg: DataConfig) -> dict:
-    from datagen.shards import VIDEO_EXTS
-
     return {
         "format": "trackforge-webdataset",
         "version": 1,
@@ -317,8 +311,6 @@ class _Generator:
     def _finish_shard(self, shard: int) -> None:
         """Assemble the shard from its scene tars: temp file, fsync, rename, then delete the scene tars. A kill
         at any point leaves either no shard (scene tars kept) or the whole shard (leftovers deleted on rerun)."""
-        from datagen.shards import iter_tar_samples, write_tar
-
         scenes = list(shard_scenes(self.cfg, shard))
         samples = (raw for s in scenes for raw in iter_tar_samples(self.scene_tar(s)))
         final = self.out_dir / shard_name(shard)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from datagen.errors import one_line
+from datagen.sources.base import SourceNotFoundError
 
 if TYPE_CHECKING:
     from datagen.sample import TrackSample
@@ -39,6 +40,8 @@ _TAR_MTIME = 946684800  # fixed header mtime (2000-01-01) so rerenders give byte
 # meta keys that describe one run of a scene (how long it took, with how many threads), not the sample: kept out
 # of meta.json so that rendering the same scene again gives the same bytes.
 RUN_META_KEYS = ("timings", "render_threads")
+DATASET_FILE = "dataset.json"  # the generator's manifest, next to the shards of a data set (datagen.generate)
+SHARD_GLOB = "shard-*.tar"  # the shards of a data set folder (shard_name)
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -60,8 +63,8 @@ class CorruptShardError(CorruptSampleError):
         ValueError.__init__(self, f"corrupt shard {shard}: {reason}")
 
 
-class NoShardsError(FileNotFoundError):
-    """A shard pattern matched no files."""
+class NoShardsError(SourceNotFoundError):
+    """A shard pattern matched no files (a SourceNotFoundError of the shards reader too)."""
 
 
 # ---------------------------------------------------------------------------------------------- video
@@ -300,38 +303,55 @@ def iter_tar_samples(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
         yield current
 
 
-def expand_shards(pattern_or_list: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Brace-expand and glob shard patterns (a string, a path, or a list of them) -> sorted unique paths.
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:06d}.tar"
 
-    A folder stands for its ``shard-*.tar`` files.
-    Raises NoShardsError when nothing matches.
+
+def is_url(item: str) -> bool:
+    """A remote or piped shard (read through WebDataset), not a local file."""
+    return "://" in item or item.startswith("pipe:")
+
+
+def expand_shards(patterns: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Shard patterns -> unique shard paths/URLs in order.
+
+    `patterns`: a string, a path or a list of them; a string may hold several comma-separated parts. Each part is
+    brace-expanded (``{000000..000009}``); a local glob gives its matching files sorted, a folder its
+    ``shard-*.tar``, a URL (``https://...``, ``pipe:...``) stays as it is. Raises NoShardsError when nothing matches.
     """
     from braceexpand import braceexpand
 
-    items = [pattern_or_list] if isinstance(pattern_or_list, (str, os.PathLike)) else list(pattern_or_list)
-    paths: list[Path] = []
-    for item in items:
-        for pattern in braceexpand(str(item)):
-            pattern = os.path.expanduser(pattern)
-            if os.path.isdir(pattern):  # a data set folder: its shards
-                pattern = os.path.join(pattern, "shard-*.tar")
-            hits = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else (
-                [pattern] if os.path.exists(pattern) else [])
-            paths += [Path(h) for h in hits if Path(h).is_file()]
-    seen: set[Path] = set()
-    unique = [p for p in paths if not (p in seen or seen.add(p))]
-    if not unique:
-        shown = pattern_or_list if isinstance(pattern_or_list, (str, os.PathLike)) else items
-        raise NoShardsError(f"no shards match {shown}")
-    return unique
+    parts = [patterns] if isinstance(patterns, (str, os.PathLike)) else list(patterns)
+    urls: list[str] = []
+    for part in (p.strip() for item in parts for p in str(item).split(",") if p.strip()):
+        for item in braceexpand(part):
+            if is_url(item):
+                urls.append(item)
+                continue
+            item = os.path.expanduser(item)
+            if os.path.isdir(item):  # a data set folder: its shards
+                item = os.path.join(item, SHARD_GLOB)
+            if glob.has_magic(item):
+                urls += sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            elif os.path.isfile(item):
+                urls.append(item)
+    if not urls:
+        shown = patterns if isinstance(patterns, (str, os.PathLike)) else [str(p) for p in parts]
+        raise NoShardsError(f"no shards match {str(shown)!r} (render some with `python -m datagen generate` or fix "
+                            "the path)")
+    return list(dict.fromkeys(urls))
 
 
-def read_shards(pattern_or_list, *, decode: bool = True) -> Iterator["TrackSample | dict[str, Any]"]:
-    """Iterate the samples of the shards matching `pattern_or_list` (braceexpand/glob, or a list).
+def read_shards(patterns, *, decode: bool = True) -> Iterator["TrackSample | dict[str, Any]"]:
+    """Iterate the samples of the shards matching `patterns` (see expand_shards), local or remote.
 
     decode=True yields decode_sample() TrackSamples; decode=False yields raw member bytes. Raises NoShardsError when
     nothing matches and CorruptSampleError / CorruptShardError on bad data.
     """
-    for path in expand_shards(pattern_or_list):
-        for raw in iter_tar_samples(path):
+    from datagen.sources.shards import ShardSource
+
+    shards = expand_shards(patterns)
+    source = ShardSource(",".join(shards), shards)
+    for shard in shards:
+        for raw in source.iter_raw(shard):
             yield decode_sample(raw) if decode else raw

@@ -15,38 +15,8 @@ from typing import Any, Iterable, Iterator
 
 from datagen.errors import one_line
 from datagen.sample import TrackSample
-from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, TrackSource
-
-DATASET_FILE = "dataset.json"  # written by datagen.generate next to the shards
-
-
-def _is_url(item: str) -> bool:
-    return "://" in item or item.startswith("pipe:")
-
-
-def expand_shard_pattern(pattern: str) -> list[str]:
-    """Shard pattern -> unique shard paths/URLs in order (each comma-separated part brace-expanded, local globs
-    sorted, folders -> their shard-*.tar, URLs kept as they are). Raises SourceNotFoundError when nothing matches."""
-    from braceexpand import braceexpand
-
-    urls: list[str] = []
-    for part in [p.strip() for p in str(pattern).split(",") if p.strip()]:
-        for item in braceexpand(part):
-            if _is_url(item):
-                urls.append(item)
-                continue
-            item = os.path.expanduser(item)
-            if os.path.isdir(item):
-                item = os.path.join(item, "shard-*.tar")
-            if glob.has_magic(item):
-                urls += sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            elif os.path.isfile(item):
-                urls.append(item)
-    if not urls:
-        raise SourceNotFoundError(f"no shards match {pattern!r} (render some with `python -m datagen generate` "
-                                  "or fix the path)")
-    return list(dict.fromkeys(urls))
-
+from datagen.shards import DATASET_FILE, SHARD_GLOB, expand_shards, is_url, shard_name
+from datagen.sources.base import SourceError, SourceInfo, TrackSource
 
 class ShardSource(TrackSource):
     format = "shards"
@@ -55,19 +25,19 @@ class ShardSource(TrackSource):
     @classmethod
     def detect(cls, path: str) -> bool:
         first = str(path).split(",")[0].strip()
-        if ".tar" in os.path.basename(first) or _is_url(first):
+        if ".tar" in os.path.basename(first) or is_url(first):
             return True
         return os.path.isdir(first) and ((Path(first) / DATASET_FILE).is_file()
-                                         or bool(glob.glob(os.path.join(first, "shard-*.tar"))))
+                                         or bool(glob.glob(os.path.join(first, SHARD_GLOB))))
 
     def list_items(self) -> list[str]:
-        return expand_shard_pattern(self.path)
+        return expand_shards(self.path)
 
     def iter_raw(self, item: str) -> Iterator[dict[str, Any]]:
         """Member bytes of each sample of one shard ({"__key__", "__url__", "video.npy.zst": b"...", ...})."""
         from datagen.shards import CorruptShardError, iter_tar_samples
 
-        if not _is_url(item):
+        if not is_url(item):
             yield from iter_tar_samples(item)
             return
         import webdataset as wds
@@ -85,7 +55,7 @@ class ShardSource(TrackSource):
     def info(self) -> SourceInfo:
         """From the dataset.json of every folder holding the shards; else from the first sample of the first shard."""
         items = self.items
-        if not any(_is_url(i) for i in items):
+        if not any(is_url(i) for i in items):
             manifests = []  # (folder, manifest, frames, (H, W))
             for folder in dict.fromkeys(str(Path(i).parent) for i in items):
                 try:
@@ -118,6 +88,7 @@ class ShardSource(TrackSource):
                               f"{errors[0]}); no {DATASET_FILE} to read the frame count from either")
         return SourceInfo(len(items))
 
+
 def write_shards(samples: Iterable[TrackSample], out: str | os.PathLike, *, samples_per_shard: int = 16,
                  codec: str = "npy_zstd") -> int:
     """Write samples (any source) as `<out>/shard-NNNNNN.tar` of `samples_per_shard` samples each (each tar written
@@ -134,8 +105,8 @@ def write_shards(samples: Iterable[TrackSample], out: str | os.PathLike, *, samp
         pending.append(encode_sample(sample, key, codec))
         count += 1
         if len(pending) == samples_per_shard:
-            write_tar(out / f"shard-{shard:06d}.tar", pending)
+            write_tar(out / shard_name(shard), pending)
             shard, pending = shard + 1, []
     if pending:
-        write_tar(out / f"shard-{shard:06d}.tar", pending)
+        write_tar(out / shard_name(shard), pending)
     return count
