@@ -3,7 +3,8 @@
 `atomic_file(path)` yields a file object on a temporary file next to `path` (same file system, so the final
 rename is atomic); when the block ends without an exception the file is closed (with `fsync=True`: flushed to
 disk first, for files that later steps trust blindly: shards, checkpoints) and renamed over `path`; on any
-exception the temporary file is deleted. `write_atomic(path, data)` writes bytes or text that way.
+exception the temporary file is deleted. `write_atomic(path, data)` writes bytes or text that way, `write_json(path,
+data)` indented JSON (NaN and infinities as null, `json_safe`: json.dumps would write NaN, which is not JSON).
 
 Temporary names: `<name>.tmp-<host>-<pid>` (`tmp_path_for`), unique also on a file system shared by many hosts;
 with `hidden=True`, `.<name>.tmp-<host>-<pid>` (checkpoints, run-dir files, caches: out of sight in listings).
@@ -12,11 +13,13 @@ its lock (datagen.generate, lightning_modules.checkpoint_io.remove_partial_write
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 TMP_MARK = ".tmp-"
 
@@ -51,3 +54,19 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
     with atomic_file(path, "wb", fsync=fsync, hidden=hidden) as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy of `obj` (dicts, lists, tuples, floats, ...) with NaN and infinities as None, so that the JSON is valid."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> Path:
+    """`data` as indented JSON (json_safe) to `path`, atomically; returns the path."""
+    return write_atomic(path, json.dumps(json_safe(data), indent=2, sort_keys=sort_keys) + "\n")

@@ -171,19 +171,6 @@ def cmd_preview(args) -> int:
     return 0
 
 
-def _finite(x):
-    """JSON-safe copy: non-finite floats become None (json.dumps would write NaN, which is not JSON)."""
-    import math
-
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _render_seconds(shards, keys: set[str]) -> list[float]:
     """Render seconds of the scenes `keys` of `shards`, from the generator's scene_timings*.jsonl beside the shards
     (timings are run facts, kept out of the shards; a scene's last record wins). Empty when there is no such log."""
@@ -215,6 +202,7 @@ def dataset_stats(pattern) -> dict:
     """
     import numpy as np
 
+    from datagen.atomic import json_safe
     from datagen.shards import expand_shards, read_shards
 
     shards = expand_shards(pattern)
@@ -278,7 +266,7 @@ def dataset_stats(pattern) -> dict:
     all_motion = np.concatenate(motions) if motions else np.zeros(0)
     total_tracks = sum(cat_counts.values())
     all_tracks = sum(region_tracks.values())
-    return _finite({
+    return json_safe({
         "shards": len(shards),
         "samples": n,
         "frames": sorted(frames),

@@ -112,6 +112,7 @@ def dataset_manifest(cfg: DataConfig) -> dict:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
+    # Plain json.dumps, not atomic.write_json: a config value of inf (a timeout) must read back as inf.
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

@@ -178,10 +178,10 @@ def train_arm(cfg: AblationConfig, arm: str, max_steps: int) -> None:
 def report(cfg: AblationConfig) -> dict[str, Any]:
     """Score every arm's last checkpoint on the eval suite; write <out>/ablation.json and ablation.md (the arms
     side by side, the difference to the first arm, the zero-motion baseline) and print the table."""
-    from datagen.atomic import write_atomic
+    from datagen.atomic import write_atomic, write_json
 
     from .evaluation.config import load_eval_config
-    from .evaluation.report import json_safe, write_report
+    from .evaluation.report import write_report
     from .evaluation.suite import run_suite
 
     per_arm = {}
@@ -198,7 +198,7 @@ def report(cfg: AblationConfig) -> dict[str, Any]:
                                               "results": [{k: v for k, v in row.items() if k != "per_video"}
                                                           for row in r["results"]]}
                                           for a, r in per_arm.items()}}
-    write_atomic(out / "ablation.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    write_json(out / "ablation.json", summary)
     write_atomic(out / "ablation.md", table)
     print(table, end="")
     print(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'}")

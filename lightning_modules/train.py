@@ -1,7 +1,6 @@
 """`run_training(cfg)`: run dir, logger, callbacks, Trainer (CPU/GPU, DDP, SLURM requeue), resume, final report."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -228,6 +227,8 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     from . import stop_signals
 
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
+    from datagen.atomic import write_json
+
     from .checkpoint_io import remove_partial_writes
     from .config import to_container
     from .data import DataStatsLogger, apply_global_batch, resolve_data_config
@@ -277,7 +278,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
         summary = {"global_step": result.global_step, "final": final, "best_checkpoint": result.best_checkpoint,
                    "last_checkpoint": result.last_checkpoint, "skipped_corrupt": result.skipped_corrupt,
                    "wall_s": result.wall_s}
-        (run_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
+        write_json(run_dir / "final_metrics.json", summary)  # atomic; NaN (nothing to score) as null
         print_report(final, f"{cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
         print(f"run dir: {run_dir}  checkpoint: {result.last_checkpoint}")
     return result

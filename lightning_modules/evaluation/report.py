@@ -1,7 +1,6 @@
 """Results of an evaluation suite -> one JSON file and one Markdown table (x100, like the papers)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -34,22 +33,11 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """<out_dir>/eval.json (everything, per video too; NaN written as null) and <out_dir>/eval.md (the table)."""
-    from datagen.atomic import write_atomic  # a reader never sees half a report
+    from datagen.atomic import write_atomic, write_json  # a reader never sees half a report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "eval.json", out / "eval.md"
-    write_atomic(json_path, json.dumps(json_safe(results), indent=2) + "\n")
+    write_json(json_path, results)
     write_atomic(md_path, markdown_table(results))
     return json_path, md_path
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN/inf -> None, so that the JSON is valid (json.dumps would write NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
