@@ -53,9 +53,10 @@ class ResolvedSource:
     train: TrackSource
     val: Optional[TrackSource]
     weight: float
-    cfg: DataConfig  # data.* with this source's overrides (random_stride, min_tracks, augment)
+    cfg: DataConfig  # data.* with this source's overrides (random_stride, min_tracks, augment): _source_data
     info: SourceInfo  # of the training items
     val_info: Optional[SourceInfo]  # of the validation items (the same metadata unless val_path is set)
+    spec: SourceConfig  # its entry of data.sources
 
 
 def _split(name: str, src_cfg: SourceConfig, source: TrackSource) -> tuple[TrackSource, Optional[TrackSource]]:
@@ -73,10 +74,21 @@ def _split(name: str, src_cfg: SourceConfig, source: TrackSource) -> tuple[Track
     return source.subset(items[:-src_cfg.num_val]), source.subset(items[-src_cfg.num_val:])
 
 
+def _plain(data: Any) -> DataConfig:
+    return OmegaConf.to_object(data) if OmegaConf.is_config(data) else data
+
+
+def _source_data(data: DataConfig, spec: SourceConfig, name: str) -> DataConfig:
+    """data.* as one source's clips see it: with its own augment, random_stride and min_tracks."""
+    return replace(data, augment=source_augment(data, spec, name),
+                   random_stride=data.random_stride if spec.random_stride is None else spec.random_stride,
+                   min_tracks=data.min_tracks if spec.min_tracks is None else spec.min_tracks)
+
+
 def resolve_sources(data: DataConfig) -> list[ResolvedSource]:
     """Open every configured source, list its items and read its metadata (dataset.json / first sequence).
     Raises DataError (one line) for a missing, unrecognisable or unreadable source."""
-    data = OmegaConf.to_object(data) if OmegaConf.is_config(data) else data
+    data = _plain(data)
     out = []
     for name, src_cfg in data_sources(data).items():
         try:
@@ -86,10 +98,8 @@ def resolve_sources(data: DataConfig) -> list[ResolvedSource]:
             val_info = None if val is None else (val.info() if src_cfg.val_path else info)
         except (SourceError, FileNotFoundError, ValueError) as err:  # CorruptSampleError is a ValueError
             raise DataError(f"data source {name!r}: {one_line(err, 300)}") from None
-        cfg = replace(data, augment=source_augment(data, src_cfg, name),
-                      random_stride=data.random_stride if src_cfg.random_stride is None else src_cfg.random_stride,
-                      min_tracks=data.min_tracks if src_cfg.min_tracks is None else src_cfg.min_tracks)
-        out.append(ResolvedSource(name, train, val, float(src_cfg.weight), cfg, info, val_info))
+        out.append(ResolvedSource(name, train, val, float(src_cfg.weight), _source_data(data, src_cfg, name), info,
+                                  val_info, src_cfg))
     return out
 
 
@@ -154,15 +164,24 @@ def check_sources(cfg: TrainConfig, sources: list[ResolvedSource]) -> None:
                        "(intended only when fine-tuning weights trained at that resolution)")
 
 
-def resolve_data_config(cfg: TrainConfig) -> TrainConfig:
-    """Resolve and check the data-dependent settings of `cfg` in place (see check_sources) and print one line per
-    source; returns cfg. Called before the config is saved, so run dirs and checkpoints record concrete values."""
+def resolve_data(cfg: TrainConfig) -> list[ResolvedSource]:
+    """Open the sources, resolve and check the data-dependent settings of `cfg` in place (see check_sources) and
+    print one line per source. Returns the opened sources for `TrackDataModule(..., sources=)`, so that a process
+    lists them once (listing a large folder of sequences takes a while)."""
     sources = resolve_sources(cfg.data)
     check_sources(cfg, sources)
     total = sum(s.weight for s in sources)
     for s in sources:
         rank_zero_info(f"data source {s.name!r}: weight {s.weight / total:.0%}, {_describe(s)}; "
                        f"clips of {cfg.data.clip_len} frames at {cfg.data.resolution[0]}x{cfg.data.resolution[1]}")
+    data = _plain(cfg.data)  # with the resolution now known
+    return [replace(s, cfg=_source_data(data, s.spec, s.name)) for s in sources]
+
+
+def resolve_data_config(cfg: TrainConfig) -> TrainConfig:
+    """resolve_data(cfg) for its checks and in-place settings; returns cfg. Called before the config is saved, so
+    run dirs and checkpoints record concrete values."""
+    resolve_data(cfg)
     return cfg
 
 
@@ -498,14 +517,15 @@ class DataStatsLogger(Callback):
 class TrackDataModule(L.LightningDataModule):
     """Training mixture + validation clips from the configured sources (see module docstring)."""
 
-    def __init__(self, data_cfg: Any, seed: int = 42) -> None:
+    def __init__(self, data_cfg: Any, seed: int = 42, sources: list[ResolvedSource] | None = None) -> None:
+        """`sources`: what resolve_data(cfg) returned for this data config (else they are opened here)."""
         super().__init__()
         # Plain dataclass copy: cheap attribute access in the hot loop and picklable into DataLoader workers.
-        self.cfg = OmegaConf.to_object(data_cfg) if OmegaConf.is_config(data_cfg) else data_cfg
+        self.cfg = _plain(data_cfg)
         if self.cfg.resolution is None:
             raise DataError("data.resolution is unresolved: call resolve_data_config(cfg) first")
         self.seed = int(seed)
-        self.sources = resolve_sources(self.cfg)
+        self.sources = resolve_sources(self.cfg) if sources is None else sources
         self.val_clips: list[Clip] | None = None
         self.val_skipped = 0
         self._stream_seed: StreamSeed | None = None

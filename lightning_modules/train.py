@@ -231,7 +231,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
 
     from .checkpoint_io import remove_partial_writes
     from .config import to_container
-    from .data import DataStatsLogger, apply_global_batch, resolve_data_config
+    from .data import DataStatsLogger, apply_global_batch, resolve_data
     from .evaluation.validation import make_datamodule
     from .loggers import make_logger
     from .module import TrackerModule
@@ -243,12 +243,12 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
             print(f"removed {tmp} (a write killed half-way)", file=sys.stderr)
     resume = resolve_resume(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    resolve_data_config(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
+    sources = resolve_data(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
     if rank_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     stop_cb = GracefulStop(last_path)
     stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
-    dm = make_datamodule(cfg)  # with cfg.val_benchmarks: validates on them too
+    dm = make_datamodule(cfg, sources)  # with cfg.val_benchmarks: validates on them too
     module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
     logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback

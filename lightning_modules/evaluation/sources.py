@@ -26,14 +26,15 @@ def resolve_format(bench: Any) -> str:
         raise EvalError(f"benchmark {bench.name}: {one_line(exc)}") from None
 
 
-def open_benchmark(bench: Any) -> Iterator[TrackSample]:
-    """The samples of a BenchmarkConfig (name, path, format), the first `max_videos` only, in the reader's order.
+def open_benchmark(bench: Any, fmt: str | None = None) -> Iterator[TrackSample]:
+    """The samples of a BenchmarkConfig (name, path, format; `fmt`: its resolve_format when known), the first
+    `max_videos` only, in the reader's order.
     A missing path, an unknown format or an unreadable video ends the evaluation with EvalError (one line): a
     benchmark score over silently skipped videos would not be comparable."""
     from datagen.sources import open_source
 
     try:
-        for i, sample in enumerate(open_source(bench.path, resolve_format(bench))):
+        for i, sample in enumerate(open_source(bench.path, fmt or resolve_format(bench))):
             if bench.max_videos is not None and i >= bench.max_videos:
                 return
             yield sample

@@ -81,9 +81,10 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
                                    iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device) for mode in cfg.modes}
     results = []
     for bench in cfg.benchmarks:
+        fmt = resolve_format(bench)  # once: detecting a format may list a folder
         rows: dict[tuple[str, str], list[dict[str, Any]]] = {(q, m): [] for q in bench.query_modes for m in cfg.modes}
         with _progress(bench.name, bench.max_videos, cfg.progress) as bar:
-            for sample in open_benchmark(bench):
+            for sample in open_benchmark(bench, fmt):
                 for query_mode in bench.query_modes:
                     try:
                         ex = make_example(sample, query_mode, max_frames=bench.max_frames)
@@ -106,7 +107,7 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
             if not per_video:
                 raise EvalError(f"benchmark {bench.name}: no video has a track to query in '{query_mode}' mode")
             results.append({
-                "benchmark": bench.name, "format": resolve_format(bench), "path": bench.path, "query_mode": query_mode,
+                "benchmark": bench.name, "format": fmt, "path": bench.path, "query_mode": query_mode,
                 "mode": mode, "num_videos": len(per_video),
                 "model": mean_scores([v["model"] for v in per_video]),
                 "zero_motion": mean_scores([v["zero_motion"] for v in per_video]), "per_video": per_video})

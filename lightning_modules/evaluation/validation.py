@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import TrackDataModule
+from ..data import ResolvedSource, TrackDataModule
 from .protocol import EvalExample, make_example
 from .scoring import METRIC_KEYS, Prediction, score, zero_motion
 from .sources import EvalError, open_benchmark
@@ -76,8 +76,9 @@ class BenchmarkDataModule(TrackDataModule):
     """The training DataModule plus the benchmark validation sets, appended to the validation loaders
     (dataloader_idx 1, 2, ... in config order)."""
 
-    def __init__(self, data_cfg: Any, seed: int, benchmarks: Sequence[Any]) -> None:
-        super().__init__(data_cfg, seed=seed)
+    def __init__(self, data_cfg: Any, seed: int, benchmarks: Sequence[Any],
+                 sources: list[ResolvedSource] | None = None) -> None:
+        super().__init__(data_cfg, seed=seed, sources=sources)
         self.benchmarks = list(benchmarks)
         self.bench_examples: list[list[EvalExample]] | None = None
 
@@ -91,8 +92,9 @@ class BenchmarkDataModule(TrackDataModule):
         return [super().val_dataloader(), *benchmark_loaders(self.bench_examples or [], rank, world)]
 
 
-def make_datamodule(cfg: Any) -> TrackDataModule:
-    """The training DataModule: with `cfg.val_benchmarks`, one that also validates on them."""
+def make_datamodule(cfg: Any, sources: list[ResolvedSource] | None = None) -> TrackDataModule:
+    """The training DataModule (over `sources`, data.resolve_data's, when given): with `cfg.val_benchmarks`, one
+    that also validates on them."""
     if cfg.val_benchmarks:
-        return BenchmarkDataModule(cfg.data, cfg.seed, cfg.val_benchmarks)
-    return TrackDataModule(cfg.data, seed=cfg.seed)
+        return BenchmarkDataModule(cfg.data, cfg.seed, cfg.val_benchmarks, sources=sources)
+    return TrackDataModule(cfg.data, seed=cfg.seed, sources=sources)
