@@ -19,7 +19,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import lightning as L
 import numpy as np
@@ -380,31 +380,33 @@ class TrainLoader(DataLoader):
 
 
 # ---------------------------------------------------------------------------------------------- validation
-class ValClips(Dataset):
-    """Preloaded validation clips (map-style); items: video uint8 (L, 3, H, W), tracks (L, N, 2), visibility,
-    keys, pad. The first `scored` items are the clips; further items (up to `length`) repeat them as fillers with
-    pad=True, so that every DDP rank runs the same number of steps; fillers are not scored."""
+class RankShare(Dataset):
+    """Rank `rank`'s share of a validation list (every world-th item from `rank`), padded to ceil(len / world)
+    entries: a rank without a step of its own would skip validation and leave the others waiting in the metric
+    all-gather. Fillers repeat the rank's first item (item 0 when it has none) with pad=True and are not scored.
+    Entries: entry(item) plus "pad"."""
 
-    def __init__(self, clips: list[Clip], length: int | None = None, scored: int | None = None) -> None:
-        self.clips = clips
-        self.length = len(clips) if length is None else length
-        self.scored = len(clips) if scored is None else scored
+    def __init__(self, items: list, rank: int, world: int, entry: Callable[[Any], dict]) -> None:
+        self.own = items[rank::world] or items[:1]
+        self.scored = len(items[rank::world])
+        self.length = math.ceil(len(items) / world)
+        self.entry = entry
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> dict:
-        c = self.clips[i % len(self.clips)]
-        return {"video": c.video, "tracks": c.tracks, "visibility": c.visibility, "keys": c.key,
-                "pad": i >= self.scored}
+        return {**self.entry(self.own[i % len(self.own)]), "pad": i >= self.scored}
 
 
-def rank_val_clips(clips: list[Clip], rank: int, world: int) -> ValClips:
-    """Rank `rank`'s share of the validation clips, padded to ceil(len / world) items: a rank without a step of
-    its own would skip validation and leave the others waiting in the metric all-gather."""
-    own = clips[rank::world]
-    # With fewer clips than ranks, a rank without one repeats clip 0 unscored.
-    return ValClips(own or clips[:1], length=math.ceil(len(clips) / world), scored=len(own))
+def _clip_entry(c: Clip) -> dict:
+    """video uint8 (L, 3, H, W), tracks (L, N, 2), visibility (L, N), keys."""
+    return {"video": c.video, "tracks": c.tracks, "visibility": c.visibility, "keys": c.key}
+
+
+def rank_val_clips(clips: list[Clip], rank: int, world: int) -> RankShare:
+    """Rank `rank`'s share of the preloaded validation clips (RankShare)."""
+    return RankShare(clips, rank, world, _clip_entry)
 
 
 def _val_samples(src: ResolvedSource, failures: FailureLog) -> Iterator[tuple[str, Any]]:

@@ -9,12 +9,11 @@ Logged as `val_<name>/<metric>` and `val_<name>_zero_motion/<metric>`; `checkpoi
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from ..data import ResolvedSource, TrackDataModule
+from ..data import RankShare, ResolvedSource, TrackDataModule
 from .protocol import EvalExample, make_example
 from .scoring import METRIC_KEYS, Prediction, score, zero_motion
 from .sources import EvalError, open_benchmark
@@ -35,21 +34,8 @@ def load_benchmark_examples(benchmarks: Sequence[Any]) -> list[list[EvalExample]
     return out
 
 
-class RankShare(Dataset):
-    """Rank `rank`'s share of a list, padded to ceil(len / world) items (fillers repeat item 0 with pad=True, not
-    scored), so every DDP rank runs the same number of validation steps and reaches the metric all-gather.
-    Items: {"example": EvalExample, "pad": bool}."""
-
-    def __init__(self, items: list, rank: int, world: int) -> None:
-        self.own = items[rank::world] or items[:1]
-        self.scored = len(items[rank::world])
-        self.length = math.ceil(len(items) / world)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int) -> dict:
-        return {"example": self.own[i % len(self.own)], "pad": i >= self.scored}
+def _example_entry(ex: EvalExample) -> dict:
+    return {"example": ex}
 
 
 def _identity(item):
@@ -57,7 +43,9 @@ def _identity(item):
 
 
 def benchmark_loaders(examples: list[list[EvalExample]], rank: int, world: int) -> list[DataLoader]:
-    return [DataLoader(RankShare(exs, rank, world), batch_size=None, shuffle=False, num_workers=0,
+    """Per benchmark, rank `rank`'s share of its examples (data.RankShare, like the synthetic clips); entries
+    {"example": EvalExample, "pad": bool}."""
+    return [DataLoader(RankShare(exs, rank, world, _example_entry), batch_size=None, shuffle=False, num_workers=0,
                        collate_fn=_identity) for exs in examples]
 
 
