@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Optional
 
+from datagen.scene_worker import kill_process_group
+
 SERVER_START_TIMEOUT_S = 600.0  # imports take ~5-15 s; a server that is not ready after this is stuck
 
 
@@ -46,13 +48,6 @@ class SceneRun:
     @property
     def done(self) -> bool:
         return self.returncode is not None or self.lost is not None
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class ColdLauncher:
@@ -90,12 +85,12 @@ class ColdLauncher:
             run.log_file.close()
 
     def kill(self, run: SceneRun) -> None:
-        _kill_group(run.pid)
+        kill_process_group(run.pid)
 
     def close(self, runs: list[SceneRun]) -> None:
         for run in runs:
             if run.proc is not None and not run.done:
-                _kill_group(run.pid)
+                kill_process_group(run.pid)
                 self._reap(run, 0)
 
 
@@ -134,7 +129,7 @@ class WarmLauncher:
                 run.lost = why
         self.runs = {}
         if self.proc is not None:
-            _kill_group(self.proc.pid)
+            kill_process_group(self.proc.pid)
             self.proc.wait()
             for pipe in (self.proc.stdin, self.proc.stdout):
                 try:

@@ -35,12 +35,12 @@ import importlib
 import json
 import os
 import select
-import signal
 import sys
 import time
 import traceback
 
 from datagen.errors import one_line
+from datagen.scene_worker import kill_process_group, run_scene_job, set_parent_death_signal
 
 _EXR_NAMESPACES = [f"Imf_{major}_{minor}" for major in (3, 2) for minor in range(9, -1, -1)] + ["Imf"]
 
@@ -87,8 +87,6 @@ def _child(job: str, log: str, server_pid: int, events_fd: int, exr: _ExrThreads
     code = 1
     try:
         os.setsid()  # own process group: a timeout kills everything the scene started
-        from datagen.scene_worker import run_scene_job, set_parent_death_signal
-
         set_parent_death_signal(server_pid)
         os.close(events_fd)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -122,8 +120,6 @@ def serve(specs: list[str], parent_pid: int) -> int:
     events_fd = os.dup(1)
     os.set_inheritable(events_fd, False)
     os.dup2(2, 1)  # library chatter on stdout goes to the server log, not into the event stream
-    from datagen.scene_worker import set_parent_death_signal
-
     set_parent_death_signal(parent_pid)
     t0 = time.perf_counter()
     try:
@@ -151,7 +147,7 @@ def serve(specs: list[str], parent_pid: int) -> int:
                 if not chunk:  # the generator is gone or done: no scene may outlive it
                     stdin_open = False
                     for pid in children:
-                        _kill_group(pid)
+                        kill_process_group(pid)
                 buf += chunk
         else:
             time.sleep(0.02)
@@ -169,7 +165,7 @@ def serve(specs: list[str], parent_pid: int) -> int:
             elif req["cmd"] == "kill":
                 for pid, rid in children.items():
                     if rid == req["id"]:
-                        _kill_group(pid)
+                        kill_process_group(pid)
         while children:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -182,18 +178,6 @@ def serve(specs: list[str], parent_pid: int) -> int:
                 _emit(events_fd, {"event": "exit", "id": rid, "returncode": os.waitstatus_to_exitcode(status),
                                   "max_rss_kb": usage.ru_maxrss})
     return 0
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL a child's process group (or the child alone if it has not called setsid yet). Only called for
-    children not reaped yet, so the pid cannot have been reused."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,18 @@ def set_parent_death_signal(parent_pid: int) -> None:
         os._exit(3)
 
 
+def kill_process_group(pid: int) -> None:
+    """SIGKILL the process group of `pid` (a scene process or warm server, each the leader of its own group), or
+    `pid` alone when it has not called setsid yet. Only for children not reaped yet: their pid cannot be reused."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _top_level_modules() -> set[str]:
     return {name.partition(".")[0] for name in list(sys.modules)}
 
