@@ -28,6 +28,39 @@ def cotracker3_fixtures(shared_dir: Path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------- helpers
+# Test modules import these with `from tests.conftest import ...`.
+def procs_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (e.g. an output folder: scene processes left behind)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and text in (d / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+def flow_errors(s, dbg: dict, tracks=None):
+    """Ground truth vs Blender's forward optical flow (`dbg["flow"]` of render_scene(debug=dbg), rendered at exact
+    pixel centres by the GT pass): for the tracks `tracks` (indices; default all) queried before the last frame,
+    |GT displacement t -> t + 1 - flow at the query pixel|. Returns (errors (K,), displacements (K, 2)) of those
+    visible at t + 1, and the tracks compared (M,)."""
+    import numpy as np
+
+    t = np.asarray(s.meta["query_frames"])
+    q = np.flatnonzero(t < s.num_frames - 1)
+    if tracks is not None:
+        q = np.intersect1d(q, tracks)
+    t = t[q]
+    x, y = np.rint(s.tracks[t, q]).astype(int).T
+    ok = s.visibility[t + 1, q]
+    disp = s.tracks[t + 1, q] - s.tracks[t, q]
+    flow = dbg["flow"][t, y, x][:, ::-1]  # Kubric forward flow: (d_row, d_col) = (dy, dx) pixels
+    return np.linalg.norm(flow - disp, axis=1)[ok], disp[ok], q
+
+
 # --------------------------------------------------------------------------------------- datagen shards
 TINY_DATA_CONFIG = REPO_ROOT / "configs" / "data" / "tiny.yaml"
 TEST_DATA_ROOT = REPO_ROOT / ".cache" / "test-shards"

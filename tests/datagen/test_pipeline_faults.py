@@ -21,6 +21,7 @@ import pytest
 from datagen.config import load_data_config
 from datagen.generate import FAULT_ENV, derive_seed, generate_dataset
 from datagen.shards import iter_tar_samples, read_shards
+from tests.conftest import procs_mentioning
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "data" / "tiny.yaml"
@@ -68,22 +69,11 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, start: int = 0, 
         time.sleep(0.05)
 
 
-def _procs_mentioning(text: str) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and text in (d / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(d.name))
-        except OSError:
-            pass
-    return pids
-
-
 def _assert_no_scene_processes(out: Path) -> None:
     """Warm server, its forked scenes and cold scene processes all name the output folder on their command line."""
     deadline = time.monotonic() + 15
-    while _procs_mentioning(str(out)):
-        assert time.monotonic() < deadline, f"processes outlived their generator: {_procs_mentioning(str(out))}"
+    while procs_mentioning(str(out)):
+        assert time.monotonic() < deadline, f"processes outlived their generator: {procs_mentioning(str(out))}"
         time.sleep(0.1)
 
 

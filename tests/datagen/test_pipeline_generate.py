@@ -17,6 +17,7 @@ import pytest
 from datagen.config import load_data_config
 from datagen.generate import available_cpus, derive_seed, generate_dataset
 from datagen.shards import iter_tar_samples, read_shards
+from tests.conftest import procs_mentioning
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "data" / "tiny.yaml"
@@ -26,17 +27,6 @@ pytestmark = pytest.mark.slow
 def _cli(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "datagen", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def _procs_mentioning(text: str) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and text in (d / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(d.name))
-        except OSError:
-            pass
-    return pids
 
 
 def _timings(out: Path) -> list[dict]:
@@ -59,7 +49,7 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     proc.send_signal(signal.SIGKILL)  # scene 1 is in flight now
     proc.wait()
     time.sleep(1.0)
-    assert not _procs_mentioning(str(out)), "scene processes outlived the killed generator"
+    assert not procs_mentioning(str(out)), "scene processes outlived the killed generator"
     assert not list(out.glob("shard-*")), "a shard file exists although its scenes were not all finished"
     before = {k: v for k, v in next(iter_tar_samples(scene0)).items() if k != "__url__"}
 
@@ -126,7 +116,7 @@ def test_timeouts_exhaust_retries_with_clear_error(tmp_path):
     assert log.count("timed out after 0.5s") == 2
     assert f"retrying with seed {derive_seed(0, 0, 1)}" in log
     assert not list(tmp_path.glob("shard-*"))
-    assert not _procs_mentioning(str(tmp_path))
+    assert not procs_mentioning(str(tmp_path))
 
 
 def test_task_slicing_complete_and_slurm_env(tmp_path, tiny_shards):
