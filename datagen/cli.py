@@ -12,14 +12,18 @@ import os
 import sys
 from pathlib import Path
 
+from datagen.errors import UserError
+
 DEFAULT_CONFIG = "configs/data/default.yaml"
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 
-class CliError(Exception):
+class CliError(UserError):
+    """A bad argument or an unusable input of a command: one line, exit status `exit_code`."""
+
     def __init__(self, msg: str, code: int = EXIT_FAILURE):
         super().__init__(msg)
-        self.code = code
+        self.exit_code = code
 
 
 def _slurm_task() -> tuple[int, int]:
@@ -35,12 +39,9 @@ def _slurm_task() -> tuple[int, int]:
 
 
 def _load_config(args):
-    from datagen.config import ConfigError, load_data_config
+    from datagen.config import load_data_config
 
-    try:
-        return load_data_config(args.config, args.overrides)
-    except ConfigError as err:
-        raise CliError(str(err), EXIT_USAGE) from None
+    return load_data_config(args.config, args.overrides)  # ConfigError: exit status 2
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -67,7 +68,7 @@ def cmd_generate(args) -> int:
     try:
         report = generate_dataset(cfg, args.out, workers=args.workers, task_index=task_index,
                                   num_tasks=num_tasks, progress=None if args.progress else False)
-    except (GenerationError, OutputBusyError) as err:
+    except GenerationError as err:  # OutputBusyError is a UserError already
         raise CliError(str(err)) from None
     print(report.summary())
     return 0
@@ -440,18 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from datagen.config import ConfigError
     from datagen.shards import CorruptSampleError, NoShardsError
     from datagen.sources import SourceError
 
     try:
         return args.func(args)
-    except CliError as err:
+    except UserError as err:  # CliError, ConfigError (exit 2), OutputBusyError, ...
         print(f"error: {err}", file=sys.stderr)
-        return err.code
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return err.exit_code
     except (NoShardsError, CorruptSampleError, SourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
