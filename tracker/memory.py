@@ -11,7 +11,8 @@ default implementation from the model architecture and the request (points x fra
 * the support patches of every query (levels x (2r+1)^2 x C floats per point, held about three times);
 * the transformer: every (track, frame) token of a window, real and virtual, carries about `TOKEN_FLOATS` hidden
   vectors at the peak of a block (the MLP's 4x hidden layer and its activation, the residual stream, norms);
-* the correlation blocks (bounded rows, see `tracker.model.base.CORR_BLOCK_ROWS`) and the outputs.
+* the correlation blocks (bounded rows, see `tracker.model.base.CORR_BLOCK_ROWS`), the outputs, and a fixed
+  allowance for first-call and unmodelled allocations (`RUNTIME_BYTES`).
 
 Calibrated against the peak resident set growth that bench/bench_tracker.py --memory measures (the estimate errs
 on the high side; see docs/tracker_model.md). Refusing early is the point: a request that does not fit must end
@@ -26,10 +27,13 @@ from pathlib import Path
 
 import torch
 
-# Peak bytes of the encoder's temporaries per input pixel of a chunk (measured at 384x512, float32).
-ENCODER_BYTES_PER_PIXEL = 320
+# Peak bytes of the encoder's temporaries per input pixel of a chunk (float32; measured about 740 with 128-frame
+# chunks at 96x128: activations, the 416-channel fusion and oneDNN's reorder buffers).
+ENCODER_BYTES_PER_PIXEL = 800
 # Hidden-size vectors per (track, frame) token alive at the peak of a transformer block.
-TOKEN_FLOATS = 16
+TOKEN_FLOATS = 20
+# First-call and unmodelled allocations (oneDNN primitive caches, small tensors, allocator slack).
+RUNTIME_BYTES = 64 << 20
 # Share of the available memory a request may take (the rest: Python, other allocations, fragmentation).
 USABLE_FRACTION = 0.85
 GIB = 2**30
@@ -118,6 +122,7 @@ def estimate_tracking_memory(
     rows = CORR_BLOCK_ROWS["cuda" if torch.device(device).type == "cuda" else "cpu"]
     token_dim = 2 + levels * a["corr_dim"] + 84
     parts = {
+        "runtime": RUNTIME_BYTES,
         "input video": B * T * 3 * H * W,
         "resized video": B * encoded * 3 * mh * mw * 4,
         "encoder": min(chunk_frames, B * encoded) * mh * mw * ENCODER_BYTES_PER_PIXEL * f // 4,

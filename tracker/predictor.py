@@ -379,8 +379,9 @@ class OnlinePredictor:
         S = self.model.window_len
         total = video.shape[1] if isinstance(video, torch.Tensor) else None
         out = None
-        # Overlapping chunks share frames: a small cache encodes each frame once.
-        with self.model.cached_features(max_frames=2 * S):
+        # Overlapping chunks share frames: a small cache encodes each frame once. One inference context for the
+        # whole stream, so that malloc's recycled blocks survive from one chunk to the next.
+        with self.model.cached_features(max_frames=2 * S), _inference(self.model, self.precision):
             for ind, chunk in _stream_windows(video, S, self.step):
                 if ind == 0:
                     self(chunk[:, :1], is_first_step=True, queries=queries, grid_size=grid_size,

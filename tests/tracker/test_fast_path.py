@@ -119,7 +119,8 @@ def test_default_equals_reference_with_gradients(cls, T):
 def test_reference_path_reproduces_the_fixtures(cotracker3_fixtures):
     """The reference implementation stays an honest baseline: it still reproduces the official outputs."""
     model = CoTracker3Offline()
-    model.load_state_dict({k: v.float() for k, v in load_file(cotracker3_fixtures / "weights_offline.safetensors").items()})
+    weights = load_file(cotracker3_fixtures / "weights_offline.safetensors")
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
     model.eval()
     inputs = load_file(cotracker3_fixtures / "inputs.safetensors")
     core = load_file(cotracker3_fixtures / "ref_core.safetensors")

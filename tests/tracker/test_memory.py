@@ -34,10 +34,11 @@ def test_estimate_scales_with_the_request():
         offline, online = CoTracker3Offline(), CoTracker3Online()
     est = lambda m, **kw: estimate_tracking_memory(m, **{"num_frames": 24, "num_points": 256,  # noqa: E731
                                                          "input_hw": (480, 854), **kw}).total
-    assert est(offline, num_frames=240) > 5 * est(offline)  # the offline model holds the whole clip
+    # the offline model holds the whole clip: beyond a fixed part (encoder chunk, runtime), memory grows with T
+    assert est(offline, num_frames=2400) > 5 * est(offline, num_frames=240) > 10 * est(offline, num_frames=24) / 4
     stream = est(online, mode="online_stream")
     assert est(online, mode="online_stream", num_frames=2400) - stream < 2400 * 480 * 854 * 3 + 2**30
-    assert est(online, mode="online_windows", num_frames=240) > 3 * est(online, mode="online_windows")
+    assert est(online, mode="online_windows", num_frames=2400) > 5 * est(online, mode="online_windows", num_frames=240)
     assert est(offline, num_points=2560) > est(offline) + 2256 * 4 * 49 * 128 * 4  # support patches per point
     assert est(offline, precision="bf16") < est(offline)
 
@@ -71,7 +72,7 @@ def test_estimate_covers_a_real_request():
     """A real request (official architecture at a small model resolution) in a fresh process: the peak growth of
     its resident memory stays below the estimate and above a quarter of it (the estimate is useful, not wild)."""
     proc = _python("""
-        import json, resource, numpy as np, torch
+        import json, numpy as np, torch
         from tracker.memory import estimate_tracking_memory
         from tracker.model import CoTracker3Offline
         from tracker.predictor import OfflinePredictor
@@ -81,10 +82,10 @@ def test_estimate_covers_a_real_request():
         video = torch.from_numpy(rng.integers(0, 256, (1, 24, 3, 96, 128), dtype=np.uint8))
         queries = torch.from_numpy(rng.uniform(0, 90, (1, 64, 3)).astype(np.float32)); queries[..., 0] = 0
         est = estimate_tracking_memory(model, num_frames=24, num_points=64 + 36, input_hw=(96, 128)).total
-        rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096
-        before = rss()
+        status = lambda key: next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
+        before = status("VmRSS:")
         OfflinePredictor(model, iters=2)(video, queries)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = status("VmHWM:")  # this image's peak (ru_maxrss would carry pytest's over fork + exec)
         print(json.dumps({"estimate": est, "growth": peak - before}))
     """)
     assert proc.returncode == 0, proc.stderr
@@ -109,13 +110,14 @@ def test_cli_refuses_a_huge_grid_in_one_line(one_frame_clip, tmp_path):
     """`python -m tracker track clip.mp4 --grid 500` on a real 1-frame video: refused with the estimate and the flag
     to change, exit status 2, before any model is loaded (no weights to download here, small peak memory)."""
     proc = _python(f"""
-        import resource, sys
+        import sys
         from tracker.cli import main
         try:
             code = main(["track", {str(one_frame_clip)!r}, "--grid", "500", "--out", {str(tmp_path / "t.npz")!r}])
         except SystemExit as exc:
             code = exc.code
-        print("PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+        print("PEAK_RSS_MB", peak // 1024)
         sys.exit(code)
     """)
     assert proc.returncode == 2, proc.stderr

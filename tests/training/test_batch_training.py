@@ -42,8 +42,8 @@ def _loss_and_grads(model, video, tracks, vis, queries, ok, iters=2):
 
 @pytest.mark.parametrize("variant,checkpointing", [("online", False), ("offline", False), ("online", True)])
 def test_batch_of_two_equals_two_batches_of_one(variant, checkpointing):
-    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml",
-                            SMALL_ARCH + [f"model.variant={variant}", f"model.activation_checkpointing={checkpointing}"])
+    overrides = [f"model.variant={variant}", f"model.activation_checkpointing={checkpointing}"]
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml", SMALL_ARCH + overrides)
     torch.manual_seed(0)
     model = build_model(cfg).train()
     assert model.updateformer.activation_checkpointing is checkpointing

@@ -172,12 +172,13 @@ class UpdateFormer(nn.Module):
         them is one per track, independent of the input: it is computed once on length-1 sequences.
         """
         B, N, S, _ = points.shape
-        virt = points
         j = 0
         for i, block in enumerate(self.time_blocks):
             points = self._run(block, points, seq_dim=2)
-            virt = self._run(block, self.virual_tracks[0])[None].expand(B, -1, S, -1) if i == 0 else \
-                self._run(block, virt, seq_dim=2)
+            if i == 0:  # (V, 1, C) sequences of length 1 -> the same output on every frame
+                virt = self._run(block, self.virual_tracks[0])[None].expand(B, -1, S, -1)
+            else:
+                virt = self._run(block, virt, seq_dim=2)
             if i % self.space_every == 0 and j < len(self.space_virtual_blocks):
                 virt = self._run(self.space_virtual2point_blocks[j], virt, points, seq_dim=1)
                 virt = self._run(self.space_virtual_blocks[j], virt, seq_dim=1)
