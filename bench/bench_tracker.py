@@ -1,35 +1,42 @@
-"""Inference speed and peak memory of the CoTracker3 predictors (offline and online).
+"""Inference speed of the default path against the plain reference path, and memory against clip length.
 
     python bench/bench_tracker.py [--quick] [--device cpu|cuda|all] [--variants offline,online]
-                                  [--frames 24,48] [--points 256,1024] [--threads N]
+                                  [--frames 24,48] [--points 256,1024] [--repeats 2] [--threads N]
+    python bench/bench_tracker.py --memory [--memory-frames 24,240,2400] [--memory-points 32]
 
-One line per configuration, e.g.
-    bench_tracker device=cpu variant=offline T=24 N=256 H=384 W=512 seconds=12.3 fps=1.95 peak_mem_mb=2100 ...
+Speed (default mode): for each setting one process runs `tracker.track` on the same random 384x512 video and queries
+with the plain reference path (`tracker.model.reference_implementation()`: the original eager code, float32, no
+allocator tuning) and with the default path, interleaved A/B/A/B (--repeats pairs), and prints one line, e.g.
 
-Random-init weights (speed does not depend on the weights); the input is a random 384x512 uint8 video and N random
-queries, run through `tracker.predictor.track` (the same path as the CLI: offline = one 6-iteration model call
-plus the 6x6 support grid; online = streaming chunks of 16 frames, step 8).
+    bench_tracker device=cpu variant=offline T=24 N=256 H=384 W=512 path=default seconds=20.1 ref_seconds=38.0
+        speedup=1.89 cpu_s=... ref_cpu_s=... max_diff_px=3.1e-05 threads=2 load=3.1
 
-What is measured:
-* fps: frames of video tracked per second of wall time (one timed run after an optional warm-up). On CPU,
-  `cpu_s` is the process CPU time (all threads) of that run: on a shared machine wall time depends on the load,
-  cpu_s much less so.
-* CPU: each configuration runs in its own fresh subprocess. `peak_mem_mb` is that process's peak resident set
-  size (getrusage ru_maxrss: model weights + Python + torch + the inference), and `infer_mem_mb` is the
-  growth of the peak RSS over the RSS just before the timed run (mostly activations). tracemalloc does not see
-  torch's allocations, so it is not used.
-* CUDA: bf16 autocast; `peak_mem_mb` = torch.cuda.max_memory_allocated during the run (tensors only, not the
-  caching allocator's reserve or the CUDA context).
+seconds / ref_seconds are the fastest of the repeats (wall time), cpu_s the matching process CPU time (all threads;
+less sensitive than wall time to other work on a shared machine), max_diff_px the largest difference of the tracks
+between the two paths, load the 1-minute load average when the setting started. On CUDA the default path is also
+run with bf16 autocast and with bf16 + torch.compile (path=bf16, path=bf16+compile), each line with its speedup
+over the same reference run and its peak memory (torch.cuda.max_memory_allocated).
+
+Memory (--memory): each setting runs in a fresh process and reports the growth of its peak resident set size
+during the request (`peak_mb`; ru_maxrss minus the resident size before the call) next to the estimate of
+`tracker.memory` and the ratio to the first (shortest) clip of the same variant. The online model streams a
+generated clip chunk by chunk (no clip in memory); the offline model gets the whole clip and refuses requests the
+estimator says do not fit (printed as refused=...) and, on a shared machine, does not run settings estimated above
+--memory-limit-gb (printed as skipped=...). To keep 2,400 frames affordable on CPU these runs use a model with the
+official architecture but a 96x128 model resolution on 96x128 frames, few points (--memory-points) and one
+refinement iteration (each iteration frees its temporaries, so the peak is that of six).
+
+Random-init weights throughout (speed does not depend on the weights).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,118 +44,224 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 HEIGHT, WIDTH = 384, 512
+MEMORY_HW = (96, 128)
+ITERS_MEMORY = 1  # iterations free their temporaries, so one shows the same peak at a sixth of the time
 
 
-def _rss_mb() -> float:
-    """Current resident set size in MiB (Linux /proc; falls back to the peak)."""
+def _status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in MiB, None where unavailable."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return _peak_rss_mb()
+    return None
+
+
+def _rss_mb() -> float:
+    """Current resident set size in MiB."""
+    return _status_mb("VmRSS") or _peak_rss_mb()
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process in MiB: VmHWM (that of this program image; ru_maxrss would carry
+    the parent's peak over fork + exec), else ru_maxrss (KiB on Linux)."""
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _build(variant: str, device: str):
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def _build(variant: str, device: str, **arch):
     import torch
 
     from tracker.model import CoTracker3Offline, CoTracker3Online
 
     torch.manual_seed(0)
-    model = CoTracker3Offline() if variant == "offline" else CoTracker3Online()
+    model = CoTracker3Offline(**arch) if variant == "offline" else CoTracker3Online(**arch)
     return model.to(device).eval()
 
 
-def run_one(variant: str, num_frames: int, num_points: int, device: str, warmup: int) -> dict:
-    """Time one configuration in this process -> dict of results."""
+def _inputs(num_frames: int, num_points: int, hw: tuple[int, int]):
     import numpy as np
     import torch
 
-    from tracker.predictor import track
-
+    H, W = hw
     rng = np.random.default_rng(0)
-    video = rng.integers(0, 256, (num_frames, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    video = torch.from_numpy(rng.integers(0, 256, (1, num_frames, 3, H, W), dtype=np.uint8))
     # Queries spread over the first half of the clip (the online model needs them before the last window).
     queries = np.stack(
         [
             rng.integers(0, max(1, num_frames // 2), num_points).astype(np.float32),
-            rng.uniform(0, WIDTH - 1, num_points).astype(np.float32),
-            rng.uniform(0, HEIGHT - 1, num_points).astype(np.float32),
+            rng.uniform(0, W - 1, num_points).astype(np.float32),
+            rng.uniform(0, H - 1, num_points).astype(np.float32),
         ],
         axis=-1,
     )
+    return video, torch.from_numpy(queries)[None]
+
+
+# ------------------------------------------------------------------------------------------------------ speed
+
+
+def speed_setting(variant: str, num_frames: int, num_points: int, device: str, repeats: int) -> list[str]:
+    """A/B/A/B of the reference and the default path (plus bf16 / compile on CUDA) -> one line per path."""
+    import torch
+
+    from tracker.model import reference_implementation
+    from tracker.predictor import track
+
+    load = _load()
     model = _build(variant, device)
-    video_in = torch.from_numpy(video).permute(0, 3, 1, 2)[None].float().to(device)
-    queries_in = torch.from_numpy(queries)[None].to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    video, queries = _inputs(num_frames, num_points, (HEIGHT, WIDTH))
+    video = video.to(device)
 
-    def infer():
-        with torch.no_grad(), autocast:
-            pred = track(model, video_in, queries_in)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return pred
+    def run(path: str):
+        ref = path == "reference"
+        with reference_implementation(ref):
+            return track(model, video, queries, precision="bf16" if path.startswith("bf16") else "fp32",
+                         compile=path.endswith("compile"))
 
-    for _ in range(warmup):
-        infer()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    rss_before = _rss_mb()
-    cpu_before = time.process_time()
-    start = time.perf_counter()
-    pred = infer()
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_before
-    assert tuple(pred.tracks.shape) == (1, num_frames, num_points, 2), pred.tracks.shape
-    result = {"seconds": seconds, "fps": num_frames / seconds, "cpu_s": cpu_seconds}
-    if device == "cuda":
-        result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = _peak_rss_mb()
-        result["peak_mem_mb"] = peak
-        result["infer_mem_mb"] = max(0.0, peak - rss_before)
+    paths = ["reference", "default"] + (["bf16", "bf16+compile"] if device == "cuda" else [])
+    if device == "cuda":  # warm-up: kernels, cuDNN / compile autotuning
+        for path in paths:
+            run(path)
+    times = {p: [] for p in paths}
+    peak = {}
+    tracks = {}
+    for _ in range(repeats):
+        for path in paths:
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            c0, t0 = _cpu_s(), time.perf_counter()
+            tracks[path] = run(path).tracks
+            if device == "cuda":
+                torch.cuda.synchronize()
+                peak[path] = torch.cuda.max_memory_allocated() / 2**20
+            times[path].append((time.perf_counter() - t0, _cpu_s() - c0))
+    ref_s, ref_cpu = min(times["reference"])
+    lines = []
+    for path in paths[1:]:
+        seconds, cpu = min(times[path])
+        diff = (tracks[path] - tracks["reference"]).abs().max().item()
+        parts = [f"bench_tracker device={device} variant={variant} T={num_frames} N={num_points} H={HEIGHT} W={WIDTH}",
+                 f"path={path} seconds={seconds:.2f} ref_seconds={ref_s:.2f} speedup={ref_s / seconds:.2f}"]
+        if device == "cpu":
+            parts.append(f"cpu_s={cpu:.1f} ref_cpu_s={ref_cpu:.1f} cpu_ratio={ref_cpu / cpu:.2f}")
+        else:
+            parts.append(f"peak_mem_mb={peak[path]:.0f} ref_peak_mem_mb={peak['reference']:.0f}")
+        parts.append(f"max_diff_px={diff:.2g} threads={torch.get_num_threads()} load={load:.1f} repeats={repeats}")
+        lines.append(" ".join(parts))
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+
+
+def memory_setting(variant: str, num_frames: int, num_points: int, limit_gb: float) -> dict:
+    """One request in this (fresh) process: peak RSS growth, estimate, seconds; or the refusal (by the
+    estimator, or by --memory-limit-gb so that a shared machine is not filled)."""
+    import numpy as np
+    import torch
+
+    from tracker.memory import InsufficientMemoryError, estimate_tracking_memory
+    from tracker.predictor import OfflinePredictor, OnlinePredictor
+
+    H, W = MEMORY_HW
+    model = _build(variant, "cpu", model_resolution=MEMORY_HW)
+    rng = np.random.default_rng(0)
+    queries = torch.from_numpy(np.stack([np.zeros(num_points), rng.uniform(0, W - 1, num_points),
+                                         rng.uniform(0, H - 1, num_points)], axis=-1).astype(np.float32))[None]
+    mode = "offline" if variant == "offline" else "online_stream"
+    support = 36 if variant == "offline" else 0
+    est = estimate_tracking_memory(model, num_frames=num_frames, num_points=num_points + support,
+                                   input_hw=(H, W), mode=mode)
+
+    def chunks():  # the online model reads the clip as a stream of 8-frame chunks
+        for t in range(0, num_frames, 8):
+            n = min(8, num_frames - t)
+            yield torch.from_numpy(rng.integers(0, 256, (1, n, 3, H, W), dtype=np.uint8))
+
+    result = {"estimate_mb": est.total / 2**20}
+    if est.total > limit_gb * 2**30:
+        result["skipped"] = f"estimate above --memory-limit-gb {limit_gb:g}"
+        return result
+    video = None
+    if variant == "offline":
+        video = torch.from_numpy(rng.integers(0, 256, (1, num_frames, 3, H, W), dtype=np.uint8))
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    try:
+        if variant == "offline":
+            out = OfflinePredictor(model, iters=ITERS_MEMORY)(video, queries)
+        else:
+            out = OnlinePredictor(model, iters=ITERS_MEMORY).track_video(chunks(), queries)
+    except InsufficientMemoryError as err:
+        result["refused"] = str(err)
+        result["seconds"] = time.perf_counter() - t0
+        return result
+    result["seconds"] = time.perf_counter() - t0
+    result["peak_mb"] = max(0.0, _peak_rss_mb() - rss0)
+    result["outputs_mb"] = sum(t.numel() * t.element_size() for t in (out.tracks, out.visible, out.vis_prob,
+                                                                     out.conf_prob)) / 2**20
+    assert out.tracks.shape[1] == num_frames, out.tracks.shape
     return result
 
 
-def _child(args: argparse.Namespace) -> None:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    res = run_one(args.variant, args.frames_one, args.points_one, args.device, args.warmup)
-    res["threads"] = torch.get_num_threads()
-    print("RESULT " + json.dumps(res))
+def _memory_child(args) -> None:
+    print("RESULT " + json.dumps(memory_setting(args.variant, args.frames_one, args.points_one,
+                                                 args.memory_limit_gb)))
 
 
-def _format(device, variant, num_frames, num_points, res) -> str:
-    parts = [
-        "bench_tracker",
-        f"device={device}",
-        f"variant={variant}",
-        f"T={num_frames}",
-        f"N={num_points}",
-        f"H={HEIGHT}",
-        f"W={WIDTH}",
-    ]
-    if "error" in res:
-        return " ".join(parts + [f"error={res['error']!r}"])
-    parts += [f"seconds={res['seconds']:.2f}", f"fps={res['fps']:.2f}", f"peak_mem_mb={res['peak_mem_mb']:.0f}"]
-    if device == "cpu" and "cpu_s" in res:
-        parts.append(f"cpu_s={res['cpu_s']:.1f}")
-    if "infer_mem_mb" in res:
-        parts.append(f"infer_mem_mb={res['infer_mem_mb']:.0f}")
-    if "threads" in res:
-        parts.append(f"threads={res['threads']}")
-    if device == "cuda":
-        parts.append("dtype=bf16-autocast")
-    return " ".join(parts)
+def _run_memory_child(variant: str, num_frames: int, num_points: int, timeout: float, limit_gb: float) -> dict:
+    cmd = [sys.executable, __file__, "--memory-child", "--variant", variant, "--frames-one", str(num_frames),
+           "--points-one", str(num_points), "--memory-limit-gb", str(limit_gb)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def memory_lines(variants: list[str], frames: list[int], points: int, timeout: float, limit_gb: float) -> None:
+    H, W = MEMORY_HW
+    for variant in variants:
+        first = None
+        for num_frames in frames:
+            res = _run_memory_child(variant, num_frames, points, timeout, limit_gb)
+            parts = [f"bench_tracker_memory device=cpu variant={variant} T={num_frames} N={points} H={H} W={W} "
+                     f"model_res={H}x{W}"]
+            if "error" in res:
+                parts.append(f"error={res['error']!r}")
+            elif "skipped" in res:
+                parts.append(f"estimate_mb={res['estimate_mb']:.0f} skipped={res['skipped']!r}")
+            elif "refused" in res:
+                parts.append(f"estimate_mb={res['estimate_mb']:.0f} refused_in_s={res['seconds']:.2f} "
+                             f"refused={res['refused']!r}")
+            else:
+                first = first or res["peak_mb"]
+                parts.append(f"peak_mb={res['peak_mb']:.0f} estimate_mb={res['estimate_mb']:.0f} "
+                             f"outputs_mb={res['outputs_mb']:.1f} growth_vs_first={res['peak_mb'] / first:.2f} "
+                             f"seconds={res['seconds']:.1f}")
+            print(" ".join(parts), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------- main
 
 
 def main() -> None:
@@ -158,61 +271,51 @@ def main() -> None:
     parser.add_argument("--variants", default="offline,online")
     parser.add_argument("--frames", default="24,48")
     parser.add_argument("--points", default="256,1024")
+    parser.add_argument("--repeats", type=int, default=3, help="A/B pairs per setting (the fastest counts)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 0 on CPU, 1 on CUDA)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per CPU configuration")
-    # Internal: run a single configuration in this process.
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true", help="peak memory against clip length instead of speed")
+    parser.add_argument("--memory-frames", default="24,240,2400")
+    parser.add_argument("--memory-points", type=int, default=32)
+    parser.add_argument("--memory-limit-gb", type=float, default=6.0,
+                        help="do not run memory settings estimated above this (a shared machine)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per memory setting")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--frames-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--points-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        _child(args)
-        return
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        _memory_child(args)
+        return
+    variants = args.variants.split(",")
+    if args.memory:
+        memory_lines(variants, [int(x) for x in args.memory_frames.split(",")], args.memory_points, args.timeout,
+                     args.memory_limit_gb)
+        return
     frames = [24] if args.quick else [int(x) for x in args.frames.split(",")]
     points = [256] if args.quick else [int(x) for x in args.points.split(",")]
-    variants = args.variants.split(",")
     if args.device in ("auto", "all"):
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
         devices = [args.device]
-
     for device in devices:
-        warmup = args.warmup if args.warmup is not None else (1 if device == "cuda" else 0)
         for variant in variants:
             for num_frames in frames:
                 for num_points in points:
+                    try:
+                        lines = speed_setting(variant, num_frames, num_points, device, args.repeats)
+                    except torch.OutOfMemoryError:
+                        lines = [f"bench_tracker device={device} variant={variant} T={num_frames} N={num_points} "
+                                 f"error='out of memory'"]
                     if device == "cuda":
-                        try:
-                            res = run_one(variant, num_frames, num_points, device, warmup)
-                        except torch.OutOfMemoryError:
-                            res = {"error": "out of memory"}
                         torch.cuda.empty_cache()
-                    else:
-                        res = _run_cpu_child(args, variant, num_frames, num_points, warmup)
-                    print(_format(device, variant, num_frames, num_points, res), flush=True)
-
-
-def _run_cpu_child(args, variant: str, num_frames: int, num_points: int, warmup: int) -> dict:
-    """A fresh process per CPU configuration, so its peak RSS belongs to that configuration alone."""
-    cmd = [
-        sys.executable, __file__, "--child", "--device", "cpu", "--variant", variant,
-        "--frames-one", str(num_frames), "--points-one", str(num_points),
-        "--threads", str(args.threads), "--warmup", str(warmup),
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout after {args.timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": tail}
+                    for line in lines:
+                        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,81 +1,153 @@
-"""Training-step benchmark of the real CoTracker3 configuration (and the shard loader), one line per setting.
+"""Training-step throughput of the CoTracker3 recipe: step time, samples/s, peak memory, FLOPs and MFU, one line per
+configuration, each with its samples/s ratio to the baseline configuration measured in the same run.
 
-    python bench/bench_train.py                       # CPU (reduced frames/tracks) and CUDA bf16 when present
-    python bench/bench_train.py --device cpu --frames 16 --tracks 64 --steps 2
-    python bench/bench_train.py --loader 'data/shards/default/shard-*.tar'
+    python bench/bench_train.py                          # CPU (reduced sizes) and CUDA (recipe sizes) when present
+    python bench/bench_train.py --device cpu --frames 16 --tracks 64 --resolution 192 256 --steps 2
+    python bench/bench_train.py --configs baseline,b1,b2,b2-ckpt --loader 'data/shards/default/shard-*.tar'
 
-Each step = recipe forward (4 iterations, training outputs) + Kubric loss + backward + AdamW step + grad clip.
-Prints: setting, seconds per step (median over --steps after one warm-up step), peak memory (CUDA: max allocated;
-CPU: max RSS of the process), and for the loader the clips/s it produces versus the clips/s a step consumes.
+A step = `sample_queries` + forward with training outputs (recipe iterations) + the recipe loss
+(`lightning_modules.module.recipe_loss`) + backward + gradient clipping + AdamW + OneCycle, on random clips.
+Configurations (all from the same initial weights):
+
+    baseline  the reference implementation (tracker.model.reference_implementation), 1 clip per step
+    b1        the default implementation, 1 clip per step
+    b2, b4    the default implementation, 2 / 4 clips per step (data.batch_size)
+    b2-ckpt   b2 with activation checkpointing of the update transformer (model.activation_checkpointing)
+
+CPU runs float32, CUDA bf16 autocast (Lightning's bf16-mixed, the training default on GPUs). The configurations'
+steps are interleaved (baseline, b1, b2, ..., baseline, b1, ...) so that a busy machine slows them alike; the
+first step of each is a warm-up, the reported time is the median of the others.
+
+Memory: CUDA torch.cuda.max_memory_allocated over a configuration's steps; CPU the growth of the peak resident
+set during the first step of a fresh process per configuration (VmHWM over the resident size after building
+model, data and optimiser; includes AdamW's state; in-process numbers would mix configurations).
+FLOPs: what torch.utils.flop_counter counts for one step's forward and backward (matrix products, convolutions,
+attention; element-wise work is not counted), counted once per configuration outside the timed steps. MFU (CUDA) =
+FLOPs per step / step time / the device's dense bf16 peak (table below or --peak-tflops).
 """
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from lightning_modules.config import load_train_config  # noqa: E402
-from lightning_modules.module import build_model, sample_queries  # noqa: E402
+from lightning_modules.module import build_model, recipe_loss, sample_queries  # noqa: E402
 from lightning_modules.schedule import make_optimizer_and_scheduler  # noqa: E402
 
+CONFIGS = {  # name -> (reference implementation, clips per step, activation checkpointing)
+    "baseline": (True, 1, False),
+    "b1": (False, 1, False),
+    "b2": (False, 2, False),
+    "b4": (False, 4, False),
+    "b2-ckpt": (False, 2, True),
+}
+# Dense bf16 tensor-core peaks (TFLOP/s) by device-name substring, for MFU.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
+                    "4090": 165.0, "3090": 71.0, "V100": 125.0}
 
-def _rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
+class Setting:
+    """One configuration: its model, optimiser, data and timings."""
 
-def bench_step(variant: str, device: str, frames: int, tracks: int, steps: int, hw: tuple[int, int]) -> dict:
-    cfg = load_train_config(Path(__file__).resolve().parents[1] / f"configs/train/cotracker3_{variant}.yaml")
-    model = build_model(cfg).to(device).train()
-    opt, sched = make_optimizer_and_scheduler(model.parameters(), cfg.optim, cfg.trainer.max_steps)
-    from tracker.losses import kubric_loss
+    def __init__(self, name: str, variant: str, device: str, frames: int, tracks: int, hw: tuple[int, int]):
+        reference, batch, ckpt = CONFIGS[name]
+        self.name, self.reference, self.batch, self.device = name, reference, batch, device
+        self.cfg = load_train_config(REPO / f"configs/train/cotracker3_{variant}.yaml",
+                                     [f"model.activation_checkpointing={ckpt}"])
+        torch.manual_seed(0)
+        self.model = build_model(self.cfg).to(device).train()
+        self.opt, self.sched = make_optimizer_and_scheduler(self.model.parameters(), self.cfg.optim,
+                                                            self.cfg.trainer.max_steps)
+        g = torch.Generator().manual_seed(0)
+        H, W = hw
+        self.video = (torch.rand(batch, frames, 3, H, W, generator=g) * 255).to(device)
+        start = torch.rand(batch, 1, tracks, 2, generator=g) * torch.tensor([W - 1, H - 1])
+        self.tracks = (start + torch.cumsum(torch.randn(batch, frames, tracks, 2, generator=g), dim=1)).to(device)
+        self.vis = (torch.rand(batch, frames, tracks, generator=g) > 0.2).to(device)
+        self.vis[:, 0] = True
+        self.times: list[float] = []
+        self.windows = 0
 
-    g = torch.Generator().manual_seed(0)
-    H, W = hw
-    video = (torch.rand(1, frames, 3, H, W, generator=g) * 255).to(device)
-    gt = (torch.rand(1, frames, tracks, 2, generator=g) * torch.tensor([W - 1, H - 1])).to(device)
-    vis = (torch.rand(1, frames, tracks, generator=g) > 0.2).to(device)
-    vis[:, 0] = True
-    use_bf16 = device == "cuda"
-    times = []
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for i in range(steps + 1):
-        if device == "cuda":
+    def step(self) -> None:
+        from tracker.model import reference_implementation
+
+        with reference_implementation(self.reference), torch.autocast(
+            device_type=self.device, dtype=torch.bfloat16, enabled=self.device == "cuda"
+        ):
+            queries, ok = sample_queries(self.tracks, self.vis, self.cfg.model.variant)
+            out = self.model(self.video, queries, iters=self.cfg.model.train_iters, is_train=True)
+            loss = recipe_loss(out.train, self.tracks, self.vis, ok, 512.0 / self.video.shape[-1])
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.windows = len(out.train.window_starts)
+
+    def timed_step(self, warmup: bool) -> None:
+        if self.device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        queries, _ = sample_queries(gt, vis, cfg.model.variant)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-            out = model(video, queries, iters=cfg.model.train_iters, is_train=True)
-        tr = out.train
-        gw = [gt[:, s : s + c.shape[2]] for s, c in zip(tr.window_starts, tr.coords)]
-        vw = [vis[:, s : s + c.shape[2]].float() for s, c in zip(tr.window_starts, tr.coords)]
-        va = [tr.valid[:, s : s + c.shape[2]].float() for s, c in zip(tr.window_starts, tr.coords)]
-        loss = kubric_loss(tr.coords, tr.vis, tr.conf, gw, vw, va).total
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        if device == "cuda":
+        self.step()
+        if self.device == "cuda":
             torch.cuda.synchronize()
-        if i > 0:  # the first step is warm-up (allocator, kernels)
-            times.append(time.perf_counter() - t0)
-    mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else _rss_gb()
-    return {"s_per_step": statistics.median(times), "mem_gb": mem, "windows": len(tr.window_starts)}
+        if not warmup:
+            self.times.append(time.perf_counter() - t0)
+
+    def flops(self) -> int:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self.step()
+        return counter.get_total_flops()
+
+
+def _peak_tflops(device: str, override: float | None) -> float | None:
+    if override:
+        return override
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def _cpu_step_memory(name: str, args, frames: int, tracks: int) -> float | None:
+    """Peak resident growth (MiB) of a configuration's first step, in a fresh process."""
+    cmd = [sys.executable, __file__, "--memory-child", name, "--device", "cpu", "--variant", args.variant_one,
+           "--frames", str(frames), "--tracks", str(tracks), "--resolution", *map(str, args.resolution)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])["mb"]
+    return None
+
+
+def _status_mb(key: str) -> float:
+    """VmRSS (current) or VmHWM (peak of this program image; ru_maxrss would carry the parent's peak over
+    fork + exec) of /proc/self/status in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"{key} not in /proc/self/status")
 
 
 def bench_loader(pattern: str, variant: str, batches: int, workers: int) -> float:
     """Clips per second produced by the training DataLoader (decode + recipe augmentation at 384x512)."""
     from lightning_modules.data import TrackDataModule, resolve_data_config
 
-    cfg = load_train_config(Path(__file__).resolve().parents[1] / f"configs/train/cotracker3_{variant}.yaml",
+    cfg = load_train_config(REPO / f"configs/train/cotracker3_{variant}.yaml",
                             [f"data.sources.kubric.path={pattern}", f"data.sources.kubric.val_path={pattern}",
                              f"data.num_workers={workers}", "data.shuffle_buffer=2", "data.min_tracks=1"])
     dm = TrackDataModule(resolve_data_config(cfg).data, seed=0)
@@ -88,39 +160,90 @@ def bench_loader(pattern: str, variant: str, batches: int, workers: int) -> floa
     return n / (time.perf_counter() - t0)
 
 
+def run_device(device: str, variant: str, args) -> None:
+    recipe = {"online": (64, 384), "offline": (59, 512)}
+    frames = args.frames or (recipe[variant][0] if device == "cuda" else 16)
+    tracks = args.tracks or (recipe[variant][1] if device == "cuda" else 64)
+    hw = tuple(args.resolution or ((384, 512) if device == "cuda" else (192, 256)))
+    args.resolution = list(hw)
+    names = args.configs.split(",")
+    settings = [Setting(n, variant, device, frames, tracks, hw) for n in names]
+    flops = {s.name: s.flops() for s in settings}
+    peaks = {}
+    for i in range(args.steps + 1):  # interleaved; step 0 is the warm-up
+        for s in settings:
+            if device == "cuda" and i == 1:
+                torch.cuda.reset_peak_memory_stats()
+            s.timed_step(warmup=i == 0)
+            if device == "cuda" and i == args.steps:
+                peaks[s.name] = torch.cuda.max_memory_allocated() / 2**20
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    if device == "cpu":
+        args.variant_one = variant
+        peaks = {s.name: _cpu_step_memory(s.name, args, frames, tracks) for s in settings}
+    base = settings[0]
+    base_rate = base.batch / statistics.median(base.times)
+    peak_tflops = _peak_tflops(device, args.peak_tflops) if device == "cuda" else None
+    loader = None
+    if args.loader:
+        loader = bench_loader(args.loader, variant, args.loader_batches, args.loader_workers)
+    for s in settings:
+        step_s = statistics.median(s.times)
+        rate = s.batch / step_s
+        mem = f"{peaks[s.name]:.0f}" if peaks.get(s.name) is not None else "n/a"
+        line = (f"bench_train variant={variant} device={device} config={s.name} batch={s.batch} "
+                f"precision={'bf16' if device == 'cuda' else 'fp32'} res={hw[0]}x{hw[1]} frames={frames} "
+                f"tracks={tracks} windows={s.windows} threads={torch.get_num_threads()} step_s={step_s:.3f} "
+                f"samples_per_s={rate:.3f} ratio_vs_{base.name}={rate / base_rate:.2f} peak_mem_mb={mem} ")
+        line += f"tflop_per_step={flops[s.name] / 1e12:.2f} achieved_tflops={flops[s.name] / step_s / 1e12:.3f}"
+        if peak_tflops:
+            line += f" mfu={flops[s.name] / step_s / 1e12 / peak_tflops:.3f}"
+        if loader is not None:
+            line += f" loader_clips_per_s={loader:.2f}"
+        print(line, flush=True)
+
+
+def _memory_child(name: str, args) -> None:
+    """First step of a fresh process: peak resident growth over the built model, data and optimiser (includes the
+    optimiser state AdamW creates in that step: 2 floats per parameter)."""
+    s = Setting(name, args.variant, "cpu", args.frames, args.tracks, tuple(args.resolution))
+    before = _status_mb("VmRSS")
+    s.step()
+    print("RESULT " + json.dumps({"mb": _status_mb("VmHWM") - before}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    p.add_argument("--variant", choices=["online", "offline", "both"], default="both")
+    p.add_argument("--variant", choices=["online", "offline", "both"], default="online")
+    p.add_argument("--configs", default="baseline,b1,b2,b2-ckpt", help=f"from {', '.join(CONFIGS)}; the first is "
+                   "the baseline of the ratios")
     p.add_argument("--frames", type=int, default=None, help="clip length (default: recipe, 64 / 59; CPU: 16)")
     p.add_argument("--tracks", type=int, default=None, help="tracks (default: recipe, 384 / 512; CPU: 64)")
-    p.add_argument("--resolution", type=int, nargs=2, default=[384, 512])
-    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--resolution", type=int, nargs=2, default=None, help="H W (default 384 512; CPU: 192 256)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per configuration (after one warm-up)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: table by name)")
     p.add_argument("--loader", default=None, help="shard pattern: also measure the loader's clips/s")
     p.add_argument("--loader-workers", type=int, default=1)
     p.add_argument("--loader-batches", type=int, default=4)
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_child:
+        _memory_child(args.memory_child, args)
+        return
+    unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     variants = ["online", "offline"] if args.variant == "both" else [args.variant]
-    recipe = {"online": (64, 384), "offline": (59, 512)}
     for device in devices:
         for variant in variants:
-            frames = args.frames or (recipe[variant][0] if device == "cuda" else 16)
-            tracks = args.tracks or (recipe[variant][1] if device == "cuda" else 64)
-            r = bench_step(variant, device, frames, tracks, args.steps, tuple(args.resolution))
-            prec = "bf16" if device == "cuda" else "fp32"
-            line = (f"train_step variant={variant} device={device} precision={prec} res={args.resolution[0]}x"
-                    f"{args.resolution[1]} frames={frames} tracks={tracks} windows={r['windows']} "
-                    f"threads={torch.get_num_threads()}: {r['s_per_step']:.3f} s/step "
-                    f"({1 / r['s_per_step']:.3f} clips/s consumed), peak_mem={r['mem_gb']:.2f} GB")
-            if args.loader:
-                rate = bench_loader(args.loader, variant, args.loader_batches, args.loader_workers)
-                line += f", loader={rate:.2f} clips/s ({args.loader_workers} worker(s))"
-            print(line, flush=True)
+            run_device(device, variant, args)
 
 
 if __name__ == "__main__":

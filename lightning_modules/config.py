@@ -65,6 +65,9 @@ class ModelConfig:
     # The recipe's loss constants (Huber delta 6 px, confidence radius 12 px, term weights) are in 384x512 pixels:
     # coordinates are multiplied by this factor before the loss. None: 512 / training width (1 for the recipe).
     loss_coord_scale: Optional[float] = None
+    # Recompute the update transformer's block activations in the backward pass instead of keeping them: less
+    # training memory (longer clips, more tracks or a larger batch per GPU) for about one more transformer forward.
+    activation_checkpointing: bool = False
 
 
 @dataclass

@@ -35,6 +35,7 @@ def build_model(cfg: TrainConfig) -> torch.nn.Module:
     cls = CoTracker3Online if cfg.model.variant == "online" else CoTracker3Offline
     window = cfg.model.window_len or default_window_len(cfg.model.variant)
     model = cls(window_len=window, **arch_kwargs(cfg.model.arch))
+    model.updateformer.activation_checkpointing = bool(cfg.model.activation_checkpointing)
     if cfg.model.init_from:
         load_weights(model, read_checkpoint(cfg.model.init_from).state_dict)
     return model
@@ -61,6 +62,34 @@ def sample_queries(tracks: torch.Tensor, vis: torch.Tensor, variant: str, genera
     ok = torch.isfinite(queries).all(dim=(1, 2)) & (queries.abs() <= 1500).all(dim=(1, 2))
     queries = torch.where(ok[:, None, None], queries, torch.ones_like(queries))
     return queries, ok
+
+
+def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, coord_scale: float):
+    """The Kubric recipe loss of a batch (tracker.losses.kubric_loss) -> KubricLoss with confidence (B,).
+
+    train: the model's TrainOutput; tracks (B, L, N, 2) px; vis (B, L, N) bool; ok (B,) from `sample_queries`;
+    coordinates are multiplied by coord_scale first. The recipe's masked means and window means are per clip (it
+    trains with one clip per batch), so each clip's loss is computed as in a batch of one and the batch loss is their
+    mean: a batch of B clips gives the loss and gradients of B accumulated batches of one, averaged.
+    """
+    from tracker.losses import KubricLoss, kubric_loss
+
+    valid = train.valid.float() * ok[:, None, None].float()
+    per_clip = []
+    for b in range(tracks.shape[0]):
+        clip = slice(b, b + 1)
+        gt_w, vis_w, valid_w = [], [], []
+        for start, coords in zip(train.window_starts, train.coords):
+            window = slice(start, start + coords.shape[2])
+            gt_w.append(tracks[clip, window] * coord_scale)
+            vis_w.append(vis[clip, window].float())
+            valid_w.append(valid[clip, window])
+        coords_w = [c[:, clip] * coord_scale for c in train.coords]
+        per_clip.append(kubric_loss(coords_w, [v[:, clip] for v in train.vis], [c[:, clip] for c in train.conf],
+                                    gt_w, vis_w, valid_w))
+    mean = lambda name: torch.stack([getattr(loss, name) for loss in per_clip]).mean()  # noqa: E731
+    return KubricLoss(mean("total"), mean("visible_track"), mean("occluded_track"), mean("visibility"),
+                      torch.cat([loss.confidence for loss in per_clip]))
 
 
 def first_visible_queries(tracks: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
@@ -144,8 +173,6 @@ class TrackerModule(L.LightningModule):
             path.write_text(weights_digest(self.model.state_dict().values()) + "\n")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        from tracker.losses import kubric_loss
-
         video = batch["video"].float()  # (B, L, 3, H, W) 0..255
         tracks = batch["tracks"].float()  # (B, L, N, 2)
         vis = batch["visibility"].bool()  # (B, L, N)
@@ -153,18 +180,8 @@ class TrackerModule(L.LightningModule):
         self._log_keys(list(batch["keys"]), batch["video"])
         queries, ok = sample_queries(tracks, vis, self.cfg.model.variant)
         out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
-        tr = out.train
-        valid = tr.valid.float() * ok[:, None, None].float()
-        gt_w, vis_w, valid_w = [], [], []
-        for start, coords in zip(tr.window_starts, tr.coords):
-            s = coords.shape[2]
-            gt_w.append(tracks[:, start : start + s])
-            vis_w.append(vis[:, start : start + s].float())
-            valid_w.append(valid[:, start : start + s])
         scale = self.cfg.model.loss_coord_scale or 512.0 / video.shape[-1]
-        coords_w = [c * scale for c in tr.coords] if scale != 1 else tr.coords
-        gt_w = [g * scale for g in gt_w] if scale != 1 else gt_w
-        loss = kubric_loss(coords_w, tr.vis, tr.conf, gt_w, vis_w, valid_w)
+        loss = recipe_loss(out.train, tracks, vis, ok, scale)
         B = video.shape[0]
         for name, value in loss.as_dict().items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=B, on_step=True)

@@ -168,6 +168,55 @@ def _resolve_device(name: str) -> str:
     raise CLIError(f"unknown device {name!r} (use cpu or cuda)")
 
 
+def check_request_memory(args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,
+                         num_queries: int | None, grid_size: int) -> None:
+    """Refuse, before any model is loaded, a request that would not fit in memory (tracker.memory, with the
+    official architecture of --variant; the predictor checks again with the loaded model's)."""
+    import torch
+
+    from tracker.checkpoint import VARIANTS
+    from tracker.memory import (
+        USABLE_FRACTION,
+        InsufficientMemoryError,
+        check_tracking_memory,
+        estimate_tracking_memory,
+        format_bytes,
+        grid_side,
+    )
+    from tracker.model import CoTracker3Online
+
+    cls, window, _ = VARIANTS[args.variant]
+    with torch.device("meta"):
+        model = cls(window_len=window)  # architecture only: no weights are allocated
+    online = issubclass(cls, CoTracker3Online)
+    support = 36 if num_queries is not None else 0  # the 6x6 support grid added to explicit queries
+    points = (num_queries if num_queries is not None else grid_size**2) + support
+    try:
+        check_tracking_memory(model, num_frames=num_frames, num_points=points, input_hw=(height, width),
+                              mode="online_stream" if online else "offline",
+                              cached_frames=num_frames if args.backward else 0, device=device,
+                              what="tracking")
+    except InsufficientMemoryError as err:
+        what = f"a {grid_size}x{grid_size} grid" if num_queries is None else f"{num_queries} queries"
+        fixes = []
+        if num_queries is None and err.max_points > 0:
+            fixes.append(f"--grid {grid_side(err.max_points)} or less")
+        elif err.max_points > support:
+            fixes.append(f"at most {err.max_points - support} queries in --queries")
+        if err.max_frames > 0:
+            fixes.append(f"--max-frames {err.max_frames}")
+        if not online:
+            with torch.device("meta"):
+                streaming = CoTracker3Online()
+            need = estimate_tracking_memory(streaming, num_frames=num_frames, num_points=points,
+                                            input_hw=(height, width), mode="online_stream", device=device)
+            if need.total <= USABLE_FRACTION * err.available:
+                fixes.append("--variant online (memory independent of the clip length)")
+        raise CLIError(f"tracking {what} through {num_frames} frame(s) of {width}x{height} needs about "
+                       f"{err.estimate} of memory but {format_bytes(err.available)} is available on {device}; use "
+                       + (" or ".join(fixes) if fixes else "a machine with more memory")) from None
+
+
 def run_track(args: argparse.Namespace) -> None:
     from tracker.video import VideoReadError, read_video, write_video
 
@@ -197,6 +246,8 @@ def run_track(args: argparse.Namespace) -> None:
             raise CLIError(f"--grid-query-frame {args.grid_query_frame} outside the video's frames 0..{num_frames - 1}")
         queries = None  # the grid is laid out at the model's resolution, known once it is loaded
     print(f"video {args.video}: {num_frames} frames {width}x{height} @ {fps:g} fps")
+    check_request_memory(args, num_frames, height, width, device, len(queries) if queries is not None else None,
+                         grid_size)
 
     import torch
 

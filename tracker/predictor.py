@@ -6,15 +6,27 @@ coordinates by (W'-1)/(W-1), (H'-1)/(H-1), and scale the predicted positions bac
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import CoTracker3Base, CoTracker3Offline, CoTracker3Online, TrackerOutput
+from .malloc import recycled_large_blocks
+from .memory import check_tracking_memory
+from .model import (
+    CoTracker3Base,
+    CoTracker3Offline,
+    CoTracker3Online,
+    TrackerOutput,
+    compile_hot_paths,
+    reference_enabled,
+)
 from .model.sampling import resize_video
+
+PRECISIONS = ("fp32", "bf16")
+RESIZE_CHUNK = 16  # frames converted to float and resized at a time (no full-resolution float copy of the clip)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -98,6 +110,41 @@ def _as_mask(segm_mask) -> torch.Tensor:
     return m
 
 
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def _inference(model: torch.nn.Module, precision: str) -> contextlib.ExitStack:
+    """The context of every predictor call: no autograd; on CPU (default implementation) large blocks recycled by
+    malloc (see tracker.malloc); bf16 autocast when asked for (outputs then differ from float32 by ~1e-2 px)."""
+    device = _model_device(model)
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    if device.type == "cpu" and not reference_enabled():
+        stack.enter_context(recycled_large_blocks())
+    if precision == "bf16":
+        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+    return stack
+
+
+def _resize_frames(video: torch.Tensor, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """video (B, T, 3, H, W) 0..255 of any dtype and device -> float32 (B, T, 3, h, w) on `device`, resized
+    (align-corners bilinear) RESIZE_CHUNK frames at a time, so no float copy of the input resolution is made."""
+    B, T = video.shape[:2]
+    if tuple(video.shape[-2:]) == tuple(size):
+        return video.to(device=device, dtype=torch.float32)
+    out = torch.empty(B, T, 3, *size, device=device)
+    for t in range(0, T, RESIZE_CHUNK):
+        out[:, t : t + RESIZE_CHUNK] = resize_video(video[:, t : t + RESIZE_CHUNK].to(device).float(), size)
+    return out
+
+
 def _check_frames(queries: torch.Tensor, T: int) -> None:
     t = queries[..., 0]
     if t.numel() and (t.min() < 0 or t.max() >= T):
@@ -126,16 +173,21 @@ def _reverse_queries(queries: torch.Tensor, T: int) -> torch.Tensor:
 
 
 class OfflinePredictor:
-    """Offline model at model resolution with a support grid, backward tracking, query correction (threshold 0.9)."""
+    """Offline model at model resolution with a support grid, backward tracking, query correction (threshold 0.9).
 
-    def __init__(self, model: CoTracker3Base, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.9):
+    precision: "fp32" (default; reproduces the official outputs) or "bf16" (autocast). memory_check: estimate the
+    request's memory first and refuse it with InsufficientMemoryError (one line) if it does not fit."""
+
+    def __init__(self, model: CoTracker3Base, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.9,
+                 precision: str = "fp32", memory_check: bool = True):
         self.model = model
         self.interp_shape = tuple(model.model_resolution)
         self.support_grid_size = support_grid_size
         self.iters = iters
         self.threshold = threshold
+        self.precision = _check_precision(precision)
+        self.memory_check = memory_check
 
-    @torch.no_grad()
     def __call__(
         self,
         video: torch.Tensor,
@@ -150,10 +202,22 @@ class OfflinePredictor:
         """video (B, T, 3, H, W) float 0..255; queries (B, N, 3) (t, x, y) input pixels, or a grid, or neither
         (dense: every pixel of a W//80 lattice, run offset by offset)."""
         B, T, _, H, W = video.shape
-        video_m = resize_video(video.float(), self.interp_shape)
-        many_calls = backward_tracking or (queries is None and grid_size == 0)
-        with self.model.cached_features(max_frames=max(T, 1)) if many_calls else contextlib.nullcontext():
-            if queries is None and grid_size == 0:
+        dense = queries is None and grid_size == 0
+        many_calls = backward_tracking or dense
+        if self.memory_check:
+            if dense:
+                step = max(W // 80, 1)
+                points = (W // step) * (H // step)
+            else:
+                points = (queries.shape[1] if queries is not None else grid_size**2) + self.support_grid_size**2
+            check_tracking_memory(self.model, num_frames=T, num_points=points, input_hw=(H, W), batch=B,
+                                  mode="offline", cached_frames=T if many_calls else 0, precision=self.precision,
+                                  device=_model_device(self.model), what="the offline predictor tracking")
+        with _inference(self.model, self.precision), (
+            self.model.cached_features(max_frames=max(T, 1)) if many_calls else contextlib.nullcontext()
+        ):
+            video_m = _resize_frames(video, self.interp_shape, _model_device(self.model))
+            if dense:
                 return self._dense(video_m, (H, W), grid_query_frame, backward_tracking, progress)
             if queries is not None:
                 q = _to_model_px(queries.to(video_m), (H, W), self.interp_shape)
@@ -229,9 +293,14 @@ class OfflinePredictor:
 
 class OnlinePredictor:
     """Streaming predictor around the online model: a first call registers the queries, then one call per chunk
-    (frames [ind, ind + window) for ind = 0, step, ...). Visible = vis x conf > 0.6; no query correction."""
+    (frames [ind, ind + window) for ind = 0, step, ...). Visible = vis x conf > 0.6; no query correction.
 
-    def __init__(self, model: CoTracker3Online, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.6):
+    Memory does not grow with the clip length except for the outputs: each call encodes one window (overlapping
+    frames come from a two-window feature cache in `track_video`) and `track_video` also takes an iterable of
+    chunks, so a clip never has to be in memory at once. precision / memory_check: as `OfflinePredictor`."""
+
+    def __init__(self, model: CoTracker3Online, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.6,
+                 precision: str = "fp32", memory_check: bool = True):
         if not isinstance(model, CoTracker3Online):
             raise TypeError("OnlinePredictor needs a CoTracker3Online model")
         self.model = model
@@ -239,11 +308,12 @@ class OnlinePredictor:
         self.support_grid_size = support_grid_size
         self.iters = iters
         self.threshold = threshold
+        self.precision = _check_precision(precision)
+        self.memory_check = memory_check
         self.step = model.window_len // 2
         self.queries: torch.Tensor | None = None
         self.N = 0
 
-    @torch.no_grad()
     def __call__(
         self,
         video_chunk: torch.Tensor,
@@ -254,39 +324,45 @@ class OnlinePredictor:
         add_support_grid: bool = False,
         segm_mask: torch.Tensor | None = None,
     ) -> PredictorOutput | None:
-        """video_chunk (B, T_c, 3, H, W) float 0..255 (on the first step only its size is used); queries (B, N, 3)
-        (t, x, y) input pixels with absolute frame indices. Returns None on the first step, else the tracks of
-        all frames so far."""
+        """video_chunk (B, T_c, 3, H, W) 0..255, any dtype (on the first step only its size is used); queries
+        (B, N, 3) (t, x, y) input pixels with absolute frame indices. Returns None on the first step, else the
+        tracks of all frames so far."""
         B, _, _, H, W = video_chunk.shape
+        device = _model_device(self.model)
         if is_first_step:
             self.model.reset_online()
             if queries is not None:
-                q = _to_model_px(queries.to(video_chunk.device).float(), (H, W), self.interp_shape)
+                q = _to_model_px(queries.to(device).float(), (H, W), self.interp_shape)
                 self.N = q.shape[1]
                 if add_support_grid:
                     support = grid_queries(self.support_grid_size, self.interp_shape, 0, q.shape[0], device=q.device)
                     q = torch.cat([q, support], dim=1)
             elif grid_size > 0:
-                q = grid_queries(grid_size, self.interp_shape, grid_query_frame, B, device=video_chunk.device)
+                q = grid_queries(grid_size, self.interp_shape, grid_query_frame, B, device=device)
                 if segm_mask is not None:
                     q = _mask_grid(q, segm_mask, self.interp_shape)
                 self.N = q.shape[1]
             else:
                 raise ValueError("give queries or a grid_size > 0")
+            if self.memory_check:
+                check_tracking_memory(self.model, num_frames=self.model.window_len, num_points=q.shape[1],
+                                      input_hw=(H, W), batch=B, mode="online_stream", cached_frames=2 * self.step,
+                                      precision=self.precision, device=device, what="the online predictor tracking")
             self.queries = q
             return None
         if self.queries is None:
             raise RuntimeError("call with is_first_step=True (and the queries) first")
-        chunk = resize_video(video_chunk.float(), self.interp_shape)
-        raw = self.model(chunk, self.queries, iters=self.iters, is_online=True)
+        with _inference(self.model, self.precision):
+            chunk = _resize_frames(video_chunk, self.interp_shape, device)
+            raw = self.model(chunk, self.queries, iters=self.iters, is_online=True)
         n = self.N if add_support_grid else raw.coords.shape[2]
-        vis, conf = raw.vis[:, :, :n], raw.conf[:, :, :n]
-        tracks = _to_input_px(raw.coords[:, :, :n], (H, W), self.interp_shape)
+        vis, conf = raw.vis[:, :, :n].float(), raw.conf[:, :, :n].float()
+        tracks = _to_input_px(raw.coords[:, :, :n].float(), (H, W), self.interp_shape)
         return PredictorOutput(tracks, vis * conf > self.threshold, vis, conf, [raw], self.queries)
 
     def track_video(
         self,
-        video: torch.Tensor,
+        video: torch.Tensor | Iterable[torch.Tensor],
         queries: torch.Tensor | None = None,
         *,
         grid_size: int = 5,
@@ -296,19 +372,47 @@ class OnlinePredictor:
         progress: Callable[[int, int], None] | None = None,
     ) -> PredictorOutput:
         """Run the official usage pattern over a whole video: chunks video[ind : ind + window] for ind = 0, step,
-        ... while ind < T - step (a single call for T <= step)."""
-        T = video.shape[1]
+        ... while ind < T - step (a single call for T <= step).
+
+        video: (B, T, 3, H, W) 0..255 (any dtype, any device), or an iterable of such chunks of any lengths (a
+        stream: at most one window of frames is held; progress then reports the frames seen so far as total)."""
         S = self.model.window_len
-        self(video[:, :1], is_first_step=True, queries=queries, grid_size=grid_size,
-             grid_query_frame=grid_query_frame, add_support_grid=add_support_grid, segm_mask=segm_mask)
+        total = video.shape[1] if isinstance(video, torch.Tensor) else None
         out = None
-        # Overlapping chunks share frames: a small cache encodes each frame once.
-        with self.model.cached_features(max_frames=2 * S):
-            for ind in range(0, max(T - self.step, 1), self.step):
-                out = self(video[:, ind : ind + S], add_support_grid=add_support_grid)
+        # Overlapping chunks share frames: a small cache encodes each frame once. One inference context for the
+        # whole stream, so that malloc's recycled blocks survive from one chunk to the next.
+        with self.model.cached_features(max_frames=2 * S), _inference(self.model, self.precision):
+            for ind, chunk in _stream_windows(video, S, self.step):
+                if ind == 0:
+                    self(chunk[:, :1], is_first_step=True, queries=queries, grid_size=grid_size,
+                         grid_query_frame=grid_query_frame, add_support_grid=add_support_grid, segm_mask=segm_mask)
+                out = self(chunk, add_support_grid=add_support_grid)
                 if progress is not None:
-                    progress(min(ind + S, T), T)
+                    done = ind + chunk.shape[1]
+                    progress(done, total or done)
+        if out is None:
+            raise ValueError("the video has no frames")
         return out
+
+
+def _stream_windows(video: torch.Tensor | Iterable[torch.Tensor], S: int, step: int
+                    ) -> Iterator[tuple[int, torch.Tensor]]:
+    """(ind, frames [ind, ind + S)) for ind = 0, step, ... while ind < T - step (at least one window), from a
+    (B, T, ...) tensor or an iterable of (B, t, ...) chunks, holding at most S + one chunk of frames."""
+    if isinstance(video, torch.Tensor):
+        T = video.shape[1]
+        for ind in range(0, max(T - step, 1), step):
+            yield ind, video[:, ind : ind + S]
+        return
+    ind, buffer, emitted = 0, None, False
+    for chunk in video:
+        buffer = chunk if buffer is None else torch.cat([buffer, chunk], dim=1)
+        while buffer.shape[1] >= S:
+            yield ind, buffer[:, :S]
+            emitted = True
+            buffer, ind = buffer[:, step:], ind + step
+    if buffer is not None and (buffer.shape[1] > step or not emitted):
+        yield ind, buffer
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -331,8 +435,12 @@ class EvaluationPredictor:
         iters: int = 6,
         local_extent: int = 50,
         generator: torch.Generator | None = None,
+        precision: str = "fp32",
+        memory_check: bool = True,
     ):
         self.model = model
+        self.precision = _check_precision(precision)
+        self.memory_check = memory_check
         self.interp_shape = tuple(interp_shape)
         self.grid_size = grid_size
         self.local_grid_size = local_grid_size
@@ -345,13 +453,26 @@ class EvaluationPredictor:
     def _global_grid(self, device) -> torch.Tensor:
         return grid_queries(self.grid_size, self.interp_shape, 0, 1, device=device)
 
-    @torch.no_grad()
     def __call__(self, video: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """video (1, T, 3, H, W) 0..255; queries (1, N, 3) (t, x, y) input pixels."""
         B, T, _, H, W = video.shape
         if B != 1:
             raise ValueError("the evaluation predictor takes one video at a time (B = 1)")
         N = queries.shape[1]
-        video_m = resize_video(video.float(), self.interp_shape)
+        if self.memory_check:
+            per_call = (1 + self.local_grid_size**2 if self.single_point else N + self.num_uniformly_sampled_pts)
+            check_tracking_memory(
+                self.model, num_frames=T, num_points=per_call + self.grid_size**2, input_hw=(H, W),
+                mode="online_windows" if isinstance(self.model, CoTracker3Online) else "offline",
+                cached_frames=T if self.single_point else 0, precision=self.precision,
+                device=_model_device(self.model), what="the evaluation predictor tracking")
+        with _inference(self.model, self.precision):
+            return self._predict(video, queries)
+
+    def _predict(self, video: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, _, H, W = video.shape
+        N = queries.shape[1]
+        video_m = _resize_frames(video, self.interp_shape, _model_device(self.model))
         q = _to_model_px(queries.to(video_m), (H, W), self.interp_shape)
         if self.single_point:
             with self.model.cached_features(max_frames=max(T, 1)):
@@ -366,7 +487,7 @@ class EvaluationPredictor:
                 extra.append(self._uniform_points(T, q.device))
             out = self.model(video_m, torch.cat(extra, dim=1), iters=self.iters)
             tracks, vis = out.coords[:, :, :N], out.vis[:, :, :N] * out.conf[:, :, :N]
-        return _to_input_px(tracks, (H, W), self.interp_shape), vis
+        return _to_input_px(tracks.float(), (H, W), self.interp_shape), vis.float()
 
     def _one_point(self, video_m: torch.Tensor, query: torch.Tensor) -> TrackerOutput:
         parts = [query]
@@ -390,7 +511,9 @@ class EvaluationPredictor:
 # convenience entry point
 
 
-def _video_tensor(video, device) -> torch.Tensor:
+def _video_tensor(video) -> torch.Tensor:
+    """The video as a (B, T, 3, H, W) tensor without copying it: dtype and device are kept, the predictors move and
+    convert it chunk by chunk."""
     if isinstance(video, np.ndarray):
         video = torch.from_numpy(np.ascontiguousarray(video))
         if video.ndim != 4 or video.shape[-1] != 3:
@@ -398,7 +521,7 @@ def _video_tensor(video, device) -> torch.Tensor:
         video = video.permute(0, 3, 1, 2)[None]
     if not isinstance(video, torch.Tensor) or video.ndim != 5 or video.shape[2] != 3:
         raise ValueError("video must be np.uint8 (T, H, W, 3) or a tensor (B, T, 3, H, W) with values 0..255")
-    return video.to(device=device, dtype=torch.float32)
+    return video
 
 
 def _query_tensor(queries, batch: int, device) -> torch.Tensor | None:
@@ -423,6 +546,9 @@ def track(
     segm_mask=None,
     backward_tracking: bool = False,
     chunk_callback: Callable[[int, int], None] | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
+    memory_check: bool = True,
 ) -> Prediction:
     """Track points through a video with the predictor that fits the model.
 
@@ -433,25 +559,34 @@ def track(
     model's confidence probability. Online models: streaming over chunks (visible = vis x conf > 0.6; support grid
     added for explicit queries); backward tracking runs the streaming model on the reversed video for the
     frames before each query. chunk_callback(frames_done, total) reports progress.
+
+    Speed and memory (docs/tracker_model.md): precision "fp32" (default, reproduces the official outputs) or "bf16"
+    (autocast; for GPUs); compile=True compiles the model's hot paths with torch.compile (opt-in: the first calls
+    pay the compilation); memory_check estimates the request's memory first and raises
+    tracker.memory.InsufficientMemoryError (a ValueError, one line) if it does not fit.
     Returns Prediction with tracks (B, T, N, 2) float32, visibility (B, T, N) bool, confidence (B, T, N) float32
     (CPU tensors).
     """
-    device = next(model.parameters()).device
-    v = _video_tensor(video, device)
+    device = _model_device(model)
+    v = _video_tensor(video)
     q = _query_tensor(queries, v.shape[0], device)
+    if compile:
+        compile_hot_paths(model)
+    options = dict(precision=precision, memory_check=memory_check)
     if isinstance(model, CoTracker3Online):
-        out = _track_online(model, v, q, grid_size, grid_query_frame, segm_mask, backward_tracking, chunk_callback)
+        out = _track_online(OnlinePredictor(model, **options), v, q, grid_size, grid_query_frame, segm_mask,
+                            backward_tracking, chunk_callback)
     elif isinstance(model, CoTracker3Offline):
-        out = OfflinePredictor(model)(v, q, segm_mask=segm_mask, grid_size=grid_size,
-                                      grid_query_frame=grid_query_frame, backward_tracking=backward_tracking,
-                                      progress=chunk_callback)
+        out = OfflinePredictor(model, **options)(v, q, segm_mask=segm_mask, grid_size=grid_size,
+                                                 grid_query_frame=grid_query_frame,
+                                                 backward_tracking=backward_tracking, progress=chunk_callback)
     else:
         raise TypeError(f"unsupported model type {type(model).__name__}")
     return Prediction(out.tracks.float().cpu(), out.visible.cpu(), out.conf_prob.float().cpu())
 
 
-def _track_online(model, v, q, grid_size, grid_query_frame, segm_mask, backward, callback) -> PredictorOutput:
-    pred = OnlinePredictor(model)
+def _track_online(pred: OnlinePredictor, v, q, grid_size, grid_query_frame, segm_mask, backward, callback
+                  ) -> PredictorOutput:
     kwargs = dict(queries=q, grid_size=grid_size or 5, grid_query_frame=grid_query_frame,
                   add_support_grid=q is not None, segm_mask=segm_mask)
     T = v.shape[1]
@@ -465,7 +600,7 @@ def _track_online(model, v, q, grid_size, grid_query_frame, segm_mask, backward,
     else:
         kwargs["grid_query_frame"] = T - 1 - grid_query_frame
     bwd = pred.track_video(v.flip(1), progress=callback and (lambda d, _t: callback(T + d, total)), **kwargs)
-    before = torch.arange(T, device=v.device)[None, :, None] < frames[:, None, :]
+    before = torch.arange(T, device=frames.device)[None, :, None] < frames[:, None, :]
     pick = lambda f, b: torch.where(before if f.ndim == 3 else before[..., None], b.flip(1), f)  # noqa: E731
     return PredictorOutput(
         pick(fwd.tracks, bwd.tracks), pick(fwd.visible, bwd.visible), pick(fwd.vis_prob, bwd.vis_prob),

@@ -1,6 +1,8 @@
 """Our CoTracker3 implementation (offline and online), state-dict compatible with the official checkpoints."""
 from .base import CoTracker3Base
 from .cache import FrameFeatureCache
+from .compile import compile_hot_paths
+from .impl import reference_enabled, reference_implementation
 from .offline import CoTracker3Offline
 from .online import CoTracker3Online
 from .outputs import TrackerOutput, TrainOutput
@@ -12,4 +14,7 @@ __all__ = [
     "FrameFeatureCache",
     "TrackerOutput",
     "TrainOutput",
+    "compile_hot_paths",
+    "reference_enabled",
+    "reference_implementation",
 ]

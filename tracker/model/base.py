@@ -10,13 +10,32 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from . import pyramid as fast
 from .cache import FrameFeatureCache
 from .correlation import CorrMLP, local_correlation, support_features
 from .embeddings import DISP_DIM, displacement_encoding, time_embedding_table
 from .encoder import BasicEncoder
+from .impl import reference_enabled
+from .pyramid import FeaturePyramid, pyramid_pad
 from .transformer import UpdateFormer
 
-ENCODER_CHUNK = 200  # frames per encoder call (memory only; no numerical effect)
+ENCODER_CHUNK = 200  # reference: frames per encoder call (memory only; no numerical effect)
+# Default path: pixels per encoder call (8 frames at 384x512). Chunking bounds the encoder's temporaries (about
+# 750 bytes per input pixel, 150 MB per 384x512 frame), which otherwise grow with T; it has no numerical effect.
+# Larger calls amortise the convolutions' per-call work: measured 0.36 / 0.43 / 0.59 CPU-s per frame at 16 / 8 / 4
+# frames per call (2 busy cores); 8 frames keep the encoder's peak near 1.2 GB.
+ENCODER_CHUNK_PIXELS = 8 * 384 * 512
+# Default path: (track, frame) rows per block of the correlation + its MLP + the token projection. The blocks bound
+# the (rows, (2r+1)^4) correlation and the window gathers (about 33 MB at 1024 rows on CPU), whatever N and T.
+CORR_BLOCK_ROWS = {"cpu": 1024, "cuda": 16384}
+
+
+def _l2_normalise(raw: torch.Tensor) -> torch.Tensor:
+    """Encoder output (M, C, h, w) -> features divided by their L2 norm over C (floored at 1e-6), in float32 even
+    under autocast; returned as a channels-last strided (M, C, h, w) view."""
+    f = raw.permute(0, 2, 3, 1).float()
+    norm = torch.sqrt(torch.maximum(torch.sum(torch.square(f), dim=-1, keepdim=True), f.new_tensor(1e-12)))
+    return (f / norm).permute(0, 3, 1, 2)
 
 
 class CoTracker3Base(nn.Module):
@@ -121,16 +140,14 @@ class CoTracker3Base(nn.Module):
         if queries.ndim != 3 or queries.shape[-1] != 3 or queries.shape[0] != video.shape[0]:
             raise ValueError(f"queries must be (B, N, 3) with B = {video.shape[0]}, got {tuple(queries.shape)}")
 
-    def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (M, 3, H, W) in 0..255 -> L2-normalised features (M, C, H/4, W/4)."""
+    def _encode_frames(self, frames: torch.Tensor, chunk: int = ENCODER_CHUNK) -> torch.Tensor:
+        """frames (M, 3, H, W) in 0..255 -> L2-normalised features (M, C, H/4, W/4) (channels-last memory)."""
         frames = 2 * (frames / 255.0) - 1.0
-        raw = torch.cat([self.fnet(chunk) for chunk in frames.split(ENCODER_CHUNK)], dim=0)
+        raw = torch.cat([self.fnet(c) for c in frames.split(chunk)], dim=0)
         self._record("fnet_raw", raw)
-        f = raw.permute(0, 2, 3, 1)
-        norm = torch.sqrt(torch.maximum(torch.sum(torch.square(f), dim=-1, keepdim=True), f.new_tensor(1e-12)))
-        return (f / norm).permute(0, 3, 1, 2)
+        return _l2_normalise(raw)
 
-    def _encode_with_cache(self, frames: torch.Tensor) -> torch.Tensor:
+    def _encode_with_cache(self, frames: torch.Tensor, chunk: int = ENCODER_CHUNK) -> torch.Tensor:
         cache = self.feature_cache
         keys = [cache.key(f) for f in frames]
         feats = {}
@@ -140,29 +157,69 @@ class CoTracker3Base(nn.Module):
         todo = [k for k, v in feats.items() if v is None]
         if todo:
             first = {k: keys.index(k) for k in todo}
-            fresh = self._encode_frames(frames[[first[k] for k in todo]])
+            fresh = self._encode_frames(frames[[first[k] for k in todo]], chunk)
             for k, feat in zip(todo, fresh):
                 feats[k] = feat
                 cache.put(k, feat)
         return torch.stack([feats[k] for k in keys])
 
-    def encode(self, video: torch.Tensor) -> list[torch.Tensor]:
-        """video (B, T, 3, H, W) in 0..255 -> pyramid: corr_levels maps (B, T, C, H/4/2^l, W/4/2^l)."""
+    def _use_cache(self) -> bool:
+        return self.feature_cache is not None and not self.training and not torch.is_grad_enabled()
+
+    def encode(self, video: torch.Tensor) -> FeaturePyramid | list[torch.Tensor]:
+        """video (B, T, 3, H, W) in 0..255 -> the feature pyramid of corr_levels levels.
+
+        Default: a `FeaturePyramid` (padded channels-last maps, encoded in bounded chunks of frames). Reference
+        implementation: a list of maps (B, T, C, H/4/2^l, W/4/2^l)."""
+        if not reference_enabled():
+            return self._encode_pyramid(video)
         B, T = video.shape[:2]
         frames = video.reshape(B * T, *video.shape[2:])
-        use_cache = self.feature_cache is not None and not self.training and not torch.is_grad_enabled()
-        fmap = self._encode_with_cache(frames) if use_cache else self._encode_frames(frames)
+        fmap = self._encode_with_cache(frames) if self._use_cache() else self._encode_frames(frames)
         pyramid = [fmap.reshape(B, T, *fmap.shape[1:])]
         for _ in range(self.corr_levels - 1):
             pooled = F.avg_pool2d(pyramid[-1].flatten(0, 1), 2, stride=2)  # floors odd sizes, no re-normalising
             pyramid.append(pooled.reshape(B, T, *pooled.shape[1:]))
         return pyramid
 
+    def _encode_pyramid(self, video: torch.Tensor) -> FeaturePyramid:
+        B, T, _, H, W = video.shape
+        frames = video.reshape(B * T, *video.shape[2:])
+        chunk = max(1, ENCODER_CHUNK_PIXELS // (H * W))
+        cached = self._encode_with_cache(frames, chunk) if self._use_cache() else None
+        pyramid, raws = None, []
+        for first in range(0, B * T, chunk):
+            if cached is not None:
+                fmap = cached[first : first + chunk]
+            else:
+                raw = self.fnet(2 * (frames[first : first + chunk] / 255.0) - 1.0)
+                if self._trace is not None:
+                    raws.append(raw)
+                fmap = _l2_normalise(raw)
+            if pyramid is None:
+                pyramid = FeaturePyramid.empty(B, T, fmap.shape[1], tuple(fmap.shape[-2:]), self.corr_levels,
+                                               pyramid_pad(self.corr_radius), dtype=fmap.dtype, device=fmap.device)
+            pyramid.write(first, fmap)
+        if raws:
+            self._record("fnet_raw", torch.cat(raws))
+        return pyramid
+
+    @staticmethod
+    def window_of(pyramid: FeaturePyramid | list[torch.Tensor], start: int, length: int):
+        """The pyramid of frames [start, start + length) (a view)."""
+        if isinstance(pyramid, FeaturePyramid):
+            return pyramid.window(start, length)
+        return [p[:, start : start + length] for p in pyramid]
+
     def support_features(
-        self, pyramid: list[torch.Tensor], frames: torch.Tensor, xy: torch.Tensor
+        self, pyramid: FeaturePyramid | list[torch.Tensor], frames: torch.Tensor, xy: torch.Tensor
     ) -> list[torch.Tensor]:
         """Per level (B, P*P, N, C) support patches at the query frames; xy (B, N, 2) in feature units."""
-        feats = [support_features(f, frames, xy / 2**lvl, self.corr_radius) for lvl, f in enumerate(pyramid)]
+        if isinstance(pyramid, FeaturePyramid):
+            feats = [fast.support_patches(pyramid, lvl, frames, xy / 2**lvl, self.corr_radius)
+                     for lvl in range(self.corr_levels)]
+        else:
+            feats = [support_features(f, frames, xy / 2**lvl, self.corr_radius) for lvl, f in enumerate(pyramid)]
         for f in feats:
             self._record("support", f)
         return feats
@@ -183,7 +240,7 @@ class CoTracker3Base(nn.Module):
 
     def refine(
         self,
-        pyramid: list[torch.Tensor],
+        pyramid: FeaturePyramid | list[torch.Tensor],
         support: list[torch.Tensor],
         coords: torch.Tensor,
         vis: torch.Tensor,
@@ -193,14 +250,80 @@ class CoTracker3Base(nn.Module):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Run `iters` updates on one window.
 
-        pyramid: per level (B, S, C, h, w); support: per level (B, P*P, N, C); coords (B, S, N, 2) feature units;
-        vis, conf (B, S, N) logits; time_emb (1, S, D). Returns per-iteration lists of coords (B, S, N, 2) in
+        pyramid: the window's features (S frames); support: per level (B, P*P, N, C); coords (B, S, N, 2) feature
+        units; vis, conf (B, S, N) logits; time_emb (1, S, D). Returns per-iteration lists of coords (B, S, N, 2) in
         pixels and vis / conf logits (B, S, N).
         """
         if iters < 1:
             raise ValueError("iters must be >= 1")
-        scale = (self.model_resolution[1] / self.stride, self.model_resolution[0] / self.stride)
         self._record("time_emb", time_emb)
+        if isinstance(pyramid, FeaturePyramid):
+            return self._refine_blocks(pyramid, support, coords, vis, conf, iters, time_emb)
+        return self._refine_reference(pyramid, support, coords, vis, conf, iters, time_emb)
+
+    def _displacement_scale(self) -> tuple[float, float]:
+        return (self.model_resolution[1] / self.stride, self.model_resolution[0] / self.stride)
+
+    def _refine_blocks(self, pyramid: FeaturePyramid, support, coords, vis, conf, iters, time_emb):
+        """Default implementation of `refine`.
+
+        State is kept tracks-outer, (B, N, S, .), the transformer's layout. Per iteration the correlation, its MLP,
+        the tokens and their projection are computed in blocks of tracks (bounded memory, whatever N and S) and
+        concatenated as (B, N, S, hidden); only the per-iteration outputs are turned back to (B, S, N, .).
+        """
+        B, S, N, _ = coords.shape
+        supports = [s.permute(0, 2, 3, 1).contiguous() for s in support]  # (B, N, C, P*P): one matrix per track
+        coords = coords.transpose(1, 2).contiguous()
+        vis, conf = vis.transpose(1, 2), conf.transpose(1, 2)
+        time_emb = time_emb[:, None]  # (1, 1, S, D)
+        rows = CORR_BLOCK_ROWS["cuda" if coords.is_cuda else "cpu"]
+        block = max(1, rows // S)
+        tracing = self._trace is not None
+        out_c, out_v, out_w = [], [], []
+        for _ in range(iters):
+            coords = coords.detach()  # each iteration trains only its own update
+            disp = displacement_encoding(coords, self._displacement_scale(), time_dim=2)
+            parts = [self._embed_tracks(pyramid, supports, coords, vis, conf, disp, time_emb, n, n + block, tracing)
+                     for n in range(0, N, block)]
+            if tracing:
+                self._record_blocks(parts)
+            x = torch.cat([p[0] for p in parts], dim=1)
+            del parts  # the blocks are in x now
+            delta = self.updateformer.forward_embedded(x)
+            self._record("former_out", delta)
+            coords = coords + delta[..., :2]
+            vis = vis + delta[..., 2]
+            conf = conf + delta[..., 3]
+            out_c.append((coords * float(self.stride)).transpose(1, 2).contiguous())
+            out_v.append(vis.transpose(1, 2).contiguous())
+            out_w.append(conf.transpose(1, 2).contiguous())
+        return out_c, out_v, out_w
+
+    def _embed_tracks(self, pyramid, supports, coords, vis, conf, disp, time_emb, n0: int, n1: int, tracing: bool):
+        """Projected tokens (B, n, S, hidden) of tracks [n0, n1); with tracing also (correlations, embeddings,
+        tokens) of the block."""
+        c = coords[:, n0:n1]
+        corrs, embs = [], []
+        for lvl in range(self.corr_levels):
+            corr = fast.local_correlation(pyramid, lvl, supports[lvl][:, n0:n1], c / 2**lvl, self.corr_radius)
+            corrs.append(corr)
+            embs.append(self.corr_mlp(corr))
+        tokens = torch.cat([vis[:, n0:n1, :, None], conf[:, n0:n1, :, None], *embs, disp[:, n0:n1]], dim=-1)
+        tokens = tokens + time_emb
+        x = self.updateformer.input_transform(tokens)
+        return (x, corrs, embs, tokens) if tracing else (x,)
+
+    def _record_blocks(self, parts) -> None:
+        """Record a traced iteration's intermediates in the reference layouts (rows (b, s, n))."""
+        for lvl in range(self.corr_levels):
+            corr = torch.cat([p[1][lvl] for p in parts], dim=1)  # (B, N, S, P^4)
+            self._record("corr_mlp_in", corr.transpose(1, 2).reshape(-1, corr.shape[-1]))
+        emb = torch.cat([torch.cat(p[2], dim=-1) for p in parts], dim=1)
+        self._record("corr_emb", emb.transpose(1, 2))
+        self._record("former_in", torch.cat([p[3] for p in parts], dim=1))
+
+    def _refine_reference(self, pyramid, support, coords, vis, conf, iters, time_emb):
+        scale = self._displacement_scale()
         out_c, out_v, out_w = [], [], []
         for _ in range(iters):
             coords = coords.detach()  # each iteration trains only its own update

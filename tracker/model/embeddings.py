@@ -27,15 +27,18 @@ def resample_time_embedding(table: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(table.float().permute(0, 2, 1), size=length, mode="linear").permute(0, 2, 1).to(table.dtype)
 
 
-def displacement_encoding(coords: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
-    """coords (B, S, N, 2) feature units -> (B, S, N, 84) encoding of forward/backward frame differences.
+def displacement_encoding(coords: torch.Tensor, scale: tuple[float, float], time_dim: int = 1) -> torch.Tensor:
+    """coords (B, S, N, 2) feature units (time on `time_dim`; (B, N, S, 2) with time_dim=2) -> the same leading shape
+    with 84 values: the encoding of forward/backward frame differences.
 
     scale = (model W, model H) / stride: the differences are divided by the *model* resolution (pitfall 7).
     """
-    fwd = F.pad(coords[:, :-1] - coords[:, 1:], (0, 0, 0, 0, 0, 1))
-    bwd = F.pad(coords[:, 1:] - coords[:, :-1], (0, 0, 0, 0, 1, 0))
+    S = coords.shape[time_dim]
+    zero = torch.zeros_like(coords.narrow(time_dim, 0, 1))
+    fwd = torch.cat([coords.narrow(time_dim, 0, S - 1) - coords.narrow(time_dim, 1, S - 1), zero], dim=time_dim)
+    bwd = torch.cat([zero, coords.narrow(time_dim, 1, S - 1) - coords.narrow(time_dim, 0, S - 1)], dim=time_dim)
     div = torch.tensor(scale, dtype=coords.dtype, device=coords.device)
-    u = torch.cat([fwd / div, bwd / div], dim=-1)  # (B, S, N, 4)
+    u = torch.cat([fwd / div, bwd / div], dim=-1)  # (..., 4)
     freqs = 2.0 ** torch.arange(NUM_FREQS, dtype=coords.dtype, device=coords.device)
     z = (u[..., None, :] * freqs[:, None]).flatten(-2)  # index 4*s + c: frequency-major
     # cos as sin(z + pi/2) like the reference, for bit-level agreement.

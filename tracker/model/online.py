@@ -102,7 +102,7 @@ class CoTracker3Online(CoTracker3Base):
         running = (video.new_zeros(B, T, N, 2), video.new_zeros(B, T, N), video.new_zeros(B, T, N))
         win_c, win_v, win_w = [], [], []
         for ind in starts:
-            pyr = [p[:, ind : ind + S] for p in pyramid]
+            pyr = self.window_of(pyramid, ind, S)
             cs, vs, ws = self._window(pyr, support, frames, xy, ind, running, iters)
             length = min(T - ind, S)
             running = self._write(running, (cs[-1], vs[-1], ws[-1]), ind, length)

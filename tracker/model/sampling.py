@@ -16,6 +16,15 @@ def _normalise(coords: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     return coords * scale - 1
 
 
+def grid_sample_coordinate(coords: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """The pixel coordinate `grid_sample` (align corners, border padding) really samples for `coords` (..., k), with
+    sizes in the same order: our normalisation, its unnormalisation (n + 1) (size - 1) / 2 in float32 and the border
+    clip. (The round trip moves coordinates by up to an ulp; samplers that must agree with grid_sample use this.)"""
+    half = torch.tensor([(s - 1) / 2 for s in sizes], dtype=coords.dtype, device=coords.device)
+    pix = (_normalise(coords, sizes) + 1) * half
+    return torch.minimum(torch.maximum(pix, torch.zeros_like(half)), 2 * half)
+
+
 def sample_points(fmap: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of `fmap` (M, C, H, W) at `xy` (M, P, Q, 2) (x, y) pixels -> (M, C, P, Q)."""
     H, W = fmap.shape[-2:]
