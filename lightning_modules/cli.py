@@ -75,6 +75,13 @@ def _stop_message(exc: BaseException) -> tuple[int, str] | None:
     return 128 + signum, f"stopped by {stop_signals.signal_name(signum)}{stop_signals.note()}"
 
 
+def _error_line(text: str) -> None:
+    """One `error:` line in one write: DDP ranks share stderr, and print() under `python -u` writes the text and its
+    newline separately, so two ranks' lines could interleave into one."""
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Bad input (config, missing file, unreadable data, a run dir in use) -> one line on stderr and
     exit 2 (usage) or 1; SIGTERM/SIGINT -> one line and exit 128 + signal number, within a bounded time (see
@@ -88,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - sorted below; bugs are re-raised
         stopped = _stop_message(exc)
         if stopped is not None:
-            print(f"error: {stopped[1]}", file=sys.stderr)
+            _error_line(stopped[1])
             if stop_signals.installed():
                 stop_signals.exit_now(stopped[0])
             return stopped[0]
         if isinstance(exc, UserError):
-            print(f"error: {exc}", file=sys.stderr)
+            _error_line(str(exc))
             return exc.exit_code
         if isinstance(exc, FileNotFoundError):
-            print(f"error: {one_line(exc)}", file=sys.stderr)
+            _error_line(one_line(exc))
             return 2
         raise
     return 0

@@ -171,7 +171,7 @@ def _resolve_device(name: str) -> str:
 def check_request_memory(args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,
                          num_queries: int | None, grid_size: int) -> None:
     """Refuse, before any model is loaded, a request that would not fit in memory (tracker.memory, with the
-    official architecture of --variant; the predictor checks again with the loaded model's)."""
+    official architecture of --variant, offline by default; the predictor checks again with the loaded model's)."""
     import torch
 
     from tracker.checkpoint import VARIANTS
@@ -185,7 +185,9 @@ def check_request_memory(args: argparse.Namespace, num_frames: int, height: int,
     )
     from tracker.model import CoTracker3Online
 
-    cls, window, _ = VARIANTS[args.variant]
+    if args.variant is None and args.checkpoint is not None:
+        return  # the kind the checkpoint records is known once it is read; the predictor checks that model
+    cls, window, _ = VARIANTS[args.variant or "offline"]  # load_tracker's default without a checkpoint
     with torch.device("meta"):
         model = cls(window_len=window)  # architecture only: no weights are allocated
     online = issubclass(cls, CoTracker3Online)

@@ -59,10 +59,11 @@ def test_tracks_agree_with_rendered_forward_flow(rendered):
     from tests.conftest import flow_errors
 
     s, dbg, _, _ = rendered
-    err, disp, _ = flow_errors(s, dbg)
+    err, disp, q = flow_errors(s, dbg)
     assert len(err) > 100  # visible points compared
     assert np.abs(disp).max() > 0.5, "orbiting camera should move things"
     assert np.median(err) < 0.5, np.median(err)
+    ok = s.visibility[np.asarray(s.meta["query_frames"])[q] + 1, q]  # the tracks flow_errors kept
     cats = np.asarray(s.meta["track_category"])[q][ok]
     for c, name in enumerate(s.meta["category_names"]):
         if (cats == c).sum() >= 5:  # each of background / object / human / animal
