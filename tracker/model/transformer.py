@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .impl import reference_enabled
+from .linear import Linear
 
 
 class Attention(nn.Module):
@@ -19,9 +20,9 @@ class Attention(nn.Module):
             raise ValueError(f"hidden size {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.to_q = nn.Linear(dim, dim)
-        self.to_kv = nn.Linear(dim, 2 * dim)
-        self.to_out = nn.Linear(dim, dim)
+        self.to_q = Linear(dim, dim)
+        self.to_kv = Linear(dim, 2 * dim)
+        self.to_out = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, seq_dim: int = -2) -> torch.Tensor:
         """x (..., D) with the attended sequence on axis `seq_dim` (every other axis but the last is a batch axis);
@@ -59,8 +60,8 @@ class Mlp(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, approximate: str) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
-        self.fc2 = nn.Linear(hidden, out_dim)
+        self.fc1 = Linear(in_dim, hidden)
+        self.fc2 = Linear(hidden, out_dim)
         self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,9 +115,9 @@ class UpdateFormer(nn.Module):
         self.space_every = time_depth // space_depth
         # Official (misspelt) name, kept so that checkpoints load.
         self.virual_tracks = nn.Parameter(torch.randn(1, num_virtual_tracks, 1, hidden_size))
-        self.input_transform = nn.Linear(in_dim, hidden_size)
-        self.flow_head = nn.Linear(hidden_size, 2)
-        self.vis_conf_head = nn.Linear(hidden_size, 2)
+        self.input_transform = Linear(in_dim, hidden_size)
+        self.flow_head = Linear(hidden_size, 2)
+        self.vis_conf_head = Linear(hidden_size, 2)
         self.time_blocks = nn.ModuleList(AttnBlock(hidden_size, num_heads, mlp_ratio) for _ in range(time_depth))
         self.space_virtual_blocks = nn.ModuleList(
             AttnBlock(hidden_size, num_heads, mlp_ratio) for _ in range(space_depth)
