@@ -168,6 +168,19 @@ def _reverse_queries(queries: torch.Tensor, T: int) -> torch.Tensor:
     return q
 
 
+def _set_options(predictor, model: CoTracker3Base, support_grid_size: int, iters: int, threshold: float,
+                 precision: str, memory_check: bool) -> None:
+    """The options both predictors share (the model, its input resolution, the support grid, iterations, the
+    visibility threshold, the precision and the memory check)."""
+    predictor.model = model
+    predictor.interp_shape = tuple(model.model_resolution)
+    predictor.support_grid_size = support_grid_size
+    predictor.iters = iters
+    predictor.threshold = threshold
+    predictor.precision = _check_precision(precision)
+    predictor.memory_check = memory_check
+
+
 # --------------------------------------------------------------------------------------------------------------
 # offline predictor (spec 12)
 
@@ -180,13 +193,7 @@ class OfflinePredictor:
 
     def __init__(self, model: CoTracker3Base, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.9,
                  precision: str = "fp32", memory_check: bool = True):
-        self.model = model
-        self.interp_shape = tuple(model.model_resolution)
-        self.support_grid_size = support_grid_size
-        self.iters = iters
-        self.threshold = threshold
-        self.precision = _check_precision(precision)
-        self.memory_check = memory_check
+        _set_options(self, model, support_grid_size, iters, threshold, precision, memory_check)
 
     def __call__(
         self,
@@ -303,13 +310,7 @@ class OnlinePredictor:
                  precision: str = "fp32", memory_check: bool = True):
         if not isinstance(model, CoTracker3Online):
             raise TypeError("OnlinePredictor needs a CoTracker3Online model")
-        self.model = model
-        self.interp_shape = tuple(model.model_resolution)
-        self.support_grid_size = support_grid_size
-        self.iters = iters
-        self.threshold = threshold
-        self.precision = _check_precision(precision)
-        self.memory_check = memory_check
+        _set_options(self, model, support_grid_size, iters, threshold, precision, memory_check)
         self.step = model.window_len // 2
         self.queries: torch.Tensor | None = None
         self.N = 0

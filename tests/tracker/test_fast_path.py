@@ -146,13 +146,18 @@ def test_activation_checkpointing_gives_the_same_gradients():
         assert torch.allclose(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-7), k
 
 
-def test_bf16_autocast_runs_and_stays_close():
-    """The bf16 path (CUDA's default dtype for speed) is correct by construction on CPU autocast: it runs forward and
-    backward, keeps coordinates in float32 and lands near the float32 result."""
+def _tiny_offline():
+    """A seeded tiny offline model (eval mode), a 6-frame 32x48 video in 0..255 and two queries (t, x, y)."""
     torch.manual_seed(0)
     model = CoTracker3Offline(window_len=8, **TINY).eval()
     video = torch.randint(0, 256, (1, 6, 3, 32, 48)).float()
-    queries = torch.tensor([[[0, 5.0, 6.0], [3, 30.0, 20.0]]])
+    return model, video, torch.tensor([[[0, 5.0, 6.0], [3, 30.0, 20.0]]])
+
+
+def test_bf16_autocast_runs_and_stays_close():
+    """The bf16 path (CUDA's default dtype for speed) is correct by construction on CPU autocast: it runs forward and
+    backward, keeps coordinates in float32 and lands near the float32 result."""
+    model, video, queries = _tiny_offline()
     with torch.no_grad():
         ref = model(video, queries, iters=2)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -172,10 +177,7 @@ def test_compiled_hot_paths_match():
     compiler on CPU; about a minute of compilation on 2 cores)."""
     from tracker.model import compile_hot_paths
 
-    torch.manual_seed(0)
-    model = CoTracker3Offline(window_len=8, **TINY).eval()
-    video = torch.randint(0, 256, (1, 6, 3, 32, 48)).float()
-    queries = torch.tensor([[[0, 5.0, 6.0], [3, 30.0, 20.0]]])
+    model, video, queries = _tiny_offline()
     with torch.no_grad():
         ref = model(video, queries, iters=2)
         keys = list(model.state_dict())
