@@ -81,9 +81,11 @@ def test_signal_outside_a_deferral_stops_at_once(tmp_path: Path, mode: str, sig:
 @pytest.mark.parametrize("mode", ["defer-spin", "defer-fifo"])
 def test_deferred_stop_that_never_comes_ends_after_the_grace_period(tmp_path: Path, mode: str) -> None:
     proc, worker = _start(tmp_path, mode, grace=1.5)
-    code, err, took = _finish(proc, signal.SIGTERM, budget_s=1.5 + 3)
+    code, err, took = _finish(proc, signal.SIGTERM, budget_s=1.5 + 8)
     assert code == 128 + signal.SIGTERM, err
-    assert 1.4 <= took < 1.5 + 3, took
+    # not before the grace period; after it, bounded (the margin covers terminating the worker on a busy CI
+    # machine: 5.3 s was seen there once, 1.6 s is typical)
+    assert 1.4 <= took < 1.5 + 8, took
     lines = err.strip().splitlines()
     assert lines[0] == "stopping after the current step", err
     assert len(lines) == 2 and lines[1].startswith("error: stopped by SIGTERM at step 7: no clean stop within 1.5 s")
