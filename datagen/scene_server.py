@@ -1,11 +1,13 @@
-"""Warm scene server: imports bpy/Kubric/TensorFlow once, then forks one child process per scene.
+"""Warm scene server: imports Kubric/TensorFlow/PyTorch once, then forks one child process per scene.
 
     python -m datagen.scene_server --parent-pid PID [--import MODULE[:FUNCTION] ...] [--serving OUT]
 
 Started by datagen.generate (generate.scene_process=warm). A scene still gets a process of its own, created by
 fork() from this server, which never builds a scene itself: every child starts from the same state a fresh
 interpreter has after the same imports, so nothing of one scene's Blender state can reach another, and a scene
-pays milliseconds instead of the ~5-15 s of interpreter start and imports.
+pays milliseconds instead of the ~5-15 s of interpreter start and imports. The process of the next scene is forked
+ahead of time (a "spare"): it imports its own Blender while the current scene renders, then waits for its one job
+(it costs one idle process's memory, ~0.3 GB, next to each rendering scene).
 
 Protocol (JSON lines): requests on stdin, events on the original stdout (fd 1 is pointed at stderr, the server
 log, so that whatever imported libraries print cannot corrupt the event stream):
@@ -17,20 +19,20 @@ log, so that whatever imported libraries print cannot corrupt the event stream):
   <- {"event": "exit", "id": N, "returncode": R, "max_rss_kb": M}  R < 0: killed by signal -R
 End of stdin (the generator closed it or died) kills every child and ends the server.
 
-Fork safety: the server starts no thread of its own, but imported libraries do. Two matter:
-  * OpenEXR's global thread pool (started by bpy): after fork() its worker threads do not exist in the child and
-    the first EXR Blender writes would wait for them forever. The server empties the pool before forking and each
-    child refills it (Imf::setGlobalThreadCount through ctypes);
+Fork safety: the server starts no thread of its own, but imported libraries do, and fork() copies none of them.
+  * Blender (bpy) is never imported here: its TBB thread pool and OpenEXR's thread pool do not survive fork, so a
+    child forked after `import bpy` renders on one thread (measured 2.49 s instead of 1.36 s of wall time for the
+    same render on 2 cores, with the same CPU time) and could wait for ever on EXR threads that do not exist. Each
+    child imports bpy itself (~0.4 s with Kubric's renderer, hidden by the spare); a `--import` that pulls bpy in
+    is an error event (the generator then falls back to fresh processes);
   * a GPU driver context must not be created before fork(): GPUs are only ever enumerated inside a child
     (datagen.cycles_device), never here.
-OpenBLAS re-creates its threads after fork by itself; Cycles' and TBB's render threads are started by the child
-(measured: the same CPU time off the main thread as a fresh process, and bit-identical renders).
+OpenBLAS re-creates its threads after fork by itself.
 Dying: the server dies with its parent (parent-death signal) and so do its children with it.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import json
 import os
@@ -42,30 +44,11 @@ import traceback
 from datagen.errors import one_line
 from datagen.scene_worker import kill_process_group, run_scene_job, set_parent_death_signal
 
-_EXR_NAMESPACES = [f"Imf_{major}_{minor}" for major in (3, 2) for minor in range(9, -1, -1)] + ["Imf"]
-
-
-class _ExrThreads:
-    """Blender's OpenEXR global thread count, read and set through ctypes (mangled C++ names, so every
-    namespace version that could be loaded is tried)."""
-
-    def __init__(self):
-        self.get = self.set = None
-        paths = sorted({line.split()[-1] for line in open("/proc/self/maps") if "libOpenEXR" in line
-                        and "Core" not in line and line.split()[-1].startswith("/")})
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for ns in _EXR_NAMESPACES:
-                try:
-                    get = getattr(lib, f"_ZN{len(ns)}{ns}17globalThreadCountEv")
-                    put = getattr(lib, f"_ZN{len(ns)}{ns}20setGlobalThreadCountEi")
-                except AttributeError:
-                    continue
-                get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
-                self.get, self.set = get, put
-                return
-        if paths:
-            raise RuntimeError(f"cannot find OpenEXR's setGlobalThreadCount in {paths}: forking Blender is unsafe")
+# What every child imports right after the fork, never the server (see "Fork safety" above).
+AFTER_FORK_IMPORTS = ("bpy", "kubric.renderer.blender", "datagen.scene", "datagen.humans.actor")
+# How long the server waits for its first spare's imports before it reports ready (bounded: a spare that hangs
+# in its imports is killed by the scene timeout once it has a job).
+SPARE_READY_WAIT_S = 120.0
 
 
 def _emit(fd: int, event: dict) -> None:
@@ -82,26 +65,40 @@ def _import_all(specs: list[str]) -> None:
             getattr(mod, func)()
 
 
-def _child(job: str, log: str, server_pid: int, events_fd: int, exr: _ExrThreads, exr_threads: int) -> None:
-    """In the forked child: become the scene process (own session, log as stdout/stderr), run the job, exit."""
+def _spare(server_pid: int, events_fd: int, jobs_r: int, jobs_w: int, ready_w: int) -> None:
+    """In a forked child, ahead of its scene: own session, its own Blender imported (while the previous scene still
+    renders; then one byte on `ready_w`), then wait for its one job on `jobs_r`, run it with the job's log as
+    stdout/stderr, and exit."""
     code = 1
     try:
         os.setsid()  # own process group: a timeout kills everything the scene started
         set_parent_death_signal(server_pid)
         os.close(events_fd)
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        os.close(jobs_w)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        if exr.set is not None:
-            exr.set(exr_threads)
+        _import_all(list(AFTER_FORK_IMPORTS))  # output so far goes to the server log
+        try:
+            os.write(ready_w, b".")
+        except OSError:
+            pass  # nobody waits for this one (only the first spare is awaited)
+        os.close(ready_w)
+        with os.fdopen(jobs_r, "rb") as jobs:
+            line = jobs.readline()  # the server writes one line or closes the pipe; if it dies, so do we
+        if not line:
+            os._exit(0)  # the server shut down before this process got a scene
+        req = json.loads(line)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
         import faulthandler
 
         faulthandler.enable()
-        code = run_scene_job(job)
+        code = run_scene_job(req["job"])
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else 1
     except BaseException:
@@ -116,6 +113,25 @@ def _child(job: str, log: str, server_pid: int, events_fd: int, exr: _ExrThreads
         os._exit(code)  # no atexit handlers, no Blender shutdown: the parent's state is not ours to tear down
 
 
+def _fork_spare(server_pid: int, events_fd: int, wait_ready_s: float = 0.0) -> tuple[int, int]:
+    """Fork the process of the next scene (see _spare) -> (its pid, the write end of its job pipe). With
+    wait_ready_s, wait up to that long until it has imported Blender (or died)."""
+    jobs_r, jobs_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        _spare(server_pid, events_fd, jobs_r, jobs_w, ready_w)
+    os.close(jobs_r)
+    os.close(ready_w)
+    if wait_ready_s > 0 and select.select([ready_r], [], [], wait_ready_s)[0]:
+        os.read(ready_r, 1)  # b"." when ready, b"" when it died first (its job will report the failure)
+    os.close(ready_r)
+    return pid, jobs_w
+
+
 def serve(specs: list[str], parent_pid: int) -> int:
     events_fd = os.dup(1)
     os.set_inheritable(events_fd, False)
@@ -124,19 +140,21 @@ def serve(specs: list[str], parent_pid: int) -> int:
     t0 = time.perf_counter()
     try:
         _import_all(specs)
-        exr = _ExrThreads()
+        if "bpy" in sys.modules:
+            raise ImportError("bpy was imported (Blender's render threads do not survive fork: every scene would "
+                              "render on one thread); leave bpy and modules that import it out of warm_imports")
     except BaseException as err:
         traceback.print_exc()
         _emit(events_fd, {"event": "error", "message": f"{type(err).__name__}: {one_line(str(err))}"[:500]})
         return 1
-    exr_threads = 0
-    if exr.get is not None:
-        exr_threads = exr.get()
-        exr.set(0)  # joins the pool's threads here, so that no child inherits a pool without threads
-    _emit(events_fd, {"event": "ready", "pid": os.getpid(), "import_s": time.perf_counter() - t0,
-                      "threads": len(os.listdir("/proc/self/task"))})
-    children: dict[int, int] = {}  # pid -> request id
+    threads = len(os.listdir("/proc/self/task"))
     server_pid = os.getpid()
+    # (pid, job pipe) of the next scene's process. The first one has imported Blender before the server reports
+    # ready, so that the first scene does not wait for it either (its import is part of the server's start).
+    spare: tuple[int, int] | None = _fork_spare(server_pid, events_fd, wait_ready_s=SPARE_READY_WAIT_S)
+    _emit(events_fd, {"event": "ready", "pid": os.getpid(), "import_s": time.perf_counter() - t0,
+                      "threads": threads})
+    children: dict[int, int] = {}  # pid -> request id
     buf = b""
     stdin_open = True
     while stdin_open or children:
@@ -148,6 +166,9 @@ def serve(specs: list[str], parent_pid: int) -> int:
                     stdin_open = False
                     for pid in children:
                         kill_process_group(pid)
+                    if spare is not None:  # EOF on its pipe: it exits without a scene
+                        os.close(spare[1])
+                        spare = None
                 buf += chunk
         else:
             time.sleep(0.02)
@@ -155,24 +176,32 @@ def serve(specs: list[str], parent_pid: int) -> int:
             line, buf = buf.split(b"\n", 1)
             req = json.loads(line)
             if req["cmd"] == "run" and stdin_open:  # never a new scene once the generator is gone
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _child(req["job"], req["log"], server_pid, events_fd, exr, exr_threads)
+                pid, jobs_w = spare if spare is not None else _fork_spare(server_pid, events_fd)
                 children[pid] = req["id"]
+                try:
+                    os.write(jobs_w, (json.dumps({"job": req["job"], "log": req["log"]}) + "\n").encode())
+                except OSError:
+                    pass  # it died before its job (an import failed): its exit is reported below
+                os.close(jobs_w)
                 _emit(events_fd, {"event": "started", "id": req["id"], "pid": pid})
+                # The next scene's process imports Blender while this one renders (a fresh process per scene
+                # still: a spare only ever runs one job).
+                spare = _fork_spare(server_pid, events_fd)
             elif req["cmd"] == "kill":
                 for pid, rid in children.items():
                     if rid == req["id"]:
                         kill_process_group(pid)
-        while children:
+        while children or spare is not None:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if spare is not None and pid == spare[0]:  # died before it got a scene: fork another when needed
+                os.close(spare[1])
+                spare = None
+                continue
             rid = children.pop(pid, None)
             if rid is not None:
                 _emit(events_fd, {"event": "exit", "id": rid, "returncode": os.waitstatus_to_exitcode(status),

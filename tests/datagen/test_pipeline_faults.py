@@ -114,10 +114,29 @@ def test_warm_scenes_skip_the_imports_and_match_cold_ones(tmp_path, reference):
     assert {r["scene_process"] for r in cold} == {"cold"} and {r["scene_process"] for r in warm} == {"warm"}
     heavy = {"bpy", "kubric", "tensorflow", "pybullet"}
     assert all(heavy <= set(r["late_imports"]) for r in cold)  # each cold scene imported them itself
-    assert not any(heavy & set(r["late_imports"]) for r in warm)  # warm scenes found them imported
+    assert not any(heavy & set(r["late_imports"]) for r in warm)  # warm scenes found them imported (bpy: by the
+    # forked child before its job, see test_warm_server_refuses_to_import_blender)
     for sample in read_shards(str(reference / "shard-*.tar")):
         assert not {"timings", "render_threads"} & set(sample.meta)  # run facts live in scene_timings.jsonl
         assert sample.meta["render_device"] == "CPU"
+
+
+
+@pytest.mark.parametrize("extra,event", [([], "ready"), (["bpy"], "error")])
+def test_warm_server_refuses_to_import_blender(extra, event):
+    """The default warm imports leave Blender out (the server reports ready); a warm import that pulls bpy in is an
+    error event, because a scene forked after `import bpy` would render on one thread (TBB's pool is not copied)."""
+    from datagen.config import DEFAULT_WARM_IMPORTS
+
+    argv = [sys.executable, "-m", "datagen.scene_server", "--parent-pid", str(os.getpid())]
+    for spec in [*DEFAULT_WARM_IMPORTS, *extra]:
+        argv += ["--import", spec]
+    proc = subprocess.run(argv, cwd=REPO, input="", capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    ev = json.loads(proc.stdout.splitlines()[0])
+    assert ev["event"] == event, (ev, proc.stderr[-2000:])
+    if event == "error":
+        assert "bpy was imported" in ev["message"] and "one thread" in ev["message"], ev
 
 
 def test_scene_killed_from_outside_is_rendered_again_with_its_seed(tmp_path, reference):
