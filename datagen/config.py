@@ -57,7 +57,7 @@ class GenerateConfig:
     # Testing/debugging knob: the FIRST attempt of these scene indices raises inside its scene process
     # (after the process started, before rendering), so the retry path runs for real.
     debug_fail_scenes: list[int] = field(default_factory=list)
-    # "warm": scene processes are forked from a server that imported bpy/Kubric/TensorFlow once (no start-up tax);
+    # "warm": scene processes are forked from a server that imported Kubric/TensorFlow/torch once (no start-up tax);
     # "cold": a fresh interpreter per scene (the old path: ~5-15 s of imports per scene; a fallback)
     scene_process: str = "warm"
     warm_imports: list[str] = field(default_factory=lambda: list(DEFAULT_WARM_IMPORTS))

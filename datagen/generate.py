@@ -516,7 +516,7 @@ def generate_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, workers: in
                      task_index: int = 0, num_tasks: int = 1, progress: bool | None = None) -> GenerateReport:
     """Render this task's shards of `cfg` into out_dir (resuming: finished shards/scenes are skipped).
 
-    Each scene runs in its own process (forked from a warm server that imported bpy/Kubric once, or a fresh
+    Each scene runs in its own process (forked from a warm server that imported Kubric once, or a fresh
     interpreter with generate.scene_process=cold) with a timeout; failed scenes are retried with derived seeds
     up to generate.max_retries times (a scene killed from outside first with the same seed). Raises
     GenerationError if scenes still fail or out_dir holds a data set of another config, and OutputBusyError

@@ -2,7 +2,8 @@
 
 Two ways in, one body (`run_scene_job`):
   * cold: `python -m datagen.scene_worker JOB.json`, a fresh interpreter per scene (pays ~5-15 s of imports);
-  * warm: a child forked by `datagen.scene_server`, which imported bpy/Kubric/TensorFlow once before.
+  * warm: a child forked by `datagen.scene_server`, which imported Kubric/TensorFlow once before (the child imports
+    its own bpy right after the fork).
 Either way the scene gets a process of its own, so Blender state never leaks from one scene into the next.
 
 The job file (written by datagen.generate) names the scene, its seed, the output tar and a scratch folder. The
