@@ -65,9 +65,9 @@ def _import_all(specs: list[str]) -> None:
             getattr(mod, func)()
 
 
-def _spare(server_pid: int, events_fd: int, jobs_r: int, jobs_w: int, ready_w: int) -> None:
+def _spare(server_pid: int, events_fd: int, jobs_r: int, jobs_w: int, ready_w: int | None) -> None:
     """In a forked child, ahead of its scene: own session, its own Blender imported (while the previous scene still
-    renders; then one byte on `ready_w`), then wait for its one job on `jobs_r`, run it with the job's log as
+    renders; then one byte on `ready_w` if the server waits for it), then wait for its one job on `jobs_r`, run it with the job's log as
     stdout/stderr, and exit."""
     code = 1
     try:
@@ -79,11 +79,9 @@ def _spare(server_pid: int, events_fd: int, jobs_r: int, jobs_w: int, ready_w: i
         os.dup2(null, 0)
         os.close(null)
         _import_all(list(AFTER_FORK_IMPORTS))  # output so far goes to the server log
-        try:
+        if ready_w is not None:
             os.write(ready_w, b".")
-        except OSError:
-            pass  # nobody waits for this one (only the first spare is awaited)
-        os.close(ready_w)
+            os.close(ready_w)
         with os.fdopen(jobs_r, "rb") as jobs:
             line = jobs.readline()  # the server writes one line or closes the pipe; if it dies, so do we
         if not line:
@@ -117,18 +115,20 @@ def _fork_spare(server_pid: int, events_fd: int, wait_ready_s: float = 0.0) -> t
     """Fork the process of the next scene (see _spare) -> (its pid, the write end of its job pipe). With
     wait_ready_s, wait up to that long until it has imported Blender (or died)."""
     jobs_r, jobs_w = os.pipe()
-    ready_r, ready_w = os.pipe()
+    ready_r, ready_w = os.pipe() if wait_ready_s > 0 else (None, None)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        os.close(ready_r)
+        if ready_r is not None:
+            os.close(ready_r)
         _spare(server_pid, events_fd, jobs_r, jobs_w, ready_w)
     os.close(jobs_r)
-    os.close(ready_w)
-    if wait_ready_s > 0 and select.select([ready_r], [], [], wait_ready_s)[0]:
-        os.read(ready_r, 1)  # b"." when ready, b"" when it died first (its job will report the failure)
-    os.close(ready_r)
+    if ready_r is not None:
+        os.close(ready_w)
+        if select.select([ready_r], [], [], wait_ready_s)[0]:
+            os.read(ready_r, 1)  # b"." when ready, b"" when it died first (its job will report the failure)
+        os.close(ready_r)
     return pid, jobs_w
 
 
@@ -179,7 +179,7 @@ def serve(specs: list[str], parent_pid: int) -> int:
                 pid, jobs_w = spare if spare is not None else _fork_spare(server_pid, events_fd)
                 children[pid] = req["id"]
                 try:
-                    os.write(jobs_w, (json.dumps({"job": req["job"], "log": req["log"]}) + "\n").encode())
+                    _emit(jobs_w, {"job": req["job"], "log": req["log"]})
                 except OSError:
                     pass  # it died before its job (an import failed): its exit is reported below
                 os.close(jobs_w)
