@@ -21,6 +21,8 @@ from tests.conftest import procs_mentioning
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "data" / "tiny.yaml"
+# Tracks rendered with different thread counts or CPUs agree to this (measured: 3.8e-6 px on Intel, 0 on AMD).
+TRACK_ATOL_PX = 1e-4
 pytestmark = pytest.mark.slow
 
 
@@ -62,8 +64,12 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     assert [r["__key__"] for r in raws] == ["scene-000000", "scene-000001"]
     assert {k: v for k, v in raws[0].items() if k != "__url__"} == before  # the finished scene was kept as is
 
-    # Determinism: the same (base_seed, scene index, attempt) rendered in other processes/runs gives identical
-    # tracks. (A scene that crashed in one of the runs was retried with another attempt's seed: skip it.)
+    # Determinism: the same (base_seed, scene index, attempt) rendered in other processes/runs gives the same
+    # tracks. (A scene that crashed in one of the runs was retried with another attempt's seed: skip it.) The two
+    # runs use different render thread counts (1 vs 2 workers): Cycles/Embree may build its ray-tracing structure
+    # differently then, and on some CPUs (Intel) a few rendered depths differ in the last float bits, moving a few
+    # tracks by ~1e-6 px. Byte-identity holds for the same machine, settings and thread count (test_pipeline_faults);
+    # across thread counts and CPUs the promise is a tolerance (docs/datagen_pipeline.md).
     resumed = list(read_shards(str(out / "shard-000000.tar")))
     reference = list(read_shards(str(tiny_shards / "shard-000000.tar")))
     same = [(a, b) for a, b in zip(resumed, reference) if a.meta["attempt"] == b.meta["attempt"]]
@@ -77,9 +83,10 @@ def test_kill_and_resume_keeps_finished_scenes_and_is_deterministic(tmp_path, ti
     for a, b in same:
         index, attempt = int(a.key[-6:]), a.meta["attempt"]
         assert a.meta["seed"] == b.meta["seed"] == derive_seed(0, index, attempt)
-        np.testing.assert_array_equal(a.tracks, b.tracks)
-        np.testing.assert_array_equal(a.visibility, b.visibility)
-        np.testing.assert_array_equal(a.tracks3d, b.tracks3d)
+        np.testing.assert_allclose(a.tracks, b.tracks, rtol=0, atol=TRACK_ATOL_PX)
+        np.testing.assert_allclose(a.tracks3d, b.tracks3d, rtol=1e-5, atol=1e-5)
+        # A point exactly at the depth-test margin may flip; more than 0.1 % would be a real difference.
+        assert (a.visibility != b.visibility).mean() <= 1e-3
         assert np.abs(a.video.astype(int) - b.video).mean() < 1.0
 
     # A third run has nothing to do.
