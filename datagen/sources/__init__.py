@@ -26,6 +26,7 @@ from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, T
 # format name -> "module:class" of its reader (auto-detection tries them in this order)
 READERS: dict[str, str] = {
     "shards": "datagen.sources.shards:ShardSource",
+    "davis": "datagen.sources.davis:DavisSource",
     "cotracker3_kubric": "datagen.sources.cotracker3_kubric:CoTracker3KubricSource",
     "tapvid": "datagen.sources.tapvid:TapVidSource",
     "sparse_npz": "datagen.sources.sparse_npz:SparseNpzSource",
