@@ -63,7 +63,7 @@ def flow_errors(s, dbg: dict, tracks=None):
 
 def moving_square_video(T: int = 6, H: int = 40, W: int = 56, size: int = 12, x0: int = 4, y0: int = 10,
                         step: int = 2, seed: int = 0):
-    """A textured size x size square moving right by `step` pixels a frame over a textured background: (video uint8
+    """A textured size x size square moving right by `step` >= 0 pixels a frame over a textured background: (video uint8
     (T, H, W, 3), masks uint8 (T, H, W) with id 1 on the square, 0 elsewhere). Frame t covers columns
     x0 + step * t .. x0 + step * t + size - 1 and rows y0 .. y0 + size - 1."""
     import numpy as np
