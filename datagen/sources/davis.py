@@ -74,8 +74,8 @@ def _mask_ids(im, seq: str, name: str) -> tuple[np.ndarray, bool]:
         return np.asarray(im, dtype=np.uint8), True
     if im.mode in ("L", "1", "I", "I;16"):
         return (np.asarray(im) != 0).astype(np.uint8), False
-    raise CorruptSequenceError(seq, f"mask {name} is a {im.mode} image; DAVIS masks are palette (P) or grayscale "
-                                    "(L) PNGs")
+    raise CorruptSequenceError(seq, f"mask {name} has mode {im.mode}; DAVIS masks are palette (P) or grayscale (L) "
+                                    "PNGs")
 
 
 def read_davis_sequence(root: str | Path, seq: str) -> TrackSample:

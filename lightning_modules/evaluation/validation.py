@@ -42,8 +42,14 @@ def load_benchmark_examples(benchmarks: Sequence[Any]) -> list[list[EvalExample]
     benchmark is unreadable or yields no example."""
     out = []
     for b in benchmarks:
-        examples = [ex for s in open_benchmark(b)
-                    if (ex := make_example(s, b.query_modes[0], max_frames=b.max_frames)) is not None]
+        examples = []
+        for s in open_benchmark(b):
+            try:
+                ex = make_example(s, b.query_modes[0], max_frames=b.max_frames)
+            except ValueError as exc:  # e.g. a query mode that needs tracks on DAVIS masks
+                raise EvalError(f"validation benchmark {b.name}: {s.key}: {exc}") from None
+            if ex is not None:
+                examples.append(ex)
         if not examples:
             raise EvalError(f"validation benchmark {b.name}: no video with a track or an object to query ({b.path})")
         out.append(examples)

@@ -80,7 +80,7 @@ def _break(root: Path, case: str) -> str:
         return "sequence goat: cannot read mask 00001.png"
     if case == "rgb mask":
         Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(annots / "00000.png")
-        return "sequence goat: mask 00000.png is a RGB image"
+        return "sequence goat: mask 00000.png has mode RGB; DAVIS masks are palette (P) or grayscale (L) PNGs"
     raise AssertionError(case)
 
 

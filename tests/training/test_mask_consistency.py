@@ -210,3 +210,22 @@ def test_zero_motion_on_the_shared_davis_sequences():
     ex = make_example(read_davis_sequence(DAVIS, "libby"), "first")
     assert ex.source_hw == (480, 854) and ex.num_frames == 49
     assert 100 * score(ex, zero_motion(ex))["mask_consistency"] == pytest.approx(50.25, abs=0.01)
+
+
+def test_validation_examples_and_keys_of_a_davis_folder(davis_folder):
+    from lightning_modules.evaluation.config import BenchmarkConfig
+    from lightning_modules.evaluation.sources import EvalError
+    from lightning_modules.evaluation.validation import benchmark_keys, load_benchmark_examples
+
+    bench = BenchmarkConfig(name="d", path=str(davis_folder), max_frames=5, groups={"animals": ["goat"]})
+    (examples,) = load_benchmark_examples([bench])
+    assert [ex.key for ex in examples] == ["goat", "kite", "parkour"]
+    assert all(ex.masks.shape == (5, 48, 64) and ex.num_frames == 5 for ex in examples)
+    assert set(examples[1].query_objects) == {1, 2}  # kite: two objects of a palette mask
+    assert benchmark_keys(bench) == (("mask_consistency", "mask_consistency_animals", "mask_consistency_other"),
+                                     ("mask_consistency",))
+    tapvid_like = BenchmarkConfig(name="t", path=str(davis_folder / "x.pkl"))
+    assert "average_jaccard" in benchmark_keys(tapvid_like)[0]
+    bench.query_modes = ["strided"]
+    with pytest.raises(EvalError, match="validation benchmark d: goat: query mode 'strided' needs point tracks"):
+        load_benchmark_examples([bench])
