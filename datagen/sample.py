@@ -14,6 +14,9 @@ Conventions (see docs/data_sources.md and docs/datagen_scenes.md):
   * ``meta["extrinsics"]``: (T, 4, 4) WORLD-TO-CAMERA matrices in that camera space, so
     ``K @ (E[t] @ X_world)[:3]`` gives homogeneous pixels in the convention above.
   * ``meta["intrinsics"]``: 3x3 pixels, same convention (principal point (W-1)/2, (H-1)/2).
+  * ``masks``: per-frame object ids at the frame's own pixels (row y, column x): 0 = background, 1..254 =
+    objects, 255 = void (MASK_VOID: a label to ignore, e.g. DAVIS-2017 object boundaries). Real video without point
+    tracks (DAVIS) carries these instead of tracks (N = 0).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 CATEGORY_NAMES = ["background", "object", "human", "animal"]
+MASK_VOID = 255  # the object id of `masks` pixels that belong to no object and to no background either
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TrackSample:
                   visible frame). Our renders keep them in meta["query_frames"]; that is picked up when not given.
     key:          sample name (unique within its source), e.g. "scene-000013"
     meta:         JSON-able dict (seed, config, camera, categories, fps, ...)
+    masks:        uint8 (T, H, W) object ids (0 background, 1..254 objects, 255 void), or None (no masks)
     """
 
     video: np.ndarray
@@ -46,6 +51,7 @@ class TrackSample:
     query_frames: Optional[np.ndarray] = None
     key: str = ""
     meta: dict = field(default_factory=dict)
+    masks: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         video = np.asarray(self.video)
@@ -68,6 +74,11 @@ class TrackSample:
             if t3.shape != (t, n, 3) or not np.issubdtype(t3.dtype, np.floating):
                 raise ValueError(f"tracks3d must be float (T, N, 3) = {(t, n, 3)}, got {t3.dtype} {t3.shape}")
             self.tracks3d = t3.astype(np.float32, copy=False)
+        if self.masks is not None:
+            masks = np.asarray(self.masks)
+            if masks.dtype != np.uint8 or masks.shape != video.shape[:3]:
+                raise ValueError(f"masks must be uint8 (T, H, W) = {video.shape[:3]}, got {masks.dtype} {masks.shape}")
+            self.masks = masks
         if not isinstance(self.meta, dict):
             raise ValueError(f"meta must be a dict, got {type(self.meta).__name__}")
         if self.query_frames is None and "query_frames" in self.meta:

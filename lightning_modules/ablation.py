@@ -219,7 +219,10 @@ def comparison_table(cfg: AblationConfig, per_arm: dict[str, dict[str, Any]]) ->
     rows = {arm: {(r["benchmark"], r["query_mode"], r["mode"]): r for r in res["results"]}
             for arm, res in per_arm.items()}
     for key, base in rows[arms[0]].items():
-        metrics = [*SUMMARY, *((("pck", "PCK@0.2"),) if "pck" in base["model"] else ())]
+        if base.get("metric") == "mask_consistency":  # DAVIS masks: no TAP-Vid metrics (docs/evaluation.md)
+            metrics = [("mask_consistency", "mask consistency")]
+        else:
+            metrics = [*SUMMARY, *((("pck", "PCK@0.2"),) if "pck" in base["model"] else ())]
         for k, label in metrics:
             vals = [rows[a][key]["model"].get(k) for a in arms]
             diffs = [None if v is None or vals[0] is None else v - vals[0] for v in vals[1:]]

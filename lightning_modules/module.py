@@ -136,6 +136,7 @@ class TrackerModule(L.LightningModule):
         self._skipped_reported = 0
         self._dropped: dict[int, int] = {}
         self._last_batch_time: float | None = None
+        self._bench_keys: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # validation.benchmark_keys
 
     # -------------------------------------------------------------------------------------------------- training
     def forward(self, video: torch.Tensor, queries: torch.Tensor, iters: int, is_train: bool = False):
@@ -204,9 +205,10 @@ class TrackerModule(L.LightningModule):
         if dataloader_idx > 0:  # a benchmark of `val_benchmarks` (lightning_modules.evaluation.validation)
             from .evaluation.validation import score_example
 
-            model_rows, zero_rows = self._bench[self.cfg.val_benchmarks[dataloader_idx - 1].name]
+            bench = self.cfg.val_benchmarks[dataloader_idx - 1]
+            model_rows, zero_rows = self._bench[bench.name]
             scores, zero = score_example(self.model, batch["example"], self.cfg.data.resolution,
-                                         self.cfg.model.val_iters)
+                                         self.cfg.model.val_iters, bench.groups)
             model_rows.append(scores)
             zero_rows.append(zero)
             return
@@ -227,10 +229,10 @@ class TrackerModule(L.LightningModule):
                 "pred_tracks": pred.cpu().numpy(), "pred_vis": pred_vis.cpu().numpy(),
             }
 
-    def _gathered_means(self, rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS
-                        ) -> dict[str, float]:
+    def _gathered_means(self, rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS,
+                        always: tuple[str, ...] = METRIC_KEYS) -> dict[str, float]:
         """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out); a key no clip of any
-        rank has is left out of the result."""
+        rank has is left out of the result, unless it is in `always`."""
         vals = torch.tensor([[r.get(k, float("nan")) for k in keys] for r in rows],
                             dtype=torch.float64).reshape(-1, len(keys))
         finite = torch.isfinite(vals)
@@ -240,7 +242,7 @@ class TrackerModule(L.LightningModule):
         if self.trainer.world_size > 1:
             stats = self.all_gather(stats).reshape(-1, 2, len(keys)).sum(0)
         means = (stats[0] / stats[1].clamp(min=1)).cpu()
-        return {k: float(v) for k, v, n in zip(keys, means, stats[1].cpu()) if n > 0 or k in METRIC_KEYS}
+        return {k: float(v) for k, v, n in zip(keys, means, stats[1].cpu()) if n > 0 or k in always}
 
     def on_validation_epoch_end(self) -> None:
         model_m = self._gathered_means(self._val)
@@ -252,14 +254,18 @@ class TrackerModule(L.LightningModule):
         benchmarks = {}
         for bench in self.cfg.val_benchmarks:  # the same order on every rank: the all-gathers pair up
             from .evaluation.config import log_prefixes
-            from .evaluation.validation import BENCHMARK_KEYS
+            from .evaluation.validation import benchmark_keys
 
+            if bench.name not in self._bench_keys:  # a format detection: once per run, not per validation
+                self._bench_keys[bench.name] = benchmark_keys(bench)
+            keys, always = self._bench_keys[bench.name]
             model_rows, zero_rows = self._bench[bench.name]
             for prefix, rows in zip(log_prefixes(bench.name), (model_rows, zero_rows)):
-                metrics = self._gathered_means(rows, BENCHMARK_KEYS)
+                metrics = self._gathered_means(rows, keys, always)
                 for k, v in metrics.items():
                     self.log(f"{prefix}/{k}", v, sync_dist=False, rank_zero_only=False)
-                self.log(f"{prefix}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
+                if "average_pts_within_thresh" in metrics:
+                    self.log(f"{prefix}/delta_avg", metrics["average_pts_within_thresh"], sync_dist=False)
                 benchmarks[prefix[len("val_"):]] = metrics
         self.last_val = {"model": model_m, "zero_motion": zero_m, "benchmarks": benchmarks,
                          "step": int(self.global_step)}

@@ -176,7 +176,10 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
 
 
 def print_report(final: dict[str, dict[str, float]], title: str = "validation (TAP-Vid metrics, 256x256 raster)") -> None:
-    """Rich table: model vs zero-motion baseline, x100 like the papers."""
+    """Rich table: model vs zero-motion baseline, x100 like the papers; a set without a metric (TAP-Vid metrics of a
+    mask benchmark, mask consistency of the synthetic clips) shows "-"."""
+    import math
+
     from rich.console import Console
     from rich.table import Table
 
@@ -184,10 +187,15 @@ def print_report(final: dict[str, dict[str, float]], title: str = "validation (T
     table.add_column("metric")
     for name in final:
         table.add_column(name, justify="right")
-    keys = ["average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"]
+    keys = ["average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
+            *dict.fromkeys(k for m in final.values() for k in m if k.startswith("mask_consistency"))]
     labels = {"average_pts_within_thresh": "delta_avg"}
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+
     for k in keys:
-        table.add_row(labels.get(k, k), *[f"{100 * final[n][k]:.2f}" for n in final])
+        table.add_row(labels.get(k, k), *[cell(final[n].get(k)) for n in final])
     Console().print(table)
 
 

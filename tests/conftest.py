@@ -61,6 +61,47 @@ def flow_errors(s, dbg: dict, tracks=None):
     return np.linalg.norm(flow - disp, axis=1)[ok], disp[ok], q
 
 
+def moving_square_video(T: int = 6, H: int = 40, W: int = 56, size: int = 12, x0: int = 4, y0: int = 10,
+                        step: int = 2, seed: int = 0):
+    """A textured size x size square moving right by `step` >= 0 pixels a frame over a textured background: (video uint8
+    (T, H, W, 3), masks uint8 (T, H, W) with id 1 on the square, 0 elsewhere). Frame t covers columns
+    x0 + step * t .. x0 + step * t + size - 1 and rows y0 .. y0 + size - 1."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 120, (H, W + step * T, 3), dtype=np.uint8)
+    texture = rng.integers(130, 256, (size, size, 3), dtype=np.uint8)
+    video = np.stack([background[:, :W].copy() for _ in range(T)])
+    masks = np.zeros((T, H, W), np.uint8)
+    for t in range(T):  # test data: a handful of frames
+        x = x0 + step * t
+        video[t, y0:y0 + size, x:x + size] = texture[:, : max(0, min(size, W - x))]
+        masks[t, y0:y0 + size, x:x + size] = 1
+    return video, masks
+
+
+def write_davis_sequence(root: Path, name: str, video, masks, *, palette: bool = False) -> Path:
+    """Write a sequence in the DAVIS layout under `root`: JPEGImages/480p/<name>/00000.jpg ... (JPEG, quality 95) and
+    Annotations/480p/<name>/00000.png ...: grayscale 0/255 (palette=False, ids > 0 become 255: DAVIS-2016) or
+    palette PNGs holding the ids (palette=True: DAVIS-2017). Returns `root`."""
+    import numpy as np
+    from PIL import Image
+
+    frames, annots = root / "JPEGImages" / "480p" / name, root / "Annotations" / "480p" / name
+    frames.mkdir(parents=True, exist_ok=True)
+    annots.mkdir(parents=True, exist_ok=True)
+    for t, (frame, mask) in enumerate(zip(video, masks)):
+        Image.fromarray(frame).save(frames / f"{t:05d}.jpg", quality=95)
+        if palette:
+            mask = np.ascontiguousarray(mask, np.uint8)
+            im = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.tobytes())
+            im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [200] * (3 * 252) + [224, 224, 192])
+        else:
+            im = Image.fromarray(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))  # mode L
+        im.save(annots / f"{t:05d}.png")
+    return root
+
+
 # --------------------------------------------------------------------------------------- datagen shards
 TINY_DATA_CONFIG = REPO_ROOT / "configs" / "data" / "tiny.yaml"
 TEST_DATA_ROOT = REPO_ROOT / ".cache" / "test-shards"

@@ -13,6 +13,7 @@ Adding a reader = one file + one line:
      item), `decode` (-> TrackSample, CorruptSampleError on bad data) and `info`. Convert the format's conventions to
      TrackSample's here and nowhere else: (x, y) pixel-centre pixels, visibility True = visible, NaN = unlabelled.
      Read pickles only through `datagen.safe_pickle`. Optionally a `write_<format>(samples, out) -> int` writer.
+     Samples with object masks instead of tracks (DAVIS): `labels = "masks"`.
   2. one line in READERS below (and in WRITERS for a writer). Entries are "module:attribute" strings so that
      importing this package stays light.
 """
@@ -26,6 +27,7 @@ from datagen.sources.base import SourceError, SourceInfo, SourceNotFoundError, T
 # format name -> "module:class" of its reader (auto-detection tries them in this order)
 READERS: dict[str, str] = {
     "shards": "datagen.sources.shards:ShardSource",
+    "davis": "datagen.sources.davis:DavisSource",
     "cotracker3_kubric": "datagen.sources.cotracker3_kubric:CoTracker3KubricSource",
     "tapvid": "datagen.sources.tapvid:TapVidSource",
     "sparse_npz": "datagen.sources.sparse_npz:SparseNpzSource",

@@ -51,6 +51,9 @@ class TrackSource:
 
     format: ClassVar[str] = ""
     item_noun: ClassVar[str] = "item"  # how errors and logs call one item ("shard", "sequence", ...)
+    # What the samples are labelled with: "tracks" (point tracks) or "masks" (object masks, no tracks: DAVIS), which
+    # decides how evaluation scores them before any file is read.
+    labels: ClassVar[str] = "tracks"
 
     def __init__(self, path: str, items: Optional[list[str]] = None) -> None:
         self.path = str(path)

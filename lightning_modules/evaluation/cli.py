@@ -2,6 +2,7 @@
 
     python -m lightning_modules eval --checkpoint CKPT --bench configs/eval/tiny.yaml [key=value ...]
     python -m lightning_modules eval --checkpoint scaled_offline.pth --data tapvid_davis.pkl --query-mode strided
+    python -m lightning_modules eval --checkpoint CKPT --data ../shared/data/davis   # mask consistency (DAVIS masks)
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "baseline_offline, baseline_online)")
     p.add_argument("--bench", default=None, help="suite config YAML (configs/eval/*.yaml) listing the benchmarks")
     p.add_argument("--data", action="append", default=[],
-                   help="one more benchmark: TAP-Vid pickle(s) (*.pkl), our shards (*.tar pattern or folder), or "
-                        "sparse keypoint .npz files; repeatable")
+                   help="one more benchmark: TAP-Vid pickle(s) (*.pkl), our shards (*.tar pattern or folder), "
+                        "sparse keypoint .npz files, or a DAVIS root (JPEGImages/480p + Annotations/480p: mask "
+                        "consistency per video and per group); repeatable")
     p.add_argument("--format", default="auto", help="reader of the --data benchmarks (default: detected)")
     p.add_argument("--query-mode", action="append", default=None, choices=["first", "strided", "given"],
                    help="query mode of the --data benchmarks; repeatable (default first)")

@@ -7,6 +7,8 @@
         query_modes: [first, strided] # first | strided | given (the sample's own query frames)
         max_videos: null              # only the first N videos
         max_frames: null              # only the first N frames of each video
+        groups: null                  # mask benchmarks (DAVIS): {group: [video, ...]} for per-group means;
+                                      # null: evaluation.groups.DEFAULT_GROUPS; unlisted videos: "other"
     modes: [joint]                    # predictor modes: joint | single_point (the published numbers' protocol)
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 from datagen.config_loading import merge_config, omegaconf_error
 from datagen.errors import ConfigError
 
+from .groups import check_groups, group_names
+from .mask_scoring import METRIC as MASK_METRIC
 from .predict import PREDICT_MODES
 from .protocol import QUERY_MODES
 from .scoring import MONITOR_NAMES
@@ -38,6 +42,7 @@ class BenchmarkConfig:
     query_modes: list[str] = field(default_factory=lambda: ["first"])
     max_videos: Optional[int] = None
     max_frames: Optional[int] = None
+    groups: Optional[dict[str, list[str]]] = None  # mask benchmarks: group -> video names (None: DEFAULT_GROUPS)
 
 
 @dataclass
@@ -81,6 +86,9 @@ def validate_benchmarks(benchmarks: list[Any], where: str = "benchmarks") -> Non
         for key in ("max_videos", "max_frames"):
             if getattr(b, key) is not None and getattr(b, key) < 1:
                 raise EvalConfigError(f"{where}[{i}].{key} must be >= 1, got {getattr(b, key)}")
+        problem = check_groups(getattr(b, "groups", None), f"{where}[{i}].groups")
+        if problem:
+            raise EvalConfigError(problem)
 
 
 SYNTHETIC_PREFIXES = ("val", "val_zero_motion")
@@ -102,10 +110,16 @@ def check_val_benchmarks(benchmarks: Sequence[Any], monitor: str) -> None:
                                   f"got {list(b.query_modes)} (add the benchmark twice under two names for two modes)")
     prefixes = [*SYNTHETIC_PREFIXES, *(p for b in benchmarks for p in log_prefixes(b.name))]
     prefix, _, metric = monitor.partition("/")
-    if prefix not in prefixes or metric not in MONITOR_NAMES or (metric == "pck" and prefix in SYNTHETIC_PREFIXES):
+    # Mask benchmarks (DAVIS) log mask_consistency and mask_consistency_<group>; which benchmark has masks is known
+    # only once its files are read, so any benchmark may name them (as any may name pck).
+    mask_names = {MASK_METRIC, *(f"{MASK_METRIC}_{g}" for b in benchmarks
+                                 if prefix in log_prefixes(b.name) for g in group_names(b.groups))}
+    bench_only = {"pck", *mask_names}
+    if prefix not in prefixes or metric not in {*MONITOR_NAMES, *mask_names} or (
+            metric in bench_only and prefix in SYNTHETIC_PREFIXES):
         raise EvalConfigError(f"checkpoint.monitor={monitor!r} is not a metric validation logs: use <set>/<metric> "
                               f"with <set> in {prefixes} and <metric> in {list(MONITOR_NAMES)} (pck: benchmarks with "
-                              "an object area only)")
+                              f"an object area only; {MASK_METRIC}[_<group>]: benchmarks with object masks only)")
 
 
 def load_eval_config(path: Optional[str | Path] = None, overrides: list[str] | tuple[str, ...] = (),

@@ -8,6 +8,10 @@ with the align-corners rule (tracker.pixels: x * 255 / (W - 1)). Queries:
   * "given":   each track at the sample's own query frame (`TrackSample.query_frames`, e.g. a sparse annotation's
                `query_frame`), if visible there; scored at every frame t != q.
 Unlabelled entries (NaN in the sample) are never query frames and never scored (EvalExample.labelled).
+
+Samples with object masks and no point tracks (DAVIS) are queried from their masks instead (mask_queries: points
+on a grid over each object's eroded mask, at the first frame the object appears in; "first" mode only) and scored
+for mask consistency (mask_scoring); their ground-truth tracks are NaN placeholders (nothing is labelled).
 """
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ class EvalExample:
     source_hw:   (H, W) of the sample's own frames (PCK distances are measured there)
     area:        float64 (T,) object area in source pixels^2 (NaN: unknown at that frame), or None
     track_index: int64 (Q,) the sample track of each query row
+    masks:       uint8 (T, H, W) object ids in the sample's own pixels (H, W = source_hw), or None: a mask example,
+                 scored for mask consistency instead of TAP-Vid metrics
+    query_objects: int64 (Q,) the object id each query was placed on (mask examples), or None
     """
 
     key: str
@@ -49,6 +56,8 @@ class EvalExample:
     source_hw: tuple[int, int]
     area: Optional[np.ndarray] = None
     track_index: Optional[np.ndarray] = None
+    masks: Optional[np.ndarray] = None
+    query_objects: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -97,7 +106,10 @@ def make_example(sample: TrackSample, query_mode: str, *, max_frames: Optional[i
     """TrackSample -> EvalExample in the raster x raster frame (None when no track can be queried).
 
     The sample's meta["seg_area"] (T,) (object area in source pixels^2, None/NaN where unknown) is carried along.
+    A sample with masks and no tracks becomes a mask example (make_mask_example).
     """
+    if sample.masks is not None and sample.num_tracks == 0:
+        return make_mask_example(sample, query_mode, max_frames=max_frames, raster=raster)
     video, tracks, visible = sample.video, sample.tracks.astype(np.float64), sample.visibility
     labelled = np.isfinite(tracks).all(axis=-1)
     area = sample.meta.get("seg_area")
@@ -116,3 +128,25 @@ def make_example(sample: TrackSample, query_mode: str, *, max_frames: Optional[i
     return EvalExample(key=sample.key, video=resize_lanczos(video, raster), queries=queries, tracks=tracks,
                        visible=visible[:, track_idx], labelled=labelled[:, track_idx], query_mode=query_mode,
                        source_hw=hw, area=area, track_index=track_idx.astype(np.int64))
+
+
+def make_mask_example(sample: TrackSample, query_mode: str, *, max_frames: Optional[int] = None,
+                      raster: int = TAPVID_SIZE) -> Optional[EvalExample]:
+    """A sample with object masks -> EvalExample with mask queries (mask_queries.place_mask_queries, rescaled to
+    the raster) and the masks kept at the source resolution (None when no object can be queried)."""
+    from .mask_queries import place_mask_queries
+
+    if query_mode != "first":
+        raise ValueError(f"query mode {query_mode!r} needs point tracks; videos with object masks only (DAVIS) are "
+                         "queried in 'first' mode (each object at the first frame it appears in)")
+    video, masks = sample.video[:max_frames or None], sample.masks[:max_frames or None]
+    frames, xy, objects = place_mask_queries(masks)
+    if len(frames) == 0:
+        return None
+    hw = (sample.height, sample.width)
+    T, Q = len(video), len(frames)
+    queries = np.concatenate([frames[:, None].astype(np.float64), rescale_xy(xy, hw, (raster, raster))], axis=1)
+    return EvalExample(key=sample.key, video=resize_lanczos(video, raster), queries=queries,
+                       tracks=np.full((T, Q, 2), np.nan), visible=np.zeros((T, Q), bool),
+                       labelled=np.zeros((T, Q), bool), query_mode=query_mode, source_hw=hw, masks=masks,
+                       query_objects=objects)

@@ -4,6 +4,7 @@
   visible points), jaccard_{1..16} / AJ; entries without a label are not scored at all.
 * PCK (sparse keypoint benchmarks that give an object area): a labelled visible point is correct when the
   predicted position is within 0.2 * sqrt(area) pixels of the truth, in the sample's own pixels (as BADJA scores).
+* Mask consistency (videos with object masks and no tracks, e.g. DAVIS): mask_scoring, instead of the above.
 * The zero-motion baseline: every frame at the query position, always visible.
 Per-benchmark scores are means over videos (NaN videos, i.e. nothing to score, left out).
 """
@@ -67,7 +68,12 @@ def pck(ex: EvalExample, pred: Prediction, alpha: float = PCK_ALPHA) -> float:
 
 
 def score(ex: EvalExample, pred: Prediction) -> dict[str, float]:
-    """TAP-Vid metrics (METRIC_KEYS) of one video, plus "pck" when the example has an object area."""
+    """TAP-Vid metrics (METRIC_KEYS) of one video, plus "pck" when the example has an object area; a mask example
+    (ex.masks set) gets {"mask_consistency"} only."""
+    if ex.masks is not None:
+        from .mask_scoring import score_masks
+
+        return score_masks(ex, pred)
     q = ex.queries
     out = compute_tapvid_metrics(
         np.stack([q[:, 0], q[:, 2], q[:, 1]], axis=-1)[None],  # (t, y, x): TAP-Vid's order

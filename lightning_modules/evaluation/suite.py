@@ -1,11 +1,12 @@
 """Score one checkpoint on a list of benchmarks: every query mode x predictor mode, with the zero-motion baseline,
-a progress bar and a prediction cache (a rerun only scores)."""
+a progress bar and a prediction cache (a rerun only scores). `score_benchmark` scores one benchmark with any
+predictor (what run_suite and mask_benchmark.evaluate_mask_benchmark share)."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -14,8 +15,10 @@ from datagen.errors import one_line
 from .cache import PredictionCache
 from .config import EvalConfig
 from .predict import TrackerRunner
-from .protocol import make_example
-from .scoring import mean_scores, score, zero_motion
+from .groups import group_means, group_of
+from .mask_scoring import METRIC as MASK_METRIC
+from .protocol import EvalExample, make_example
+from .scoring import Prediction, mean_scores, score, zero_motion
 from .sources import EvalError, open_benchmark, resolve_format
 
 
@@ -67,10 +70,62 @@ def _progress(desc: str, total: Optional[int], enabled: bool):
     return tqdm(total=total, desc=desc, unit="video", disable=None if enabled else True, leave=False)
 
 
+def score_benchmark(bench: Any, runners: dict[str, Callable[[EvalExample], Prediction]], *,
+                    cache: Optional[PredictionCache] = None, setting: Optional[Callable[[str, str], str]] = None,
+                    progress: bool = False, fmt: Optional[str] = None) -> list[dict[str, Any]]:
+    """One benchmark (a BenchmarkConfig) x its query modes x `runners` (predictor mode -> EvalExample ->
+    Prediction, e.g. a TrackerRunner) -> one result row per (query mode, predictor mode):
+    {"benchmark", "format", "path", "query_mode", "mode", "metric": "tapvid" | "mask_consistency", "num_videos",
+     "model", "zero_motion", "per_video": [{"name", "num_queries", "num_frames", "model", "zero_motion"
+     (+ "group" for mask benchmarks)}] (+ "groups": groups.group_means for mask benchmarks)}.
+    Scores are fractions (x100 in reports). `cache` with `setting(query_mode, mode)` (its folder name) reuses
+    stored predictions. EvalError (one line) on unusable input."""
+    fmt = fmt or resolve_format(bench)  # once: detecting a format may list a folder
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {(q, m): [] for q in bench.query_modes for m in runners}
+    with _progress(bench.name, bench.max_videos, progress) as bar:
+        for sample in open_benchmark(bench, fmt):
+            for query_mode in bench.query_modes:
+                try:
+                    ex = make_example(sample, query_mode, max_frames=bench.max_frames)
+                except ValueError as exc:
+                    raise EvalError(f"benchmark {bench.name}: {sample.key}: {exc}") from None
+                if ex is None:
+                    continue  # nothing to query in this video under this mode
+                zero = score(ex, zero_motion(ex))
+                for mode, runner in runners.items():
+                    key = setting(query_mode, mode) if cache is not None and setting is not None else None
+                    pred = cache.get(bench.name, key, ex) if key is not None else None
+                    if pred is None:
+                        pred = runner(ex)
+                        if key is not None:
+                            cache.put(bench.name, key, ex, pred)
+                    row = {"name": ex.key, "num_queries": int(len(ex.queries)), "num_frames": ex.num_frames,
+                           "model": score(ex, pred), "zero_motion": zero}
+                    if ex.masks is not None:
+                        row["group"] = group_of(ex.key, bench.groups)
+                    rows[(query_mode, mode)].append(row)
+            bar.update(1)
+    results = []
+    for (query_mode, mode), per_video in rows.items():
+        if not per_video:
+            raise EvalError(f"benchmark {bench.name}: no video has a track or an object to query in '{query_mode}' "
+                            "mode")
+        masks = "group" in per_video[0]
+        result = {
+            "benchmark": bench.name, "format": fmt, "path": bench.path, "query_mode": query_mode, "mode": mode,
+            "metric": MASK_METRIC if masks else "tapvid", "num_videos": len(per_video),
+            "model": mean_scores([v["model"] for v in per_video]),
+            "zero_motion": mean_scores([v["zero_motion"] for v in per_video]), "per_video": per_video}
+        if masks:
+            result["groups"] = group_means(per_video, bench.groups)
+        results.append(result)
+    return results
+
+
 def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str, Any]:
     """Evaluate; returns {"checkpoint", "digest", "variant", "input_resolution", "iters", "grid_size", "results":
-    [{"benchmark", "format", "path", "query_mode", "mode", "num_videos", "model", "zero_motion", "per_video"}],
-    "cache": {"hits", "misses"}, "wall_s"}. EvalError (one line) on unusable input."""
+    [score_benchmark's rows, benchmark by benchmark], "cache": {"hits", "misses"}, "wall_s"}. EvalError (one line)
+    on unusable input."""
     from tracker.checkpoint import default_cache_dir
 
     t0 = time.perf_counter()
@@ -81,36 +136,9 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
                                    iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device) for mode in cfg.modes}
     results = []
     for bench in cfg.benchmarks:
-        fmt = resolve_format(bench)  # once: detecting a format may list a folder
-        rows: dict[tuple[str, str], list[dict[str, Any]]] = {(q, m): [] for q in bench.query_modes for m in cfg.modes}
-        with _progress(bench.name, bench.max_videos, cfg.progress) as bar:
-            for sample in open_benchmark(bench, fmt):
-                for query_mode in bench.query_modes:
-                    try:
-                        ex = make_example(sample, query_mode, max_frames=bench.max_frames)
-                    except ValueError as exc:
-                        raise EvalError(f"benchmark {bench.name}: {sample.key}: {exc}") from None
-                    if ex is None:
-                        continue  # nothing to query in this video under this mode
-                    zero = score(ex, zero_motion(ex))
-                    for mode, runner in runners.items():
-                        setting = setting_name(query_mode, mode, cfg, loaded, bench.max_frames)
-                        pred = cache.get(bench.name, setting, ex)
-                        if pred is None:
-                            pred = runner(ex)
-                            cache.put(bench.name, setting, ex, pred)
-                        rows[(query_mode, mode)].append({
-                            "name": ex.key, "num_queries": int(len(ex.queries)), "num_frames": ex.num_frames,
-                            "model": score(ex, pred), "zero_motion": zero})
-                bar.update(1)
-        for (query_mode, mode), per_video in rows.items():
-            if not per_video:
-                raise EvalError(f"benchmark {bench.name}: no video has a track to query in '{query_mode}' mode")
-            results.append({
-                "benchmark": bench.name, "format": fmt, "path": bench.path, "query_mode": query_mode,
-                "mode": mode, "num_videos": len(per_video),
-                "model": mean_scores([v["model"] for v in per_video]),
-                "zero_motion": mean_scores([v["zero_motion"] for v in per_video]), "per_video": per_video})
+        results += score_benchmark(
+            bench, runners, cache=cache, progress=cfg.progress,
+            setting=lambda q, m, b=bench: setting_name(q, m, cfg, loaded, b.max_frames))
     return {"checkpoint": loaded.path, "digest": loaded.digest, "variant": loaded.variant,
             "input_resolution": list(loaded.input_resolution), "iters": cfg.iters, "grid_size": cfg.grid_size,
             "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},

@@ -5,7 +5,10 @@ same entries as an evaluation suite (configs/eval/*.yaml). Each is read once (th
 with the TAP-Vid protocol (256 raster), split over the DDP ranks like the synthetic clips, and scored at every
 validation with the joint evaluation predictor at the training resolution and `model.val_iters` iterations.
 Logged as `val_<name>/<metric>` and `val_<name>_zero_motion/<metric>`; `checkpoint.monitor` may name any of them
-(checked at config time: `config.check_val_benchmarks`).
+(checked at config time: `config.check_val_benchmarks`). Benchmarks with object masks and no tracks (DAVIS) log
+`mask_consistency` and `mask_consistency_<group>` (the mean over the group's videos; groups as in the evaluation
+suite) instead of TAP-Vid metrics. `max_videos` / `max_frames` keep them cheap: a DAVIS video is decoded once at
+setup, kept as its 256x256 raster plus its masks, and run at the training resolution like the synthetic clips.
 """
 from __future__ import annotations
 
@@ -14,11 +17,24 @@ from typing import Any, Sequence
 from torch.utils.data import DataLoader
 
 from ..data import RankShare, ResolvedSource, TrackDataModule
+from .groups import group_names, group_of
+from .mask_scoring import METRIC as MASK_METRIC
 from .protocol import EvalExample, make_example
 from .scoring import METRIC_KEYS, Prediction, score, zero_motion
-from .sources import EvalError, open_benchmark
+from .sources import EvalError, open_benchmark, resolve_format
 
 BENCHMARK_KEYS = (*METRIC_KEYS, "pck")  # fixed order: every rank gathers the same vector
+
+
+def benchmark_keys(bench: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(keys, always): the metrics a benchmark's rows are gathered under, in a fixed order (every rank gathers the
+    same vector), and those logged even when no video has them (so a monitored metric always exists). Decided by
+    its reader's labels (datagen.sources: "tracks" or "masks"), i.e. before any video is read."""
+    from datagen.sources import reader_class
+
+    if reader_class(resolve_format(bench)).labels == "masks":
+        return (MASK_METRIC, *(f"{MASK_METRIC}_{g}" for g in group_names(bench.groups))), (MASK_METRIC,)
+    return BENCHMARK_KEYS, METRIC_KEYS
 
 
 def load_benchmark_examples(benchmarks: Sequence[Any]) -> list[list[EvalExample]]:
@@ -26,10 +42,16 @@ def load_benchmark_examples(benchmarks: Sequence[Any]) -> list[list[EvalExample]
     benchmark is unreadable or yields no example."""
     out = []
     for b in benchmarks:
-        examples = [ex for s in open_benchmark(b)
-                    if (ex := make_example(s, b.query_modes[0], max_frames=b.max_frames)) is not None]
+        examples = []
+        for s in open_benchmark(b):
+            try:
+                ex = make_example(s, b.query_modes[0], max_frames=b.max_frames)
+            except ValueError as exc:  # e.g. a query mode that needs tracks on DAVIS masks
+                raise EvalError(f"validation benchmark {b.name}: {s.key}: {exc}") from None
+            if ex is not None:
+                examples.append(ex)
         if not examples:
-            raise EvalError(f"validation benchmark {b.name}: no video with a track to query ({b.path})")
+            raise EvalError(f"validation benchmark {b.name}: no video with a track or an object to query ({b.path})")
         out.append(examples)
     return out
 
@@ -49,15 +71,21 @@ def benchmark_loaders(examples: list[list[EvalExample]], rank: int, world: int) 
                        collate_fn=_identity) for exs in examples]
 
 
-def score_example(model: Any, ex: EvalExample, input_resolution: Sequence[int], iters: int
+def score_example(model: Any, ex: EvalExample, input_resolution: Sequence[int], iters: int, groups: Any = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
-    """(model scores, zero-motion scores) of one example with the joint evaluation predictor."""
+    """(model scores, zero-motion scores) of one example with the joint evaluation predictor; a mask example also
+    gets its score under mask_consistency_<its group> (`groups`: the benchmark's, None: the default groups)."""
     from .predict import TrackerRunner
 
     device = next(model.parameters()).device
     pred: Prediction = TrackerRunner(model, input_resolution=tuple(input_resolution), iters=iters,
                                      device=device)(ex)
-    return score(ex, pred), score(ex, zero_motion(ex))
+    scores = score(ex, pred), score(ex, zero_motion(ex))
+    if ex.masks is not None:
+        key = f"{MASK_METRIC}_{group_of(ex.key, groups)}"
+        for s in scores:
+            s[key] = s[MASK_METRIC]
+    return scores
 
 
 class BenchmarkDataModule(TrackDataModule):

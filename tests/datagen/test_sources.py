@@ -185,7 +185,7 @@ def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):
                  ["export", "cotracker3_kubric", tmp_path / "r2", tmp_path / "out"]):
         proc = _cli(*args)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
-    assert set(READERS) == {"shards", "cotracker3_kubric", "tapvid", "sparse_npz"}
+    assert set(READERS) == {"shards", "davis", "cotracker3_kubric", "tapvid", "sparse_npz"}
 
 
 def test_writer_restores_tracks3d_and_query_frames_and_replaces_sequences(tmp_path):

@@ -127,3 +127,18 @@ def benchmarks(moving_shards: Path, tmp_path_factory) -> dict[str, Path]:
     writer("sparse_npz")(sparse, root / "sparse")
     return {"tapvid": root / "tapvid.pkl", "shards": root / "shards", "sparse": root / "sparse",
             "two": root / "two.pkl"}
+
+
+@pytest.fixture(scope="session")
+def davis_folder(tmp_path_factory) -> Path:
+    """A tiny DAVIS root (tests/conftest.write_davis_sequence), 8 frames of 48x64 each: "goat" (animals) and
+    "parkour" (people) with single-object 0/255 masks, "kite" (no group: other) with a two-object palette mask."""
+    from tests.conftest import moving_square_video, write_davis_sequence
+
+    root = tmp_path_factory.mktemp("davis")
+    write_davis_sequence(root, "goat", *moving_square_video(T=8, H=48, W=64, size=16, step=2, seed=1))
+    write_davis_sequence(root, "parkour", *moving_square_video(T=8, H=48, W=64, size=14, step=3, seed=2))
+    video, masks = moving_square_video(T=8, H=48, W=64, size=14, x0=30, y0=4, step=1, seed=3)
+    masks[:, 30:44, 6:20] = 2  # a second object that stays
+    write_davis_sequence(root, "kite", video, masks, palette=True)
+    return root

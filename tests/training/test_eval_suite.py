@@ -132,3 +132,57 @@ def test_eval_errors_are_one_line(tiny_checkpoint, benchmarks, tmp_path) -> None
     junk.write_bytes(os.urandom(1024))
     proc = _make_eval(f"CKPT={junk}", f"DATA={benchmarks['tapvid']}")
     assert proc.returncode != 0 and "not a PyTorch checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.split("|")[1:-1]]
+
+
+@pytest.mark.slow
+def test_davis_masks_print_a_mask_consistency_table(tiny_checkpoint, davis_folder, benchmarks, tmp_path) -> None:
+    """`make eval DATA=<DAVIS root>`: mask consistency per video, per group and overall, model and zero motion;
+    no TAP-Vid columns for mask benchmarks; a TAP-Vid benchmark beside it keeps its own table."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = _make_eval(f"CKPT={tiny_checkpoint('online')}", f"DATA={davis_folder}/",
+                      f"ARGS=out={out} cache_dir={cache}")
+    assert proc.returncode == 0, proc.stderr
+    table = [_cells(ln) for ln in proc.stdout.splitlines() if ln.startswith("|")]
+    assert table[0] == ["benchmark", "predictor", "video", "group", "videos", "queries", "mask consistency",
+                        "zero motion"]
+    rows = table[2:]
+    assert [(r[2], r[3], r[4]) for r in rows] == [
+        ("goat", "animals", "1"), ("kite", "other", "1"), ("parkour", "people", "1"),
+        ("mean", "people", "1"), ("mean", "animals", "1"), ("mean", "other", "1"), ("mean", "all", "3")]
+    assert all(0 <= float(v) <= 100 for r in rows for v in r[6:])
+    assert "AJ" not in proc.stdout and "delta_avg" not in proc.stdout
+    (row,) = json.loads((out / "eval.json").read_text())["results"]
+    assert row["metric"] == "mask_consistency" and row["format"] == "davis" and row["num_videos"] == 3
+    kite = row["per_video"][1]
+    assert kite["num_frames"] == 8 and kite["num_queries"] > 0
+    assert set(kite["model"]) == {"mask_consistency"}
+    zero_all = np.mean([v["zero_motion"]["mask_consistency"] for v in row["per_video"]])
+    assert row["zero_motion"]["mask_consistency"] == pytest.approx(zero_all)
+    assert float(rows[-1][7]) == pytest.approx(100 * zero_all, abs=0.051)  # printed x100, one decimal
+    # A TAP-Vid benchmark and a DAVIS root in one run: two tables, each benchmark in its own.
+    from lightning_modules.cli import main
+
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint("online")), "--data", str(benchmarks["tapvid"]),
+                 "--data", str(davis_folder), "--max-frames", "8", "--out", str(tmp_path / "both"),
+                 f"cache_dir={cache}"]) == 0
+    md = (tmp_path / "both" / "eval.md").read_text().splitlines()
+    heads = [i for i, ln in enumerate(md) if ln.startswith("| benchmark")]
+    assert len(heads) == 2 and "AJ" in md[heads[0]] and "mask consistency" in md[heads[1]]
+    assert all("tapvid-0" in ln for ln in md[heads[0] + 2: heads[1]] if ln.startswith("|"))
+
+
+@pytest.mark.slow
+def test_bad_davis_folder_is_one_error_line_naming_the_sequence(tiny_checkpoint, davis_folder, tmp_path) -> None:
+    broken = tmp_path / "davis"
+    shutil.copytree(davis_folder, broken)
+    (broken / "Annotations" / "480p" / "kite" / "00005.png").unlink()
+    proc = _make_eval(f"CKPT={tiny_checkpoint('online')}", f"DATA={broken}", "ARGS=cache=false")
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and err == [
+        "error: benchmark davis: sequence kite: 8 frames in JPEGImages/480p but 7 masks in Annotations/480p (no mask "
+        "for frame 00005.jpg)"], proc.stderr
+    assert "Traceback" not in proc.stderr

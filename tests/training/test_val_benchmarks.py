@@ -99,3 +99,37 @@ def test_monitor_and_benchmarks_are_checked_at_config_time(tmp_path) -> None:
         with pytest.raises(ConfigError) as err:
             load_train_config(cfg, overrides)
         assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_davis_masks_as_a_validation_set(moving_shards, davis_folder, tiny_overrides, tmp_path) -> None:
+    """A DAVIS root validates with mask consistency (overall and per group), no TAP-Vid metrics; the checkpoint is
+    ranked by a group's score; the logged numbers are what `make eval` gives the last checkpoint."""
+    run_dir = tmp_path / "run"
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml", [
+        *tiny_overrides(moving_shards, run_dir, steps=2, checkpoint__save_top_k=1),
+        f"val_benchmarks=[{{name: davis, path: '{davis_folder}', max_frames: 6, "
+        "groups: {animals: [goat], people: [parkour]}}]",
+        "checkpoint.monitor=val_davis/mask_consistency_animals"])
+    result = run_training(cfg)
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    logged = {k for r in rows for k, v in r.items() if v}
+    keys = {"mask_consistency", "mask_consistency_animals", "mask_consistency_people", "mask_consistency_other"}
+    for prefix in ("val_davis", "val_davis_zero_motion"):
+        assert {f"{prefix}/{k}" for k in keys} <= logged
+        assert not any(k.startswith(f"{prefix}/") and "mask_consistency" not in k for k in logged)
+    assert set(result.final["davis"]) == keys and all(0 <= v <= 1 for v in result.final["davis"].values())
+    (best,) = [p for p in (run_dir / "checkpoints").glob("step*.ckpt")]
+    assert best.name.startswith("step0000002-val_davis-mask_consistency_animals")
+    from lightning_modules.evaluation.config import load_eval_config
+    from lightning_modules.evaluation.suite import run_suite
+
+    suite = load_eval_config(None, ["cache=false", "progress=false", f"iters={cfg.model.val_iters}"],
+                             extra_benchmarks=[dict(b) for b in cfg.val_benchmarks],
+                             checkpoint=result.last_checkpoint)
+    (row,) = run_suite(suite)["results"]
+    for part, suffix in (("model", ""), ("zero_motion", "_zero_motion")):
+        logged_scores = result.final["davis" + suffix]
+        assert logged_scores["mask_consistency"] == pytest.approx(row[part]["mask_consistency"], abs=1e-6)
+        for group, g in row["groups"].items():
+            assert logged_scores[f"mask_consistency_{group}"] == pytest.approx(g[part]["mask_consistency"], abs=1e-6)
