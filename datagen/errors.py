@@ -28,3 +28,10 @@ class ConfigError(UserError, ValueError):
     """A bad configuration (config file, key, type, value or override): usage error, exit status 2."""
 
     exit_code = 2
+
+
+class OutputNotWritableError(UserError):
+    """An output location that cannot take a new file (read-only file system, no permission, disk full, a file
+    where a folder belongs): found before the work starts (`datagen.atomic.check_writable`); usage error, exit 2."""
+
+    exit_code = 2
