@@ -198,7 +198,8 @@ def test_writer_restores_tracks3d_and_query_frames_and_replaces_sequences(tmp_pa
     out = tmp_path / "out"
     assert writer("cotracker3_kubric")([s], out) == 1
     assert writer("cotracker3_kubric")([s], out) == 1  # same name again: replaced, no temporary left
-    assert sorted(p.name for p in out.iterdir()) == ["a_b_c"]
+    # the sequence and the export's lock file (hidden, not a folder: the official loader lists folders only)
+    assert sorted(p.name for p in out.iterdir()) == [".trackforge.lock", "a_b_c"]
     annot = np.load(out / "a_b_c" / "a_b_c.npy", allow_pickle=True).item()
     assert annot["visibility"][2, 1] and np.isnan(annot["coords"][2, 1]).all()
     (back,) = open_source(str(out))
