@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import warnings
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -75,6 +75,6 @@ class PredictionCache:
                 np.savez(fh, tracks=pred.tracks.astype(np.float32), visible=pred.visible,
                          inputs=np.array(inputs_digest(ex)))
         except OSError as err:  # a read-only or full cache costs speed on the next run, never this evaluation
-            warnings.warn(f"prediction cache {self.root} cannot be written ({err.strerror or err}): evaluating "
-                          "without storing predictions", RuntimeWarning, stacklevel=2)
+            print(f"warning: prediction cache {self.root} cannot be written ({err.strerror or err}): evaluating "
+                  "without storing predictions", file=sys.stderr)
             self.root = None
