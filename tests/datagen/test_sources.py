@@ -47,7 +47,9 @@ def test_shards_to_cotracker3_layout_and_back_are_equal(tiny_shards, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "exported 3 sample(s)" in proc.stdout
     # The official layout: <seq>/<seq>.npy (a pickled dict) + <seq>/frames/*.png, visibility stored as OCCLUSION.
-    assert sorted(p.name for p in out.iterdir()) == [s.key for s in originals]
+    # The official loader takes every folder of the root as a sequence; the only other entry is the export's lock.
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [s.key for s in originals]
+    assert [p.name for p in out.iterdir() if not p.is_dir()] == [".trackforge.lock"]
     for s in originals:
         seq = out / s.key
         assert sorted(p.name for p in (seq / "frames").iterdir()) == [f"{t:03d}.png" for t in range(s.num_frames)]
