@@ -252,15 +252,15 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     resume_ckpt = read_resume_checkpoint(resume) if resume else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     sources = resolve_data(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
+    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
+    if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
+        check_resume_fits(resume, resume_ckpt, module.model)
+        del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     if rank_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     stop_cb = GracefulStop(last_path)
     stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
     dm = make_datamodule(cfg, sources)  # with cfg.val_benchmarks: validates on them too
-    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
-    if resume_ckpt is not None:
-        check_resume_fits(resume, resume_ckpt, module.model)
-        del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback
     video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
