@@ -9,19 +9,30 @@ data)` indented JSON (NaN and infinities as null, `json_safe`: json.dumps would 
 Temporary names: `<name>.tmp-<host>-<pid>` (`tmp_path_for`), unique also on a file system shared by many hosts;
 with `hidden=True`, `.<name>.tmp-<host>-<pid>` (checkpoints, run-dir files, caches: out of sight in listings).
 Leftovers of a killed writer match `<name>.tmp-*` / `.*.tmp-*`; whoever owns the folder deletes them while holding
-its lock (datagen.generate, lightning_modules.checkpoint_io.remove_partial_writes).
+its lock (`remove_leftovers`: datagen.generate, the export writers of datagen.sources,
+lightning_modules.checkpoint_io.remove_partial_writes).
+
+`check_writable(path)` is the one check, made by every command before its work starts (generate, export, training,
+eval, tracker track), that an output location takes new files: a read-only mount, a missing permission, a disk
+already full or a file where a folder belongs ends the command at once with one line
+`cannot write to <path>: <reason>` (OutputNotWritableError, exit status 2) instead of a traceback after the work.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from datagen.errors import OutputNotWritableError
+
 TMP_MARK = ".tmp-"
+WRITE_PROBE = ".trackforge-write-check"  # check_writable's probe file (a hidden temporary name)
 
 
 def tmp_path_for(path: str | os.PathLike, hidden: bool = False) -> Path:
@@ -70,3 +81,58 @@ def json_safe(obj: Any) -> Any:
 def write_json(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> Path:
     """`data` as indented JSON (json_safe) to `path`, atomically; returns the path."""
     return write_atomic(path, json.dumps(json_safe(data), indent=2, sort_keys=sort_keys) + "\n")
+
+
+def remove_leftovers(folder: str | os.PathLike, pattern: str) -> list[Path]:
+    """Delete the entries of `folder` matching the glob `pattern` (files, or folders with their contents): the
+    temporaries of writers killed half-way. Call only while no writer of that pattern is alive in the folder
+    (holding its lock). Returns what was deleted."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for tmp in sorted(folder.glob(pattern)):
+        if TMP_MARK not in tmp.name:  # never anything but a temporary name
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def check_writable(path: str | os.PathLike, *, is_file: bool = False) -> Path:
+    """Raise OutputNotWritableError (`cannot write to <path>: <reason>`, one line, exit status 2) unless new files
+    can be written where `path` goes; returns the folder probed.
+
+    path: an output folder (it need not exist: its nearest existing ancestor must take new entries, as the
+    command's mkdir will need) or, with `is_file`, an output file (its folder is probed). The probe writes one
+    byte to a hidden temporary file and deletes it, so a read-only file system, a missing permission and a disk
+    that is already full are all found (a disk that fills up later is each writer's own business)."""
+    path = Path(path)
+    if is_file and path.is_dir():
+        raise OutputNotWritableError(f"cannot write to {path}: it is a folder, not a file")
+    if not is_file and path.exists() and not path.is_dir():
+        raise OutputNotWritableError(f"cannot write to {path}: it is a file, not a folder")
+    start = path.parent if is_file else path
+    folder = next(d for d in (start, *start.parents) if d.exists())  # "." or "/" at the latest
+    if not folder.is_dir():
+        raise OutputNotWritableError(f"cannot write to {path}: {folder} is not a folder")
+    probe = tmp_path_for(folder / WRITE_PROBE)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\0")  # a full disk refuses the first block, not the (empty) file
+        finally:
+            os.close(fd)
+    except OSError as err:
+        reason = err.strerror or errno.errorcode.get(err.errno or 0, "") or type(err).__name__
+        where = "" if folder == start else f" (in {folder})"
+        raise OutputNotWritableError(f"cannot write to {path}: {reason}{where}") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return folder

@@ -7,15 +7,19 @@ scenes failing after their retries) is one `error: ...` line on stderr and a non
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from pathlib import Path
 
+from datagen.atomic import check_writable
 from datagen.errors import UserError
 
 DEFAULT_CONFIG = "configs/data/default.yaml"
 EXIT_FAILURE, EXIT_USAGE = 1, 2
+# Errors of a write that only the destination explains (disk full, quota, file size limit, read-only file system).
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 class CliError(UserError):
@@ -57,6 +61,7 @@ def cmd_generate(args) -> int:
         raise CliError(f"--task-index {task_index} must be in [0, --num-tasks={num_tasks})", EXIT_USAGE)
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1, got {args.workers}", EXIT_USAGE)
+    check_writable(args.out)  # before the asset caches (minutes on first use) and any scene
     try:
         # asset caches of the actor kinds (e.g. anny's, minutes on first use) are built here, once, in the
         # foreground with a progress bar, not inside the timed scene processes
@@ -356,6 +361,7 @@ def cmd_export(args) -> int:
 
     if args.max_samples is not None and args.max_samples < 1:
         raise CliError(f"--max-samples must be >= 1, got {args.max_samples}", EXIT_USAGE)
+    check_writable(args.out, is_file=args.to == "tapvid")  # before reading anything
     source = open_source(args.source, args.format)
     info = source.info()
     total = info.num_samples if args.max_samples is None else min(args.max_samples, info.num_samples or 10**12)
@@ -369,7 +375,13 @@ def cmd_export(args) -> int:
                 bar.advance(task)
 
         kwargs = {"samples_per_shard": args.samples_per_shard} if args.to == "shards" else {}
-        count = writer(args.to)(samples(), args.out, **kwargs)
+        try:
+            count = writer(args.to)(samples(), args.out, **kwargs)
+        except OSError as err:
+            if err.errno not in WRITE_ERRNOS:
+                raise
+            raise CliError(f"cannot write to {args.out}: {err.strerror} (what was exported before is complete; "
+                           "free space and rerun)") from None
     if count == 0:
         raise CliError(f"{args.source}: no samples to export")
     print(f"exported {count} sample(s) from {args.source} ({source.format}) to {args.out} ({args.to})")

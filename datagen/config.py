@@ -170,6 +170,7 @@ def _check(cfg: DataConfig) -> None:
     bad_idx = [i for i in g.debug_fail_scenes if not 0 <= i < g.num_scenes]
     if bad_idx:
         fail("generate.debug_fail_scenes", f"scene indices must be in [0, {g.num_scenes}), got {bad_idx}")
+    s.check_actor_files()  # BVH motions etc.: parsed once here, not found bad by every scene
 
 
 def _structured_defaults():

@@ -10,7 +10,8 @@ from __future__ import annotations
 def one_line(text: object, limit: int | None = None) -> str:
     """`text` (an exception or a string) with every run of whitespace, newlines included, collapsed to one space,
     cut to `limit` characters; an exception without a message gives its type name. The one helper for this (the
-    tracker package, which must not import datagen, keeps its own copy)."""
+    tracker library, which does not import datagen, keeps its own copy; only its command line uses datagen.atomic
+    and this module, which need the standard library alone)."""
     flat = " ".join(str(text).split())[:limit]
     return flat or (type(text).__name__ if isinstance(text, BaseException) else "")
 
@@ -26,5 +27,12 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A bad configuration (config file, key, type, value or override): usage error, exit status 2."""
+
+    exit_code = 2
+
+
+class OutputNotWritableError(UserError):
+    """An output location that cannot take a new file (read-only file system, no permission, disk full, a file
+    where a folder belongs): found before the work starts (`datagen.atomic.check_writable`); usage error, exit 2."""
 
     exit_code = 2

@@ -28,7 +28,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datagen.atomic import TMP_MARK, tmp_path_for, write_atomic
+from datagen.atomic import TMP_MARK, check_writable, remove_leftovers, tmp_path_for, write_atomic
 from datagen.config import DataConfig
 from datagen.output_lock import LockSet, OutputBusyError
 from datagen.scene_processes import ColdLauncher, SceneRun, WarmLauncher
@@ -303,11 +303,9 @@ class _Generator:
 
     def _clean_leftovers(self, shard: int) -> None:
         """Temp files of killed writers of this shard and its scenes (we hold the shard's lock)."""
-        for tmp in self.out_dir.glob(f"{shard_name(shard)}{TMP_MARK}*"):
-            tmp.unlink(missing_ok=True)
+        remove_leftovers(self.out_dir, f"{shard_name(shard)}{TMP_MARK}*")
         for s in shard_scenes(self.cfg, shard):
-            for tmp in self.scenes_dir.glob(f"{scene_key(s)}.tar{TMP_MARK}*"):
-                tmp.unlink(missing_ok=True)
+            remove_leftovers(self.scenes_dir, f"{scene_key(s)}.tar{TMP_MARK}*")
 
     def _finish_shard(self, shard: int) -> None:
         """Assemble the shard from its scene tars: temp file, fsync, rename, then delete the scene tars. A kill
@@ -519,13 +517,16 @@ def generate_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, workers: in
     Each scene runs in its own process (forked from a warm server that imported Kubric once, or a fresh
     interpreter with generate.scene_process=cold) with a timeout; failed scenes are retried with derived seeds
     up to generate.max_retries times (a scene killed from outside first with the same seed). Raises
-    GenerationError if scenes still fail or out_dir holds a data set of another config, and OutputBusyError
-    if another live generator is producing one of this task's shards. Returns a GenerateReport.
+    GenerationError if scenes still fail or out_dir holds a data set of another config, OutputBusyError
+    if another live generator is producing one of this task's shards, and OutputNotWritableError (before any
+    work) if out_dir cannot take new files, even when the data set there is complete (its locks are files).
+    Returns a GenerateReport.
     """
     out_dir = Path(out_dir)
     workers = int(workers if workers is not None else cfg.generate.workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     locks = LockSet(out_dir / WORK_DIR / "locks", task=f"{task_index}/{num_tasks}")
     try:

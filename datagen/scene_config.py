@@ -124,9 +124,7 @@ class SceneConfig:
 
         from datagen import actors
 
-        keys = [f"actors[{i}]" for i in range(len(self.actors))]
-        keys += ["num_humans"] * (self.num_humans > 0) + ["num_animals"] * (self.num_animals > 0)
-        for key, group in zip(keys, self.actor_groups()):
+        for key, group in self.named_actor_groups():
             try:
                 kind = actors.get_kind(group.kind)
                 kind.parse_options(dict(group.options))
@@ -147,6 +145,26 @@ class SceneConfig:
         if not 0.0 <= self.actor_fraction <= self.foreground_fraction:
             fail("actor_fraction", f"must be in [0, foreground_fraction={self.foreground_fraction}], "
                                    f"got {self.actor_fraction}")
+
+    def named_actor_groups(self) -> list[tuple[str, ActorGroupConfig]]:
+        """(config key, group) of every actor group: "actors[i]", "num_humans", "num_animals"."""
+        keys = [f"actors[{i}]" for i in range(len(self.actors))]
+        keys += ["num_humans"] * (self.num_humans > 0) + ["num_animals"] * (self.num_animals > 0)
+        return list(zip(keys, self.actor_groups()))
+
+    def check_actor_files(self) -> None:
+        """Read the files the actor options name (BVH motions, ...) once, at config load (datagen.config), not in
+        every scene process: a file no scene can use would fail each scene that picks it, and the retries with new
+        seeds could not help. ConfigError naming the key and the file."""
+        from datagen import actors
+        from datagen.config import ConfigError
+
+        for key, group in self.named_actor_groups():
+            kind = actors.get_kind(group.kind)
+            try:
+                kind.check_files(kind.parse_options(dict(group.options)))
+            except ValueError as err:
+                raise ConfigError(f"bad value for 'scene.{key}.options': {err}") from None
 
     def actor_groups(self) -> list[ActorGroupConfig]:
         """``actors`` plus the ``num_humans`` / ``num_animals`` shorthands (in that order)."""

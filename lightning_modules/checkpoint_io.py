@@ -7,6 +7,11 @@ and the temporary folder must hold a whole checkpoint. `AtomicCheckpointIO` writ
 to the target, fsyncs and renames (datagen.atomic): the target is either the old or the new checkpoint. A write that
 fails (e.g. no space left) removes the partial file and raises `CheckpointWriteError` (one line). `newest_resumable` skips checkpoints
 that are not complete zip archives (torch's format), e.g. ones truncated before this existed.
+
+Reading a checkpoint to resume from: `read_resume_checkpoint` reads it with the one loader of tracker.checkpoint
+(torch.load(weights_only=True): a file that would run code is refused before anything is called) and checks that
+it is a training checkpoint, and `check_resume_fits` that its weights fit the model, before `trainer.fit` is
+started: every problem is one line `cannot resume from X: ...` (ResumeError, exit status 2).
 """
 from __future__ import annotations
 
@@ -17,12 +22,53 @@ from typing import Any, Iterable, Optional
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from datagen.atomic import TMP_MARK, write_atomic
+from datagen.atomic import TMP_MARK, remove_leftovers, write_atomic
 from datagen.errors import UserError
+
+# What Lightning needs to resume a run (a weights-only or official file has no optimizer state).
+RESUME_KEYS = ("state_dict", "optimizer_states", "global_step")
 
 
 class CheckpointWriteError(UserError):
     """A checkpoint could not be written (disk full, permissions); the previous file is unchanged."""
+
+
+class ResumeError(UserError):
+    """The checkpoint given to resume from cannot be used (unreadable, refused, not a training checkpoint, another
+    architecture): one line naming it; usage error, exit status 2."""
+
+    exit_code = 2
+
+
+def read_resume_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint `path` as tracker.checkpoint.load_file reads it (weights_only=True), checked to be a training
+    checkpoint Lightning can resume from; ResumeError (one line) otherwise."""
+    from tracker.checkpoint import CheckpointError, load_file
+
+    try:
+        ckpt = load_file(path)
+    except FileNotFoundError:
+        raise ResumeError(f"cannot resume from {path}: file not found") from None
+    except CheckpointError as err:
+        raise ResumeError(f"cannot resume from {path}: {err.reason}") from None
+    missing = [k for k in RESUME_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ResumeError(f"cannot resume from {path}: not a training checkpoint (no {', '.join(missing)}); to start "
+                          f"a new run from its weights, use model.init_from={path}")
+    return ckpt
+
+
+def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model) -> None:
+    """ResumeError unless the tracker weights of `ckpt` (read_resume_checkpoint) load strictly into `model`."""
+    from tracker.checkpoint import CheckpointError, parse_checkpoint, weights_mismatch
+
+    try:
+        parts = weights_mismatch(model, parse_checkpoint(ckpt, path).state_dict, max_keys=3)
+    except CheckpointError as err:
+        raise ResumeError(f"cannot resume from {path}: {err.reason}") from None
+    if parts:
+        raise ResumeError(f"cannot resume from {path}: its weights do not fit the configured model ({'; '.join(parts)})"
+                          "; resume with the run's own config")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,13 +92,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def remove_partial_writes(folder: Path) -> list[Path]:
     """Delete `.*.tmp-*` leftovers of writes killed half-way (call only while holding the run dir's lock)."""
-    removed = []
-    if folder.is_dir():
-        for tmp in folder.glob(f".*{TMP_MARK}*"):
-            if tmp.is_file():
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
-    return removed
+    return remove_leftovers(folder, f".*{TMP_MARK}*")
 
 
 def is_complete(path: Path) -> bool:

@@ -7,6 +7,7 @@ the data configs: datagen.config_loading).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -232,6 +233,8 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    if cfg.data.resolution is not None:
+        check_model_input(cfg)
     _validate_data(cfg.data)
     from .evaluation.config import EvalConfigError, check_val_benchmarks
 
@@ -239,6 +242,23 @@ def _validate(cfg: TrainConfig) -> None:
         check_val_benchmarks(cfg.val_benchmarks, cfg.checkpoint.monitor)
     except EvalConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def check_model_input(cfg: TrainConfig, note: str = "", error: type[ConfigError] = ConfigError) -> None:
+    """data.resolution (the training crop, the model's input) must be a size the model takes: multiples of 4, large
+    enough for every correlation level and for the encoder (tracker.model.input_size_problem). `note` says where
+    the resolution came from; `error`: the exception class to raise (one line naming the key)."""
+    import inspect
+
+    from tracker.model import CoTracker3Base, input_size_problem
+
+    levels = cfg.model.arch.corr_levels
+    if levels is None:
+        levels = inspect.signature(CoTracker3Base.__init__).parameters["corr_levels"].default
+    h, w = (int(v) for v in cfg.data.resolution)
+    problem = input_size_problem(h, w, int(levels))
+    if problem:
+        raise error(f"data.resolution={[h, w]}{note} is too small for the model: {problem}")
 
 
 DEFAULT_SHARDS = "data/shards/default/shard-*.tar"
@@ -267,13 +287,19 @@ def _validate_data(data: DataConfig) -> None:
             raise ConfigError(f"{key}.path is empty")
         if src.format != "auto" and src.format not in READERS:
             raise ConfigError(f"{key}.format must be auto|{'|'.join(READERS)}, got {src.format!r}")
-        if src.weight < 0 or src.num_val < 0:
-            raise ConfigError(f"{key}.weight and .num_val must be >= 0, got {src.weight} and {src.num_val}")
+        if not math.isfinite(src.weight) or src.weight < 0:  # NaN passes `< 0`; inf makes the shares NaN
+            raise ConfigError(f"{key}.weight must be a finite number >= 0, got {src.weight}")
+        if src.num_val < 0:
+            raise ConfigError(f"{key}.num_val must be >= 0, got {src.num_val}")
         if src.min_tracks is not None and src.min_tracks < 1:
             raise ConfigError(f"{key}.min_tracks must be >= 1, got {src.min_tracks}")
         source_augment(data, src, name)  # unknown keys / wrong types
-    if sum(s.weight for s in sources.values()) <= 0:
+    total = sum(s.weight for s in sources.values())
+    if not total > 0:
         raise ConfigError("data.sources: at least one source needs a weight > 0")
+    if not math.isfinite(total):
+        raise ConfigError(f"data.sources: the weights add up to {total}; use smaller numbers (only their ratios "
+                          "matter)")
     if data.global_batch_size is not None and (data.global_batch_size <= 0
                                                or data.global_batch_size % data.batch_size):
         raise ConfigError(f"data.global_batch_size={data.global_batch_size} must be a positive multiple of "

@@ -34,7 +34,8 @@ from datagen.errors import one_line
 from datagen.sources import SourceError, SourceInfo, TrackSource, open_source
 
 from .augment import Clip, choose_clip_length, make_eval_clip, make_train_clip
-from .config import ConfigError, DataConfig, SourceConfig, TrainConfig, data_sources, source_augment
+from .config import (ConfigError, DataConfig, SourceConfig, TrainConfig, check_model_input, data_sources,
+                     source_augment)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def check_sources(cfg: TrainConfig, sources: list[ResolvedSource]) -> None:
             raise DataError(f"data.resolution is unset and the frames are {h}x{w}, not multiples of 4: "
                             "set data.resolution=[H,W]")
         data.resolution = [h, w]
+        check_model_input(cfg, " (unset: the frame size of the data)", DataError)
     crop_h, crop_w = (int(v) for v in data.resolution)
     for src in used:
         h, w = src.info.height, src.info.width

@@ -137,6 +137,7 @@ class TrackerModule(L.LightningModule):
         self._dropped: dict[int, int] = {}
         self._last_batch_time: float | None = None
         self._bench_keys: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # validation.benchmark_keys
+        self._micro_batches: tuple[int, int] = (-1, 0)  # (global step, micro-batches drawn in it): _step_generator
 
     # -------------------------------------------------------------------------------------------------- training
     def forward(self, video: torch.Tensor, queries: torch.Tensor, iters: int, is_train: bool = False):
@@ -173,13 +174,26 @@ class TrackerModule(L.LightningModule):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(weights_digest(self.model.state_dict().values()) + "\n")
 
+    def _step_generator(self) -> torch.Generator:
+        """The training step's own random numbers (the query frames): seeded from (seed, rank, global step, micro-
+        batch of the step), not from the process-wide generator, so that a run resumed from a checkpoint draws at
+        each step what an uninterrupted run draws there (the data stream is seeded by the step as well:
+        lightning_modules.data). Not batch_idx: a resumed epoch does not restart its batch count."""
+        import numpy as np
+
+        step = int(self.global_step)
+        micro = self._micro_batches[1] if self._micro_batches[0] == step else 0  # gradient accumulation
+        self._micro_batches = (step, micro + 1)
+        key = [int(self.cfg.seed), int(self.global_rank), step, micro]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         video = batch["video"].float()  # (B, L, 3, H, W) 0..255
         tracks = batch["tracks"].float()  # (B, L, N, 2)
         vis = batch["visibility"].bool()  # (B, L, N)
         self._data_counters(batch)
         self._log_keys(list(batch["keys"]), batch["video"])
-        queries, ok = sample_queries(tracks, vis, self.cfg.model.variant)
+        queries, ok = sample_queries(tracks, vis, self.cfg.model.variant, generator=self._step_generator())
         out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
         scale = self.cfg.model.loss_coord_scale or 512.0 / video.shape[-1]
         loss = recipe_loss(out.train, tracks, vis, ok, scale)

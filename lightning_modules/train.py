@@ -59,7 +59,9 @@ def resolve_resume(cfg: TrainConfig, run_dir: Path) -> str | None:
             print(f"warning: skipping incomplete checkpoint {path} (truncated write?)", file=sys.stderr)
         return str(newest) if newest is not None else None
     if not Path(cfg.resume).is_file():
-        raise FileNotFoundError(f"resume checkpoint not found: {cfg.resume}")
+        from .checkpoint_io import ResumeError
+
+        raise ResumeError(f"cannot resume from {cfg.resume}: file not found")
     return cfg.resume
 
 
@@ -203,15 +205,19 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     """Train with `cfg`; returns the summary (rank 0 has the complete picture).
 
     The launching (global rank 0) process holds `<run_dir>/.trackforge.lock` for the whole run: a second training
-    into the same run dir stops with one line naming the holder (datagen.output_lock).
+    into the same run dir stops with one line naming the holder (datagen.output_lock). A run dir that cannot take
+    new files (read-only, full) and a checkpoint that cannot be resumed from stop the run before it starts, with
+    one line (exit status 2).
     """
     import contextlib
 
+    from datagen.atomic import check_writable
     from datagen.output_lock import folder_lock
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     run_dir = resolve_run_dir(cfg)
+    check_writable(run_dir)  # a read-only or full location: one line now, not a traceback at the first write
     run_dir.mkdir(parents=True, exist_ok=True)
     set_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
@@ -237,7 +243,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
     from datagen.atomic import write_json
 
-    from .checkpoint_io import remove_partial_writes
+    from .checkpoint_io import check_resume_fits, read_resume_checkpoint, remove_partial_writes
     from .config import to_container
     from .data import DataStatsLogger, apply_global_batch, resolve_data
     from .evaluation.validation import make_datamodule
@@ -250,14 +256,19 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
         for tmp in remove_partial_writes(run_dir) + remove_partial_writes(last_path.parent):
             print(f"removed {tmp} (a write killed half-way)", file=sys.stderr)
     resume = resolve_resume(cfg, run_dir)
+    # Read with tracker.checkpoint's loader before anything starts: a bad file is one line, not Lightning's traceback.
+    resume_ckpt = read_resume_checkpoint(resume) if resume else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     sources = resolve_data(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
+    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
+    if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
+        check_resume_fits(resume, resume_ckpt, module.model)
+        del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     if rank_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     stop_cb = GracefulStop(last_path)
     stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
     dm = make_datamodule(cfg, sources)  # with cfg.val_benchmarks: validates on them too
-    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
     logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback
     video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -40,6 +41,48 @@ def procs_mentioning(text: str) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "64m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` (created) for the block: a disk that fills up (fill_disk) or turns
+    read-only (read_only) for real. Tests run as root, where chmod does not stop a write: this does. Skips the test
+    with the reason where mounting is not allowed."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs for the test: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def read_only(path: Path) -> None:
+    """Remount the small_disk at `path` read-only (what it holds stays readable)."""
+    import subprocess
+
+    done = subprocess.run(["mount", "-o", "remount,ro", str(path)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot remount {path} read-only: {done.stderr.decode().strip()}")
+
+
+def fill_disk(path: Path) -> Path:
+    """Fill the file system of `path` (a small_disk) with `path/filler` until the kernel says ENOSPC."""
+    import errno
+
+    filler = path / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:  # bounded: the tmpfs is small
+            os.write(fd, bytes(2**20))
+    except OSError as err:
+        assert err.errno == errno.ENOSPC, err
+    finally:
+        os.close(fd)
+    return filler
 
 
 def flow_errors(s, dbg: dict, tracks=None):

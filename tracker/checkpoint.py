@@ -44,7 +44,12 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be read or does not fit the model (one-line message naming the file)."""
+    """A checkpoint could not be read or does not fit the model (one-line message naming the file). `reason`: the
+    message without the file name, for callers that name the file themselves."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def default_cache_dir() -> Path:
@@ -130,13 +135,14 @@ def load_file(path: str | os.PathLike) -> Any:
         text = str(exc)
         refused = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
         if refused:
-            raise CheckpointError(f"refused to load checkpoint {path}: it refers to {', '.join(refused)}, which is "
-                                  "not tensor data (checkpoints are read with torch.load(weights_only=True); nothing "
-                                  "was run)") from None
+            reason = (f"it refers to {', '.join(refused)}, which is not tensor data (checkpoints are read with "
+                      "torch.load(weights_only=True); nothing was run)")
+            raise CheckpointError(f"refused to load checkpoint {path}: {reason}", reason) from None
         # torch's weights-only reader buries the reason ("Unsupported operand 110") in a paragraph of advice.
         detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
         detail = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
-        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint ({detail[:200]})") from None
+        reason = f"not a PyTorch checkpoint ({detail[:200]})"
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}", reason) from None
 
 
 @dataclass
@@ -269,8 +275,10 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     return arch
 
 
-def load_weights(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
-    """Strict load with one error naming every missing, unexpected and mis-shaped key."""
+def weights_mismatch(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], max_keys: int | None = None
+                     ) -> list[str]:
+    """What keeps `sd` from loading strictly into `model`: the missing, unexpected and mis-shaped keys, one entry
+    per kind with its count (at most `max_keys` keys named per kind); empty when it fits."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
@@ -279,15 +287,27 @@ def load_weights(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None
         for k, v in own.items()
         if k in sd and sd[k].shape != v.shape
     ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if shapes:
-            parts.append(f"mis-shaped keys ({len(shapes)}): {'; '.join(shapes)}")
+
+    def listed(keys: list[str], sep: str) -> str:
+        more = len(keys) - max_keys if max_keys is not None and len(keys) > max_keys else 0
+        return sep.join(keys[: len(keys) - more]) + (f"{sep}... ({more} more)" if more else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {listed(missing, ', ')}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {listed(unexpected, ', ')}")
+    if shapes:
+        parts.append(f"mis-shaped keys ({len(shapes)}): {listed(shapes, '; ')}")
+    return parts
+
+
+def load_weights(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+    """Strict load with one error naming every missing, unexpected and mis-shaped key."""
+    parts = weights_mismatch(model, sd)
+    if parts:
         raise CheckpointError("checkpoint does not match the model:\n  " + "\n  ".join(parts))
+    own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()})
 
 

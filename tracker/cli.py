@@ -168,55 +168,96 @@ def _resolve_device(name: str) -> str:
     raise CLIError(f"unknown device {name!r} (use cpu or cuda)")
 
 
+SUPPORT_POINTS = 36  # the predictors' 6x6 support grid
+
+
+def _points(num_queries: int | None, grid_size: int, online: bool) -> int:
+    """Points a request costs as the predictors count them: the queries or the grid, plus the support grid (the
+    offline predictor counts it always, the online one with explicit queries only)."""
+    asked = num_queries if num_queries is not None else grid_size**2
+    return asked + (SUPPORT_POINTS if num_queries is not None or not online else 0)
+
+
 def check_request_memory(args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,
-                         num_queries: int | None, grid_size: int) -> None:
-    """Refuse, before any model is loaded, a request that would not fit in memory (tracker.memory, with the
-    official architecture of --variant, offline by default; the predictor checks again with the loaded model's)."""
+                         num_queries: int | None, grid_size: int, model=None) -> None:
+    """Refuse a request that would not fit in memory (tracker.memory) with one line and the flags that make it fit.
+
+    Without `model`: before any model is loaded, with the official architecture of --variant (offline by default);
+    skipped when a checkpoint of unknown kind is given (call again with the loaded `model`). The online model
+    streams one window at a time, so its advice is a smaller grid or fewer queries, never fewer frames."""
     import torch
 
     from tracker.checkpoint import VARIANTS
-    from tracker.memory import (
-        USABLE_FRACTION,
-        InsufficientMemoryError,
-        check_tracking_memory,
-        estimate_tracking_memory,
-        format_bytes,
-        grid_side,
-    )
+    from tracker.memory import InsufficientMemoryError, check_tracking_memory
     from tracker.model import CoTracker3Online
 
-    if args.variant is None and args.checkpoint is not None:
-        return  # the kind the checkpoint records is known once it is read; the predictor checks that model
-    cls, window, _ = VARIANTS[args.variant or "offline"]  # load_tracker's default without a checkpoint
-    with torch.device("meta"):
-        model = cls(window_len=window)  # architecture only: no weights are allocated
-    online = issubclass(cls, CoTracker3Online)
-    support = 36 if num_queries is not None else 0  # the 6x6 support grid added to explicit queries
-    points = (num_queries if num_queries is not None else grid_size**2) + support
+    if model is None:
+        if args.variant is None and args.checkpoint is not None:
+            return  # the kind the checkpoint records is known once it is read
+        cls, window, _ = VARIANTS[args.variant or "offline"]  # load_tracker's default without a checkpoint
+        with torch.device("meta"):
+            model = cls(window_len=window)  # architecture only: no weights are allocated
+    online = isinstance(model, CoTracker3Online)
+    points = _points(num_queries, grid_size, online)
     try:
-        check_tracking_memory(model, num_frames=num_frames, num_points=points, input_hw=(height, width),
+        # As the predictors count (tracker.predictor): the streaming one holds a whole window (also for a shorter
+        # clip) and caches the features of two steps; the offline one caches every frame for backward tracking.
+        check_tracking_memory(model, num_frames=max(num_frames, model.window_len) if online else num_frames,
+                              num_points=points, input_hw=(height, width),
                               mode="online_stream" if online else "offline",
-                              cached_frames=num_frames if args.backward else 0, device=device,
-                              what="tracking")
+                              cached_frames=model.window_len if online else num_frames if args.backward else 0,
+                              device=device, what="tracking")
     except InsufficientMemoryError as err:
-        what = f"a {grid_size}x{grid_size} grid" if num_queries is None else f"{num_queries} queries"
-        fixes = []
-        if num_queries is None and err.max_points > 0:
-            fixes.append(f"--grid {grid_side(err.max_points)} or less")
-        elif err.max_points > support:
-            fixes.append(f"at most {err.max_points - support} queries in --queries")
-        if err.max_frames > 0:
-            fixes.append(f"--max-frames {err.max_frames}")
-        if not online:
-            with torch.device("meta"):
-                streaming = CoTracker3Online()
-            need = estimate_tracking_memory(streaming, num_frames=num_frames, num_points=points,
-                                            input_hw=(height, width), mode="online_stream", device=device)
-            if need.total <= USABLE_FRACTION * err.available:
-                fixes.append("--variant online (memory independent of the clip length)")
-        raise CLIError(f"tracking {what} through {num_frames} frame(s) of {width}x{height} needs about "
-                       f"{err.estimate} of memory but {format_bytes(err.available)} is available on {device}; use "
-                       + (" or ".join(fixes) if fixes else "a machine with more memory")) from None
+        raise memory_error(err, args, num_frames, height, width, device, num_queries, grid_size, online) from None
+
+
+def memory_error(err, args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,
+                 num_queries: int | None, grid_size: int, online: bool) -> CLIError:
+    """The one-line refusal of a request that does not fit (an InsufficientMemoryError of the CLI's estimate or of
+    the predictor's own), naming the flags that make it fit: --grid N (the largest N that fits) or a query count,
+    and for the offline model --max-frames N (only a limit of 2 frames or more) and --variant online."""
+    import torch
+
+    from tracker.memory import USABLE_FRACTION, estimate_tracking_memory, format_bytes, grid_side
+    from tracker.model import CoTracker3Online
+
+    points = _points(num_queries, grid_size, online)
+    support = points - (num_queries if num_queries is not None else grid_size**2)
+    what = f"a {grid_size}x{grid_size} grid" if num_queries is None else f"{num_queries} queries"
+    fixes = []
+    if num_queries is None and grid_side(err.max_points - support) >= 1:
+        fixes.append(f"--grid {grid_side(err.max_points - support)} or less")
+    elif num_queries is not None and err.max_points > support:
+        fixes.append(f"at most {err.max_points - support} queries in --queries")
+    if not online and err.max_frames >= 2:
+        fixes.append(f"--max-frames {err.max_frames}")
+    if not online and args.checkpoint is None:  # a checkpoint fixes the kind of model
+        with torch.device("meta"):
+            streaming = CoTracker3Online()
+        need = estimate_tracking_memory(streaming, num_frames=max(num_frames, streaming.window_len),
+                                        num_points=points, input_hw=(height, width), mode="online_stream",
+                                        device=device)
+        if need.total <= USABLE_FRACTION * err.available:
+            fixes.append("--variant online (memory independent of the clip length)")
+    model = "the online model" if online else "the offline model"
+    return CLIError(f"tracking {what} through {num_frames} frame(s) of {width}x{height} with {model} needs about "
+                    f"{err.estimate} of memory but {format_bytes(err.available)} is available on {device}; use "
+                    + (" or ".join(fixes) if fixes else "a machine with more memory"))
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--out (and --viz) must be writable before any work: a read-only or full location is one line now, not a
+    traceback after the tracking (whose result would be lost). datagen.atomic.check_writable is the project's one
+    check (standard library only, like all of datagen.atomic)."""
+    from datagen.atomic import check_writable
+    from datagen.errors import OutputNotWritableError
+
+    for path in (args.out, args.viz):
+        if path is not None:
+            try:
+                check_writable(path, is_file=True)
+            except OutputNotWritableError as err:
+                raise CLIError(str(err)) from None
 
 
 def run_track(args: argparse.Namespace) -> None:
@@ -230,6 +271,7 @@ def run_track(args: argparse.Namespace) -> None:
         raise CLIError(f"--grid must be >= 1, got {args.grid}")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CLIError(f"checkpoint not found: {args.checkpoint}")
+    check_outputs(args)
     device = _resolve_device(args.device)
     rows = parse_queries_csv(args.queries) if args.queries is not None else None
 
@@ -254,6 +296,8 @@ def run_track(args: argparse.Namespace) -> None:
     import torch
 
     import tracker
+    from tracker.memory import InsufficientMemoryError
+    from tracker.model import CoTracker3Online
     from tracker.predictor import track
 
     try:
@@ -262,6 +306,9 @@ def run_track(args: argparse.Namespace) -> None:
         source = args.checkpoint if args.checkpoint is not None else f"the official {args.variant or 'offline'} weights"
         raise CLIError(f"cannot load {source}: {err}") from None
     model.eval()
+    if args.variant is None and args.checkpoint is not None:  # the checkpoint's model: checked now
+        check_request_memory(args, num_frames, height, width, device, len(queries) if queries is not None else None,
+                             grid_size, model=model)
     if queries is None:
         queries = grid_query_array(grid_size, args.grid_query_frame, height, width, tuple(model.model_resolution))
 
@@ -281,19 +328,28 @@ def run_track(args: argparse.Namespace) -> None:
                 backward_tracking=args.backward,
                 chunk_callback=on_progress,
             )
+        except InsufficientMemoryError as err:  # the predictor's own estimate (it knows its exact request)
+            raise memory_error(err, args, num_frames, height, width, device, None if grid_size else len(queries),
+                               grid_size, isinstance(model, CoTracker3Online)) from None
         except ValueError as err:  # the predictor rejects inputs it cannot track (e.g. too short for the model)
             raise CLIError(f"cannot track {args.video}: {err}") from None
     tracks = pred.tracks[0].detach().cpu().float().numpy()
     visibility = pred.visibility[0].detach().cpu().numpy().astype(bool)
     confidence = pred.confidence[0].detach().cpu().float().numpy()
-    save_tracks(args.out, tracks, visibility, confidence, queries)
+    try:
+        save_tracks(args.out, tracks, visibility, confidence, queries)
+    except OSError as err:  # e.g. the disk filled up during the tracking
+        raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
     print(f"wrote {args.out}: {tracks.shape[1]} tracks x {num_frames} frames")
 
     if args.viz is not None:
         from tracker.viz import draw_tracks
 
         overlay = draw_tracks(frames, tracks, visibility)
-        write_video(args.viz, overlay, fps)
+        try:
+            write_video(args.viz, overlay, fps)
+        except OSError as err:
+            raise CLIError(f"cannot write to {args.viz}: {err.strerror or err} ({args.out} was written)") from None
         print(f"wrote {args.viz}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
 

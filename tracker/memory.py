@@ -36,6 +36,8 @@ TOKEN_FLOATS = 20
 RUNTIME_BYTES = 64 << 20
 # Share of the available memory a request may take (the rest: Python, other allocations, fragmentation).
 USABLE_FRACTION = 0.85
+# The shortest clip worth advising as a frame limit (a limit of one frame tracks nothing through time).
+MIN_ADVISED_FRAMES = 2
 GIB = 2**30
 
 
@@ -43,7 +45,9 @@ class InsufficientMemoryError(ValueError):
     """A request whose estimated memory exceeds what is available; the message is one line.
 
     Attributes: estimate (MemoryEstimate), available (bytes), max_points (largest point count that fits at this
-    clip length, 0 if none) and max_frames (largest clip length that fits with these points, 0 if none)."""
+    clip length, 0 if none) and max_frames (largest clip length that fits with these points; 0 if none, if it
+    would be a single frame, and always for the streaming online predictor, whose memory does not grow with the
+    clip)."""
 
     def __init__(self, message: str, estimate: MemoryEstimate, available: int, max_points: int, max_frames: int):
         super().__init__(message)
@@ -195,17 +199,25 @@ def check_tracking_memory(model, *, num_frames: int, num_points: int, input_hw: 
         return estimate_tracking_memory(model, num_frames=frames, num_points=points, input_hw=input_hw,
                                         **kwargs).total <= budget
 
-    max_points = _largest(lambda n: fits(num_frames, n), num_points)
-    max_frames = _largest(lambda t: fits(t, num_points), num_frames)
     mode = kwargs.get("mode", "offline")
-    hint = [f"at most about {max_points} points for these frames" if max_points else "fewer frames"]
+    max_points = _largest(lambda n: fits(num_frames, n), num_points)
+    # The streaming online predictor holds one window whatever the clip length: fewer frames is no advice there.
+    # Elsewhere a limit below MIN_ADVISED_FRAMES ("about 1 frames") is no tracking request either.
+    max_frames = 0 if mode == "online_stream" else _largest(lambda t: fits(t, num_points), num_frames)
+    if max_frames < MIN_ADVISED_FRAMES:
+        max_frames = 0
+    hint = []
+    if max_points:
+        hint.append(f"at most about {max_points} points" + ("" if mode == "online_stream" else " for these frames"))
     if max_frames:
         hint.append(f"at most about {max_frames} frames with these points")
     if mode == "offline":
-        hint.append("or the online model, whose memory does not grow with the clip length")
+        hint.append("the online model, whose memory does not grow with the clip length")
+    if not hint:
+        hint.append("a smaller input or a device with more memory")
     message = (f"{what or 'tracking'} {num_points} points through {num_frames} frames of {input_hw[1]}x{input_hw[0]} "
                f"needs about {est} but {format_bytes(avail)} is available ({device}); use "
-               + ", ".join(hint) + f" (set TRACKFORGE_MEMORY_CHECK=0 to try anyway)")
+               + " or ".join(hint) + " (set TRACKFORGE_MEMORY_CHECK=0 to try anyway)")
     raise InsufficientMemoryError(message, est, avail, max_points, max_frames)
 
 

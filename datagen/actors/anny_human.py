@@ -80,6 +80,20 @@ class AnnyHuman(ActorKind):
             raise ValueError("expressive and head_motion must be >= 0")
 
     @classmethod
+    def check_files(cls, options) -> None:
+        """Parse every BVH file of ``options.bvh`` as a scene would (reader, forward kinematics, the canonical joints
+        retargeting needs): a garbage or non-human file is named at config load, not found by every scene."""
+        from datagen.errors import one_line
+        from datagen.humans import bvh as bvh_lib
+
+        for path in bvh_files(options.bvh):
+            try:
+                bvh_lib.load_source(path)
+            except (ValueError, OSError, ArithmeticError) as err:  # BVHError is a ValueError
+                text = one_line(err)
+                raise ValueError(text if text.startswith(path) else f"{path}: {text}") from None
+
+    @classmethod
     def prepare(cls, progress: bool | None = False) -> None:
         """Build anny's cache once (with a progress bar) before scene processes start."""
         from datagen.humans import body

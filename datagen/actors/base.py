@@ -148,6 +148,12 @@ class ActorKind:
         """Raise ValueError for bad option values (called at config load time, no Blender needed)."""
 
     @classmethod
+    def check_files(cls, options) -> None:
+        """Read the files `options` name (e.g. motion files) and raise ValueError, one line naming the file, for
+        one that cannot be used. Called once when a data config is loaded (SceneConfig.check_actor_files), not in
+        every scene (default: nothing to read)."""
+
+    @classmethod
     def prepare(cls, progress: bool | None = False) -> None:
         """Build whatever cache the kind's assets need, once per machine (default: nothing). Called by
         ``datagen generate`` (and the test fixtures) before any scene process starts; ``progress``: show a

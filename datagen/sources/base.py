@@ -11,7 +11,10 @@ sample and the reason) for an unreadable item or sample. Readers never execute c
 """
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Iterator, Optional
 
 from datagen.sample import TrackSample
@@ -103,3 +106,20 @@ class TrackSource:
     def __repr__(self) -> str:
         n = "?" if self._items is None else len(self._items)
         return f"{type(self).__name__}({self.path!r}, {n} {self.item_noun}s)"
+
+
+@contextmanager
+def export_folder(out: str | os.PathLike, leftovers: str) -> Iterator[Path]:
+    """The output folder of a folder writer (`python -m datagen export`), created if needed and locked for the
+    block (datagen.output_lock: one writer per folder; a second stops with one line naming the holder). On entry
+    the temporaries of an earlier writer killed half-way, `leftovers` (a glob of the writer's own temporary
+    names, e.g. `.*.tmp-*`), are deleted: nobody else can be writing them while we hold the lock. Yields the
+    folder."""
+    from datagen.atomic import remove_leftovers
+    from datagen.output_lock import folder_lock
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "export"):
+        remove_leftovers(out, leftovers)
+        yield out

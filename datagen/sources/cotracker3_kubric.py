@@ -27,16 +27,19 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from datagen.atomic import tmp_path_for
+from datagen.atomic import TMP_MARK, tmp_path_for
 from datagen.errors import one_line
 from datagen.sample import TrackSample
-from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
+from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource, export_folder
 
 FRAME_EXTS = (".png", ".jpg", ".jpeg")
 EXTRA_PREFIX = "trackforge_"
 
 
 def _is_sequence(folder: Path) -> bool:
+    """A sequence folder; hidden ones (a killed export's `.<seq>.tmp-*`, editor or file-system folders) are not."""
+    if folder.name.startswith("."):
+        return False
     return (folder / f"{folder.name}.npy").is_file() or (folder / "frames").is_dir()
 
 
@@ -73,8 +76,7 @@ class CoTracker3KubricSource(TrackSource):
         root = Path(os.path.expanduser(self.path))
         if root.is_dir() and _is_sequence(root):
             return [str(root)]
-        items = sorted(str(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                       and _is_sequence(p)) if root.is_dir() else []
+        items = sorted(str(p) for p in root.iterdir() if p.is_dir() and _is_sequence(p)) if root.is_dir() else []
         if not items:
             raise SourceNotFoundError(f"no CoTracker3 Kubric sequences (<seq>/<seq>.npy + <seq>/frames/*.png) "
                                       f"in {self.path}")
@@ -181,39 +183,50 @@ def sequence_name(key: str) -> str:
 def write_cotracker3_kubric(samples: Iterable[TrackSample], out: str | os.PathLike) -> int:
     """Write samples as `<out>/<seq>/<seq>.npy` + `<out>/<seq>/frames/NNN.png` (layout above); returns the count.
 
-    Each sequence is written into a hidden temporary folder and renamed into place, so an interrupted export never
-    leaves a half-written sequence; an existing sequence of the same name is replaced. Unlabelled points (NaN) stay
-    NaN in `coords` and are flagged occluded.
+    Each sequence is written into a hidden temporary folder `.<seq>.tmp-<host>-<pid>` and renamed into place, so an
+    interrupted export never leaves a half-written sequence; a failed write removes its folder, and the next export
+    into `out` removes those of a killed one (holding the folder's lock: `export_folder`). An existing sequence of
+    the same name is replaced. Unlabelled points (NaN) stay NaN in `coords` and are flagged occluded.
     """
-    from PIL import Image
+    with export_folder(out, f".*{TMP_MARK}*") as folder:
+        return _write_sequences(samples, folder)
 
-    from datagen.shards import _json_default
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _write_sequences(samples: Iterable[TrackSample], out: Path) -> int:
     count = 0
     for sample in samples:
         seq = sequence_name(sample.key or f"seq-{count:06d}")
         tmp = tmp_path_for(out / seq, hidden=True)  # a folder, renamed into place when complete
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "frames").mkdir(parents=True)
-        digits = max(3, len(str(sample.num_frames - 1)))
-        for t, frame in enumerate(sample.video):
-            Image.fromarray(frame).save(tmp / "frames" / f"{t:0{digits}d}.png", compress_level=3)
-        annot: dict[str, Any] = {
-            "coords": np.ascontiguousarray(sample.tracks.transpose(1, 0, 2), dtype=np.float32),
-            "visibility": np.ascontiguousarray(~sample.visibility.T),  # occlusion flags, as the official set
-            f"{EXTRA_PREFIX}meta": json.dumps(sample.meta, default=_json_default),
-        }
-        if sample.tracks3d is not None:
-            annot[f"{EXTRA_PREFIX}tracks3d"] = np.ascontiguousarray(sample.tracks3d.transpose(1, 0, 2))
-        if sample.query_frames is not None:
-            annot[f"{EXTRA_PREFIX}query_frames"] = sample.query_frames
-        np.save(tmp / f"{seq}.npy", np.array(annot, dtype=object), allow_pickle=True)
-        final = out / seq
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            _write_sequence(sample, seq, tmp)
+            final = out / seq
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; what a failed write left
         count += 1
     return count
+
+
+def _write_sequence(sample: TrackSample, seq: str, tmp: Path) -> None:
+    from PIL import Image
+
+    from datagen.shards import _json_default
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "frames").mkdir(parents=True)
+    digits = max(3, len(str(sample.num_frames - 1)))
+    for t, frame in enumerate(sample.video):
+        Image.fromarray(frame).save(tmp / "frames" / f"{t:0{digits}d}.png", compress_level=3)
+    annot: dict[str, Any] = {
+        "coords": np.ascontiguousarray(sample.tracks.transpose(1, 0, 2), dtype=np.float32),
+        "visibility": np.ascontiguousarray(~sample.visibility.T),  # occlusion flags, as the official set
+        f"{EXTRA_PREFIX}meta": json.dumps(sample.meta, default=_json_default),
+    }
+    if sample.tracks3d is not None:
+        annot[f"{EXTRA_PREFIX}tracks3d"] = np.ascontiguousarray(sample.tracks3d.transpose(1, 0, 2))
+    if sample.query_frames is not None:
+        annot[f"{EXTRA_PREFIX}query_frames"] = sample.query_frames
+    np.save(tmp / f"{seq}.npy", np.array(annot, dtype=object), allow_pickle=True)
 

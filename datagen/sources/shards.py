@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from datagen.atomic import TMP_MARK
 from datagen.errors import one_line
 from datagen.sample import TrackSample
 from datagen.shards import DATASET_FILE, SHARD_GLOB, expand_shards, is_url, shard_name
-from datagen.sources.base import SourceError, SourceInfo, TrackSource
+from datagen.sources.base import SourceError, SourceInfo, TrackSource, export_folder
 
 class ShardSource(TrackSource):
     format = "shards"
@@ -92,13 +93,17 @@ class ShardSource(TrackSource):
 def write_shards(samples: Iterable[TrackSample], out: str | os.PathLike, *, samples_per_shard: int = 16,
                  codec: str = "npy_zstd") -> int:
     """Write samples (any source) as `<out>/shard-NNNNNN.tar` of `samples_per_shard` samples each (each tar written
-    atomically by `datagen.shards.write_tar`); keys are made tar-safe ('.' and '/' -> '_'). Returns the count."""
+    atomically by `datagen.shards.write_tar`); keys are made tar-safe ('.' and '/' -> '_'). Returns the count.
+    The folder is locked while writing; the temporary tars of an export killed half-way are deleted first."""
+    with export_folder(out, f"shard-*.tar{TMP_MARK}*") as folder:
+        return _write_shard_files(samples, folder, samples_per_shard, codec)
+
+
+def _write_shard_files(samples: Iterable[TrackSample], out: Path, samples_per_shard: int, codec: str) -> int:
     import re
 
     from datagen.shards import encode_sample, write_tar
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     count, shard, pending = 0, 0, []
     for sample in samples:
         key = re.sub(r"[./\s]", "_", sample.key) or f"sample-{count:06d}"

@@ -20,10 +20,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from datagen.atomic import atomic_file
+from datagen.atomic import TMP_MARK, atomic_file
 from datagen.errors import one_line
 from datagen.sample import TrackSample
-from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource
+from datagen.sources.base import SourceInfo, SourceNotFoundError, TrackSource, export_folder
 
 
 def _npz_files(path: str) -> list[str]:
@@ -109,9 +109,13 @@ class SparseNpzSource(TrackSource):
 
 
 def write_sparse_npz(samples: Iterable[TrackSample], out: str | os.PathLike) -> int:
-    """Write each sample as <out>/<key>.npz in the layout above (atomically: temporary file, then rename)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write each sample as <out>/<key>.npz in the layout above (atomically: temporary file, then rename). The
+    folder is locked while writing; the temporary files of an export killed half-way are deleted first."""
+    with export_folder(out, f".*.npz{TMP_MARK}*") as folder:
+        return _write_npz_files(samples, folder)
+
+
+def _write_npz_files(samples: Iterable[TrackSample], out: Path) -> int:
     count = 0
     for sample in samples:
         arrays: dict[str, np.ndarray] = {

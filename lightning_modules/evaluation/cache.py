@@ -4,13 +4,15 @@ Layout: <root>/<checkpoint digest>/<benchmark>/<setting>/<video key>.npz holding
 float32 raster pixels, visible (T, Q) bool) and `inputs`, a digest of the raster video and the queries: an entry
 whose inputs differ (the benchmark file changed under the same name) is recomputed, never reused. <setting> names
 everything else that changes a prediction (query mode, predictor mode, iterations, grid, input resolution, frames).
-Entries are written atomically (temporary file + rename).
+Entries are written atomically (temporary file + rename); a cache that cannot be written (read-only, full) is
+dropped with one warning, and the evaluation goes on without it.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -67,7 +69,12 @@ class PredictionCache:
         path = self._path(benchmark, setting, ex.key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path, hidden=True) as fh:
-            np.savez(fh, tracks=pred.tracks.astype(np.float32), visible=pred.visible,
-                     inputs=np.array(inputs_digest(ex)))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path, hidden=True) as fh:
+                np.savez(fh, tracks=pred.tracks.astype(np.float32), visible=pred.visible,
+                         inputs=np.array(inputs_digest(ex)))
+        except OSError as err:  # a read-only or full cache costs speed on the next run, never this evaluation
+            print(f"warning: prediction cache {self.root} cannot be written ({err.strerror or err}): evaluating "
+                  "without storing predictions", file=sys.stderr)
+            self.root = None

@@ -59,18 +59,31 @@ def default_out_dir(checkpoint: str, digest: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Load the config, evaluate, write eval.json / eval.md, print the table; returns the results."""
+    """Load the config, evaluate, write eval.json / eval.md, print the table; returns the results. The output
+    folder is checked to take new files before any prediction is made (one line `cannot write to X: ...`)."""
+    from datagen.atomic import check_writable
+
     from .config import load_eval_config
     from .report import markdown_table, write_report
-    from .suite import run_suite
+    from .suite import load_model, run_suite
 
     cfg = load_eval_config(
         args.bench, args.overrides, extra_benchmarks=_data_benchmarks(args), checkpoint=args.checkpoint,
         variant=args.variant, modes=args.mode, iters=args.iters, grid_size=args.grid_size,
         resolution=args.resolution, device=args.device, cache=False if args.no_cache else None, out=args.out)
-    results = run_suite(cfg)
-    out = cfg.out or default_out_dir(results["checkpoint"], results["digest"])
-    json_path, md_path = write_report(results, out)
+    if cfg.out:
+        check_writable(cfg.out)  # before the model is even loaded
+    loaded = load_model(cfg.checkpoint, cfg.variant, cfg.device, cfg.resolution)
+    out = cfg.out or default_out_dir(loaded.path, loaded.digest)
+    if not cfg.out:
+        check_writable(out)  # the default folder is named after the checkpoint's digest
+    results = run_suite(cfg, loaded)
+    try:
+        json_path, md_path = write_report(results, out)
+    except OSError as err:  # the disk filled up during the evaluation
+        from datagen.errors import OutputNotWritableError
+
+        raise OutputNotWritableError(f"cannot write to {out}: {err.strerror or err}") from None
     print(markdown_table(results), end="")
     c = results["cache"]
     print(f"wrote {json_path} and {md_path} ({c['hits']} cached predictions, {c['misses']} computed, "

@@ -180,6 +180,52 @@ def test_bvh_errors_are_one_line(tmp_path):
         bvh_lib.load_source(ok)
 
 
+def test_motion_files_are_parsed_when_the_config_is_loaded(tmp_path):
+    """A garbage BVH, a file that parses but is no human, and a good one: the bad ones stop the config load (and
+    `datagen generate`, before any scene or output) with one line naming the key and the file; no scene ever
+    renders them, so no retry with new seeds is spent on them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from datagen.config import ConfigError, load_data_config
+
+    repo = Path(__file__).resolve().parents[2]
+    good = bvh_lib.write_bvh(tmp_path / "dance.bvh", bvh_lib.source_to_bvh(retarget.deepmimic_source("dance_a"),
+                                                                           fps=30.0))
+    garbage = tmp_path / "garbage.bvh"
+    garbage.write_bytes(b"\x00\x01 this is not a BVH file \xff" * 10)
+    fish = tmp_path / "fish.bvh"
+    fish.write_text("HIERARCHY\nROOT Body\n{\n OFFSET 0 0 0\n CHANNELS 3 Zrotation Xrotation Yrotation\n"
+                    " End Site\n {\n  OFFSET 0 1 0\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.03\n0 0 0\n")
+    folder = tmp_path / "motions"
+    folder.mkdir()
+    (folder / "a.bvh").write_bytes(good.read_bytes())
+    (folder / "b.bvh").write_bytes(garbage.read_bytes())
+
+    def actors(*paths) -> str:
+        return f"scene.actors=[{{kind: human, options: {{bvh: [{', '.join(str(p) for p in paths)}]}}}}]"
+
+    tiny = repo / "configs" / "data" / "tiny.yaml"
+    cfg = load_data_config(tiny, [actors(good)])
+    assert cfg.scene.actors[0].options["bvh"] == [str(good)]
+    for paths, file, why in (((good, garbage), garbage, "no MOTION section"),
+                             ((fish,), fish, "lacks the canonical joints"),
+                             ((folder,), folder / "b.bvh", "no MOTION section")):
+        with pytest.raises(ConfigError) as err:
+            load_data_config(tiny, [actors(*paths)])
+        msg = str(err.value)
+        assert msg.startswith(f"bad value for 'scene.actors[0].options': {file}: ") and why in msg, msg
+        assert "\n" not in msg
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "datagen", "generate", "--config", str(tiny), "--out", str(out),
+                           actors(garbage)], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: bad value for 'scene.actors[0].options': {garbage}: no MOTION section"], proc.stderr
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------------------------------- cache
 @pytest.mark.slow
 def test_cache_build_is_atomic_and_reuses_finished_stages(tmp_path, capfd):

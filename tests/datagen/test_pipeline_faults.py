@@ -4,7 +4,6 @@ start, a GPU that is not there. Every run renders the same tiny data set (4 scen
 2 scenes per shard) and must end with shards byte-identical to one uninterrupted run."""
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -21,7 +20,7 @@ import pytest
 from datagen.config import load_data_config
 from datagen.generate import FAULT_ENV, derive_seed, generate_dataset
 from datagen.shards import iter_tar_samples, read_shards
-from tests.conftest import procs_mentioning
+from tests.conftest import fill_disk, procs_mentioning, small_disk
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "data" / "tiny.yaml"
@@ -230,6 +229,37 @@ def test_killed_three_times_at_random_points_then_identical(tmp_path, reference)
             [r["__key__"] for r in iter_tar_samples(reference / shard)]
 
 
+# What the generator logs as it goes: a kill after a random one of these lands anywhere in a run.
+EVENTS = r"scene \d+ attempt \d+ seed \d+: (started|done)|shard \d+ written"
+
+
+@pytest.mark.parametrize(("sig", "seed"), [(signal.SIGKILL, 2), (signal.SIGTERM, 16), (signal.SIGKILL, 29)],
+                         ids=["SIGKILL-2", "SIGTERM-16", "SIGKILL-29"])  # events 1, 6 and 9: early, middle, late
+def test_generator_killed_at_a_random_moment_then_identical(tmp_path, reference, sig, seed):
+    """`datagen generate` gets `sig` from outside (SIGTERM: Python's default action, no clean-up either) at a seeded
+    random moment: up to a second after a random one of its log events (a scene started or done, a shard written).
+    Its scene processes die with it; the rerun ends with the uninterrupted run's shards, byte for byte, and leaves
+    no temporary file or scene tar behind."""
+    rng = random.Random(seed)
+    out = tmp_path / "data"
+    proc = _generate(out)
+    nth = rng.randint(1, 10)  # 4 scenes started and done, 2 shards written
+    _wait_for(out / "generate.log", EVENTS, proc, count=nth)
+    time.sleep(rng.uniform(0.0, 1.0))
+    proc.send_signal(sig)
+    code = proc.wait(timeout=120)
+    assert code in (-sig, 0), proc.stderr_path.read_text()
+    _assert_no_scene_processes(out)
+    done_before = sorted(p.name for p in out.glob("shard-*.tar"))
+    proc = _generate(out)
+    assert proc.wait(timeout=600) == 0, proc.stderr_path.read_text()
+    _assert_no_scene_processes(out)
+    _assert_same_shards(out, reference)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    assert not list((out / ".work" / "scenes").iterdir())
+    print(f"{signal.Signals(sig).name} after event {nth} (exit {code}, shards done: {done_before}): rerun identical")
+
+
 def test_gpu_requested_without_gpu_stops_at_once(tmp_path):
     """scene.render_device=gpu where Cycles finds none: one line, no retries (every scene would fail alike)."""
     probe = subprocess.run([sys.executable, "-m", "datagen.cycles_device"], cwd=REPO, capture_output=True, text=True,
@@ -248,31 +278,25 @@ def test_gpu_requested_without_gpu_stops_at_once(tmp_path):
 def test_disk_full_stops_with_one_line_and_resumes(tmp_path, reference):
     """The disk fills up while a scene renders: one line, no retry with other seeds (the seed is not to blame),
     nothing half-written; after freeing space the rerun finishes the same data set."""
-    disk = tmp_path / "small_disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a small tmpfs for the test: {mounted.stderr.decode().strip()}")
-    out = disk / "data"
-    try:
-        proc = _generate(out, log_dir=tmp_path)
-        _wait_for(out / "generate.log", r"scene 0 attempt 0 seed \d+: done", proc)
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-        with pytest.raises(OSError) as full:
-            while True:
-                os.write(fd, bytes(2**20))
-        os.close(fd)
-        assert full.value.errno == errno.ENOSPC
-        assert proc.wait(timeout=600) == 1
-        err = proc.stderr_path.read_text().strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: ") and "disk full" in err[0], err
-        _assert_no_scene_processes(out)
-        assert not list(out.glob("*.tmp-*")) and not list((out / ".work" / "scenes").glob("*.tmp-*"))
-        (disk / "filler").unlink()
-        proc = _generate(out, log_dir=tmp_path)
-        assert proc.wait(timeout=600) == 0, proc.stderr_path.read_text()
-        assert "retrying with seed" not in (out / "generate.log").read_text()
-        _assert_same_shards(out, reference)
-    finally:
-        _assert_no_scene_processes(out)
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    with small_disk(tmp_path / "small_disk") as disk:
+        out = disk / "data"
+        try:
+            _disk_full_run(out, disk, tmp_path, reference)
+        finally:
+            _assert_no_scene_processes(out)
+
+
+def _disk_full_run(out: Path, disk: Path, tmp_path: Path, reference: Path) -> None:
+    proc = _generate(out, log_dir=tmp_path)
+    _wait_for(out / "generate.log", r"scene 0 attempt 0 seed \d+: done", proc)
+    filler = fill_disk(disk)
+    assert proc.wait(timeout=600) == 1
+    err = proc.stderr_path.read_text().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "disk full" in err[0], err
+    _assert_no_scene_processes(out)
+    assert not list(out.glob("*.tmp-*")) and not list((out / ".work" / "scenes").glob("*.tmp-*"))
+    filler.unlink()
+    proc = _generate(out, log_dir=tmp_path)
+    assert proc.wait(timeout=600) == 0, proc.stderr_path.read_text()
+    assert "retrying with seed" not in (out / "generate.log").read_text()
+    _assert_same_shards(out, reference)

@@ -47,7 +47,9 @@ def test_shards_to_cotracker3_layout_and_back_are_equal(tiny_shards, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "exported 3 sample(s)" in proc.stdout
     # The official layout: <seq>/<seq>.npy (a pickled dict) + <seq>/frames/*.png, visibility stored as OCCLUSION.
-    assert sorted(p.name for p in out.iterdir()) == [s.key for s in originals]
+    # The official loader takes every folder of the root as a sequence; the only other entry is the export's lock.
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [s.key for s in originals]
+    assert [p.name for p in out.iterdir() if not p.is_dir()] == [".trackforge.lock"]
     for s in originals:
         seq = out / s.key
         assert sorted(p.name for p in (seq / "frames").iterdir()) == [f"{t:03d}.png" for t in range(s.num_frames)]
@@ -198,7 +200,8 @@ def test_writer_restores_tracks3d_and_query_frames_and_replaces_sequences(tmp_pa
     out = tmp_path / "out"
     assert writer("cotracker3_kubric")([s], out) == 1
     assert writer("cotracker3_kubric")([s], out) == 1  # same name again: replaced, no temporary left
-    assert sorted(p.name for p in out.iterdir()) == ["a_b_c"]
+    # the sequence and the export's lock file (hidden, not a folder: the official loader lists folders only)
+    assert sorted(p.name for p in out.iterdir()) == [".trackforge.lock", "a_b_c"]
     annot = np.load(out / "a_b_c" / "a_b_c.npy", allow_pickle=True).item()
     assert annot["visibility"][2, 1] and np.isnan(annot["coords"][2, 1]).all()
     (back,) = open_source(str(out))

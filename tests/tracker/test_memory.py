@@ -129,6 +129,64 @@ def test_cli_refuses_a_huge_grid_in_one_line(one_frame_clip, tmp_path):
     assert peak < 2000, peak
 
 
+@pytest.mark.parametrize("mode", ["online_stream", "offline"])
+def test_frame_advice_only_where_frames_cost_memory(mode):
+    """The streaming online predictor holds one window however long the clip: its refusal names a point count, never
+    a frame limit. The offline one may advise a frame limit, but never one below 2 frames ("about 1 frames")."""
+    with torch.device("meta"):
+        model = (CoTracker3Online if mode == "online_stream" else CoTracker3Offline)(window_len=16)
+    for frames in (1, 2, 3, 16, 200):
+        with pytest.raises(InsufficientMemoryError) as info:
+            check_tracking_memory(model, num_frames=frames, num_points=10**8, input_hw=(480, 854), mode=mode)
+        err, msg = info.value, str(info.value)
+        assert err.max_points > 0 and f"at most about {err.max_points} points" in msg, msg
+        assert "about 1 frames" not in msg and "about 0 frames" not in msg, msg
+        if mode == "online_stream":
+            assert err.max_frames == 0 and "frames with these points" not in msg, msg
+            assert "online model" not in msg, msg  # it is the online model
+        else:
+            assert err.max_frames == 0 or 2 <= err.max_frames < frames, (frames, err.max_frames)
+            assert "the online model, whose memory does not grow with the clip length" in msg
+
+
+def _tiny_checkpoint(path: Path, cls) -> Path:
+    """A checkpoint as TrackForge training writes it (Lightning state dict + recorded architecture and kind)."""
+    from tracker.checkpoint import METADATA_KEY, tracker_metadata
+
+    torch.manual_seed(0)
+    model = cls(window_len=8, **TINY)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                METADATA_KEY: tracker_metadata(model, (32, 48))}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["online", "offline"])
+@pytest.mark.parametrize("frames", [1, 12])
+def test_cli_advice_for_a_checkpoint_of_each_kind(tmp_path, capsys, kind, frames):
+    """`track --grid 6000 --checkpoint <run>`: the kind is known only once the checkpoint is read; the refusal is
+    one line with the largest grid that fits; frame limits only for the offline model and never below 2 frames."""
+    from tracker.cli import main
+    from tracker.video import write_video
+
+    ckpt = _tiny_checkpoint(tmp_path / "run.ckpt", CoTracker3Online if kind == "online" else CoTracker3Offline)
+    clip = write_video(tmp_path / "clip.mp4", np.random.default_rng(0).integers(0, 256, (frames, 64, 96, 3),
+                                                                               dtype=np.uint8), 12.0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["track", str(clip), "--grid", "6000", "--checkpoint", str(ckpt), "--out", str(tmp_path / "t.npz")])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tracker: error: tracking a 6000x6000 grid"), lines
+    line = lines[0]
+    grid = int(line.split("--grid ")[1].split()[0])
+    assert 1 <= grid < 6000 and f"with the {kind} model" in line, line
+    if kind == "online" or frames == 1:
+        assert "--max-frames" not in line and "frames with these points" not in line, line
+    else:
+        assert "--max-frames 1 " not in line and "--max-frames 0" not in line, line
+    assert "--variant online" not in line  # the checkpoint fixes the kind
+    assert not (tmp_path / "t.npz").exists()
+
+
 def test_streaming_predictor_takes_chunks_of_any_length():
     """An iterable of uneven uint8 chunks gives the same tracks as the whole clip at once (the stream is never
     assembled: at most a window of frames is held)."""

@@ -63,6 +63,63 @@ def test_bad_override_names_the_key(override: str, needle: str) -> None:
     assert needle in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize(("weights", "message"), [
+    ({"a": ".nan"}, "data.sources.a.weight must be a finite number >= 0, got nan"),
+    ({"a": "1", "b": ".inf"}, "data.sources.b.weight must be a finite number >= 0, got inf"),
+    ({"a": "-.inf"}, "data.sources.a.weight must be a finite number >= 0, got -inf"),
+    ({"a": "-1"}, "data.sources.a.weight must be a finite number >= 0, got -1.0"),
+    ({"a": "0", "b": "0"}, "data.sources: at least one source needs a weight > 0"),
+    ({"a": "1e308", "b": "1e308"}, "data.sources: the weights add up to inf"),
+])
+def test_mixture_weights_must_be_finite_with_a_positive_sum(weights: dict[str, str], message: str) -> None:
+    """NaN weights used to train silently without the source, infinite ones to crash the stream (NaN shares)."""
+    overrides = [o for name, w in weights.items() for o in (f"data.sources.{name}.path=x/{name}",
+                                                             f"data.sources.{name}.weight={w}")]
+    with pytest.raises(ConfigError) as info:
+        load_train_config(REPO / "configs/train/tiny_cpu.yaml", overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    ok = load_train_config(REPO / "configs/train/tiny_cpu.yaml", ["data.sources.a.path=x", "data.sources.a.weight=0.5",
+                                                                  "data.sources.b.path=y", "data.sources.b.weight=0"])
+    assert ok.data.sources.a.weight == 0.5
+
+
+@pytest.mark.parametrize(("resolution", "levels", "fits"), [
+    ("[8,8]", 4, False), ("[16,16]", 3, False), ("[16,20]", 3, True), ("[28,32]", 4, False), ("[32,32]", 4, True),
+    ("[16,16]", 1, False), ("[4,32]", 1, True), ("[4,32]", 2, False),
+])
+def test_resolution_must_be_one_the_model_takes(resolution: str, levels: int, fits: bool) -> None:
+    """The config's judgement is the model's rule (tracker.model.input_size_problem, checked against the layers
+    in tests/tracker/test_model_input_size.py), with the configured number of correlation levels."""
+    overrides = [f"data.resolution={resolution}", f"model.arch.corr_levels={levels}"]
+    if fits:
+        assert load_train_config(REPO / "configs/train/tiny_cpu.yaml", overrides).data.resolution
+        return
+    with pytest.raises(ConfigError, match=r"data.resolution=\[\d+, \d+\] is too small for the model: "):
+        load_train_config(REPO / "configs/train/tiny_cpu.yaml", overrides)
+
+
+def test_resolution_taken_from_the_data_is_checked_too(tmp_path: Path) -> None:
+    """data.resolution unset: the frame size of the data becomes the crop; 8x8 frames are refused in one line
+    before any model is built (real shards written by the shards writer)."""
+    import numpy as np
+
+    from datagen.sample import TrackSample
+    from datagen.sources import writer
+    from lightning_modules.data import DataError, resolve_data
+
+    rng = np.random.default_rng(0)
+    samples = [TrackSample(video=rng.integers(0, 255, (12, 8, 8, 3), dtype=np.uint8),
+                           tracks=rng.uniform(0, 7, (12, 16, 2)).astype(np.float32),
+                           visibility=np.ones((12, 16), bool), key=f"s{i}") for i in range(2)]
+    writer("shards")(samples, tmp_path / "tiny8", samples_per_shard=1)
+    cfg = load_train_config(REPO / "configs/train/tiny_cpu.yaml",
+                            ["data.resolution=null", f"data.shards={tmp_path / 'tiny8'}/shard-*.tar",
+                             "data.clip_len=12", "model.arch.model_resolution=null"])
+    with pytest.raises(DataError, match=r"data.resolution=\[8, 8\] \(unset: the frame size of the data\) is too "
+                                        r"small for the model: both sides must be at least 16"):
+        resolve_data(cfg)
+
+
 def test_bad_key_in_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainer:\n  max_steps: 3\n  learning_rate: 0.1\n")
@@ -77,6 +134,8 @@ def test_bad_key_in_yaml(tmp_path: Path) -> None:
     ("trainer:\n  max_steps: [3\n", None, ["bad.yaml: YAML syntax error at line 3"]),
     ("- trainer\n- data\n", None, ["bad.yaml: the top level must be a mapping", "got a list"]),
     ("", "data.resolution=[30,40]", ["data.resolution must be [H, W] with multiples of 4"]),
+    ("", "data.resolution=[8,8]", ["data.resolution=[8, 8] is too small for the model", "4 correlation levels"]),
+    ("", "data.sources={a: {path: x, weight: .nan}}", ["data.sources.a.weight must be a finite number >= 0, got nan"]),
     ("MISSING", None, ["config file not found", "bad.yaml"]),
 ])
 def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, override, needles) -> None:

@@ -108,3 +108,93 @@ def test_corrupt_samples_are_skipped_counted_and_warned(moving_shards: Path, tmp
     assert result.skipped_corrupt >= 2
     warned = [r.getMessage() for r in caplog.records if "skipping corrupt data" in r.getMessage()]
     assert warned and any(keys[1] in w or "tracks.npy" in w or "shard-000001" in w for w in warned)
+
+
+# ---------------------------------------------------------------------------------------- bad resume checkpoints
+class _Payload:
+    """Unpickling this with plain pickle (torch.load(weights_only=False)) would run `touch marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _bad_checkpoints(folder: Path, marker: Path) -> dict[str, Path]:
+    """A crafted training checkpoint whose unpickling runs a command, random bytes, and a plain state dict."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    evil, junk, plain = folder / "evil.ckpt", folder / "junk.ckpt", folder / "weights.pth"
+    torch.save({"state_dict": {"model.x": torch.zeros(1)}, "optimizer_states": [], "global_step": 3,
+                "hyper_parameters": {"config": _Payload(marker)}}, evil)
+    junk.write_bytes(os.urandom(4096))
+    torch.save({"fnet.conv1.weight": torch.zeros(2)}, plain)
+    return {"evil": evil, "junk": junk, "plain": plain}
+
+
+@pytest.mark.parametrize(("which", "reason"), [
+    ("evil", "it refers to posix.system, which is not tensor data"),
+    ("junk", "not a PyTorch checkpoint"),
+    ("plain", "not a training checkpoint (no state_dict, optimizer_states, global_step); to start a new run from its "
+              "weights, use model.init_from="),
+    ("missing", "file not found"),
+])
+def test_bad_resume_checkpoint_is_refused_before_anything_runs(tmp_path: Path, tiny_overrides, which: str,
+                                                               reason: str) -> None:
+    """resume=<file>: read with tracker.checkpoint's loader before the data, the model or Lightning start; the
+    payload never runs; nothing is written into the run dir but its lock."""
+    from lightning_modules.checkpoint_io import ResumeError
+
+    marker = tmp_path / "pwned"
+    path = _bad_checkpoints(tmp_path / "files", marker).get(which, tmp_path / "nowhere.ckpt")
+    run_dir = tmp_path / "run"
+    cfg = load_train_config(TINY, tiny_overrides(tmp_path / "no-data", run_dir, steps=2, resume=str(path)))
+    with pytest.raises(ResumeError) as err:
+        run_training(cfg)
+    assert str(err.value).startswith(f"cannot resume from {path}: {reason}"), str(err.value)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value) and "weights_only=False" not in str(err.value)
+    assert not marker.exists()
+    assert sorted(p.name for p in run_dir.iterdir()) == [".trackforge.lock"]
+
+
+def test_crafted_last_ckpt_with_resume_auto_is_one_line(tmp_path: Path, tiny_overrides) -> None:
+    """`train resume=auto` finding a crafted last.ckpt in the run dir (the command line, a real process): one
+    `error:` line, exit status 2, no traceback, no advice to load with weights_only=False, the payload never ran."""
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "pwned"
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    _bad_checkpoints(tmp_path / "files", marker)["evil"].rename(run_dir / "checkpoints" / "last.ckpt")
+    proc = subprocess.run([sys.executable, "-m", "lightning_modules", "train", "--config", str(TINY),
+                           *tiny_overrides(tmp_path / "no-data", run_dir, steps=2), "resume=auto"], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f"error: cannot resume from {run_dir / 'checkpoints' / 'last.ckpt'}: it refers to "
+                               "posix.system"), lines
+    assert "Traceback" not in proc.stderr and "weights_only=False" not in proc.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_resume_with_another_architecture_is_one_line(tmp_path: Path, tiny_overrides, tiny_checkpoint,
+                                                      moving_shards: Path) -> None:
+    """A real checkpoint of the tiny online model resumed by a config with another hidden size: refused once the
+    model is built, before fit, naming the mismatch (Lightning's strict load printed a page of keys)."""
+    from lightning_modules.checkpoint_io import ResumeError
+
+    ckpt = tiny_checkpoint("online")
+    cfg = load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "run", steps=4, resume=str(ckpt),
+                                                 model__arch__hidden_size=32))
+    with pytest.raises(ResumeError, match=r"its weights do not fit the configured model \(mis-shaped keys") as err:
+        run_training(cfg)
+    assert str(err.value).startswith(f"cannot resume from {ckpt}: ") and "\n" not in str(err.value)
+    assert "more)" in str(err.value)  # at most a few keys are named
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]  # config.yaml not written

@@ -358,3 +358,72 @@ def test_sigterm_stops_both_ddp_ranks_at_the_same_step(moving_shards: Path, tmp_
     assert {e.split("at step ")[1] for e in errors} == {f"{step} (saved {run_dir / 'checkpoints' / 'last.ckpt'})"}
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
                       weights_only=True)["global_step"] == step
+
+
+# ------------------------------------------------------------------------------------------ kill at a random step
+# Every step is an epoch of its own (data.epoch_samples=1, batch 1): the training stream is seeded from the global
+# step at each epoch start (lightning_modules.data.StreamSeed), so a run resumed at step k draws the clips an
+# uninterrupted run draws from step k on, and the two must end with the same weights.
+KILL_STEPS = 6
+
+
+def _kill_overrides(tiny_overrides, shards: Path, run_dir: Path) -> list[str]:
+    return tiny_overrides(shards, run_dir, steps=KILL_STEPS, seed=7, data__epoch_samples=1, data__val_clips=1,
+                          checkpoint__every_n_train_steps=1, trainer__log_every_n_steps=1)
+
+
+def _train(overrides: list[str], log: Path) -> subprocess.CompletedProcess:
+    with log.open("ab") as out:
+        return subprocess.run([sys.executable, "-m", "lightning_modules", "train", "--config",
+                               "configs/train/tiny_cpu.yaml", *overrides], cwd=REPO, env=_env(CLEAN_GRACE_S),
+                              stdout=out, stderr=subprocess.STDOUT, timeout=600)
+
+
+def _weights(path: Path) -> tuple[int, dict[str, torch.Tensor]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return int(ckpt["global_step"]), ckpt["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(moving_shards: Path, tmp_path_factory, tiny_overrides) -> Path:
+    """last.ckpt of the run the killed ones must reproduce (same settings, never interrupted)."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    log = run_dir.parent / "train.log"
+    done = _train(_kill_overrides(tiny_overrides, moving_shards, run_dir), log)
+    assert done.returncode == 0, log.read_text(errors="replace")[-3000:]
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "seed"), [(signal.SIGKILL, 1), (signal.SIGKILL, 2), (signal.SIGTERM, 3)],
+                         ids=["SIGKILL-1", "SIGKILL-2", "SIGTERM-3"])
+def test_killed_at_a_random_step_resumes_to_the_uninterrupted_weights(moving_shards: Path, tmp_path: Path,
+                                                                     tiny_overrides, uninterrupted: Path,
+                                                                     sig: int, seed: int) -> None:
+    """A run gets `sig` at a seeded random time after a random training step (the whole session: DataLoader
+    workers and all); `resume=auto` finishes it; the final checkpoint is at the same step with the same weights
+    (on CPU, one thread each; compared with a tolerance) as the uninterrupted run's, and no temporary is left."""
+    import random
+
+    rng = random.Random(seed)
+    run_dir, log = tmp_path / "run", tmp_path / "train.log"
+    overrides = _kill_overrides(tiny_overrides, moving_shards, run_dir)
+    proc = _launch(overrides, log, grace_s=CLEAN_GRACE_S)
+    after = rng.randint(1, KILL_STEPS - 2)
+    _wait_for(f"training step {after}", lambda: len(_train_steps(_rows(run_dir))) >= after, proc, log)
+    time.sleep(rng.uniform(0.0, 0.5))
+    code, _ = _stop(proc, sig, log, budget_s=CLEAN_GRACE_S, group=True)
+    assert code in (-signal.SIGKILL if sig == signal.SIGKILL else 128 + sig, 0), log.read_text()[-3000:]
+    killed_at = _weights(run_dir / "checkpoints" / "last.ckpt")[0] if (run_dir / "checkpoints" / "last.ckpt"
+                                                                         ).is_file() else 0
+    done = _train(overrides + ["resume=auto"], log)
+    assert done.returncode == 0, log.read_text(errors="replace")[-3000:]
+    step, weights = _weights(run_dir / "checkpoints" / "last.ckpt")
+    ref_step, ref_weights = _weights(uninterrupted)
+    assert step == ref_step == KILL_STEPS and weights.keys() == ref_weights.keys()
+    for key, value in ref_weights.items():
+        torch.testing.assert_close(weights[key], value, rtol=1e-5, atol=1e-6, msg=f"{key} (killed at {killed_at})")
+    assert _train_steps(_rows(run_dir)) == list(range(KILL_STEPS))  # every step logged once
+    assert not [p for p in run_dir.rglob("*") if ".tmp-" in p.name]
+    print(f"{signal.Signals(sig).name} after {after} logged step(s), checkpoint at step {killed_at}: resumed to the "
+          "same weights")

@@ -1,5 +1,5 @@
 """Our CoTracker3 implementation (offline and online), state-dict compatible with the official checkpoints."""
-from .base import CoTracker3Base
+from .base import CoTracker3Base, input_size_problem
 from .cache import FrameFeatureCache
 from .compile import compile_hot_paths
 from .impl import reference_enabled, reference_implementation
@@ -15,6 +15,7 @@ __all__ = [
     "TrackerOutput",
     "TrainOutput",
     "compile_hot_paths",
+    "input_size_problem",
     "reference_enabled",
     "reference_implementation",
 ]

@@ -14,9 +14,9 @@ from . import pyramid as fast
 from .cache import FrameFeatureCache
 from .correlation import CorrMLP, local_correlation, support_features
 from .embeddings import DISP_DIM, displacement_encoding, time_embedding_table
-from .encoder import BasicEncoder
+from .encoder import BasicEncoder, encoder_input_problem
 from .impl import reference_enabled
-from .pyramid import FeaturePyramid, pyramid_pad
+from .pyramid import FeaturePyramid, pyramid_min_side, pyramid_pad
 from .transformer import UpdateFormer
 
 ENCODER_CHUNK = 200  # reference: frames per encoder call (memory only; no numerical effect)
@@ -28,6 +28,22 @@ ENCODER_CHUNK_PIXELS = 8 * 384 * 512
 # Default path: (track, frame) rows per block of the correlation + its MLP + the token projection. The blocks bound
 # the (rows, (2r+1)^4) correlation and the window gathers (about 33 MB at 1024 rows on CPU), whatever N and T.
 CORR_BLOCK_ROWS = {"cpu": 1024, "cuda": 16384}
+
+
+def input_size_problem(height: int, width: int, corr_levels: int = 4, stride: int = 4) -> str | None:
+    """Why a model with `corr_levels` correlation levels cannot take (height, width) input frames, or None.
+
+    H and W must be multiples of the stride (4); every level of the feature pyramid must keep a pixel, so each side
+    must be at least stride * 2^(levels - 1) (32 for the official 4 levels); and the encoder's deepest instance
+    norm needs 2 pixels (encoder_input_problem). Checked at the boundaries in tests/tracker/test_model_input_size.py.
+    """
+    if height % stride or width % stride:
+        return f"H and W must be multiples of {stride}"
+    side = pyramid_min_side(corr_levels, stride)
+    if min(height, width) < side:
+        return (f"both sides must be at least {side} for {corr_levels} correlation levels (the stride-{stride} "
+                f"features are halved {corr_levels - 1} times)")
+    return encoder_input_problem(height, width)
 
 
 def _l2_normalise(raw: torch.Tensor) -> torch.Tensor:
@@ -137,6 +153,9 @@ class CoTracker3Base(nn.Module):
             raise ValueError(f"video must be (B, T, 3, H, W), got {tuple(video.shape)}")
         if video.shape[-1] % self.stride or video.shape[-2] % self.stride:
             raise ValueError(f"video H and W must be multiples of {self.stride}, got {tuple(video.shape[-2:])}")
+        problem = input_size_problem(*video.shape[-2:], self.corr_levels, self.stride)
+        if problem:
+            raise ValueError(f"the model cannot take {video.shape[-2]}x{video.shape[-1]} frames: {problem}")
         if queries.ndim != 3 or queries.shape[-1] != 3 or queries.shape[0] != video.shape[0]:
             raise ValueError(f"queries must be (B, N, 3) with B = {video.shape[0]}, got {tuple(queries.shape)}")
 

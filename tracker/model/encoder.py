@@ -33,6 +33,19 @@ class ResidualBlock(nn.Module):
         return F.relu(x + y)
 
 
+DEEPEST_STRIDE = 16  # conv1, layer2, layer3 and layer4 each halve the frame (3x3 / 7x7 convs, padded: ceil)
+
+
+def encoder_input_problem(height: int, width: int) -> str | None:
+    """Why the encoder cannot take (height, width) frames, or None. Its instance norms need more than one value per
+    channel; the deepest one (layer4, stride 16) sees ceil(H/16) x ceil(W/16) pixels, which must be at least 2."""
+    h, w = -(-height // DEEPEST_STRIDE), -(-width // DEEPEST_STRIDE)
+    if h * w < 2:
+        return (f"one side must exceed {DEEPEST_STRIDE}: the encoder's deepest layer (stride {DEEPEST_STRIDE}) would "
+                f"see {h}x{w} pixel and its instance norm needs at least 2")
+    return None
+
+
 class BasicEncoder(nn.Module):
     """frames (M, 3, H, W) in [-1, 1] -> raw features (M, out_dim, H/4, W/4) (not L2-normalised)."""
 

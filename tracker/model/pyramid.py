@@ -30,6 +30,12 @@ def pyramid_pad(radius: int) -> int:
     return 2 * radius + 2
 
 
+def pyramid_min_side(levels: int, stride: int = 4) -> int:
+    """The smallest input side (pixels) whose stride-`stride` feature map keeps at least one pixel on every one of
+    `levels` levels (each level average-pools the previous one by 2, flooring): stride * 2^(levels - 1)."""
+    return stride * 2 ** (max(int(levels), 1) - 1)
+
+
 @dataclass
 class FeaturePyramid:
     """levels: per level (B, T, h_l + 2 pad, w_l + 2 pad, C) replicate-padded channels-last features;
