@@ -5,9 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ENV_STAMP := $(VENV)/.trackforge-installed
-DATA_DIR ?= data/shards/default
-DATA_CONFIG ?= configs/data/default.yaml
 TRAIN_CONFIG ?= configs/train/tiny_cpu.yaml
+# A training config with a data config of the same name (configs/train/cpu_hour.yaml -> configs/data/cpu_hour.yaml)
+# trains on that data, in data/shards/<name>; every other one on the embedded default data set.
+TRAIN_NAME := $(basename $(notdir $(TRAIN_CONFIG)))
+DATA_CONFIG ?= $(if $(wildcard configs/data/$(TRAIN_NAME).yaml),configs/data/$(TRAIN_NAME).yaml,configs/data/default.yaml)
+DATA_DIR ?= data/shards/$(basename $(notdir $(DATA_CONFIG)))
 ARGS ?=
 CKPT ?=
 # make eval: BENCH = suite config (configs/eval/*.yaml), DATA = one more benchmark path; neither: the default suite.

@@ -4,6 +4,7 @@ configuration, each with its samples/s ratio to the baseline configuration measu
     python bench/bench_train.py                          # CPU (reduced sizes) and CUDA (recipe sizes) when present
     python bench/bench_train.py --device cpu --frames 16 --tracks 64 --resolution 192 256 --steps 2
     python bench/bench_train.py --configs baseline,b1,b2,b2-ckpt --loader 'data/shards/default/shard-*.tar'
+    python bench/bench_train.py --train-configs configs/train/tiny_cpu.yaml,configs/train/cpu_hour.yaml --threads 2
 
 A step = `sample_queries` + forward with training outputs (recipe iterations) + the recipe loss
 (`lightning_modules.module.recipe_loss`) + backward + gradient clipping + AdamW + OneCycle, on random clips.
@@ -59,11 +60,12 @@ PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, 
 class Setting:
     """One configuration: its model, optimiser, data and timings."""
 
-    def __init__(self, name: str, variant: str, device: str, frames: int, tracks: int, hw: tuple[int, int]):
-        reference, batch, ckpt = CONFIGS[name]
+    def __init__(self, name: str, variant: str, device: str, frames: int, tracks: int, hw: tuple[int, int],
+                 train_config: str | None = None):
+        reference, batch, ckpt = CONFIGS.get(name, (False, 1, False))
         self.name, self.reference, self.batch, self.device = name, reference, batch, device
-        self.cfg = load_train_config(REPO / f"configs/train/cotracker3_{variant}.yaml",
-                                     [f"model.activation_checkpointing={ckpt}"])
+        path = train_config or REPO / f"configs/train/cotracker3_{variant}.yaml"
+        self.cfg = load_train_config(path, [f"model.activation_checkpointing={ckpt}"])
         torch.manual_seed(0)
         self.model = build_model(self.cfg).to(device).train()
         self.opt, self.sched = make_optimizer_and_scheduler(self.model.parameters(), self.cfg.optim,
@@ -86,7 +88,9 @@ class Setting:
         ):
             queries, ok = sample_queries(self.tracks, self.vis, self.cfg.model.variant)
             out = self.model(self.video, queries, iters=self.cfg.model.train_iters, is_train=True)
-            loss = recipe_loss(out.train, self.tracks, self.vis, ok, 512.0 / self.video.shape[-1])
+            loss = recipe_loss(out.train, self.tracks, self.vis, ok,
+                               self.cfg.model.loss_coord_scale or 512.0 / self.video.shape[-1],
+                               self.cfg.model.loss_conf_radius)
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
@@ -204,6 +208,27 @@ def run_device(device: str, variant: str, args) -> None:
         print(line, flush=True)
 
 
+def run_train_configs(args) -> None:
+    """--train-configs A.yaml,B.yaml: each training config's own model, clip length, tracks and crop (one clip per
+    step, its thread setting), interleaved in one process; samples/s ratios to the first."""
+    settings = []
+    for path in args.train_configs.split(","):
+        cfg = load_train_config(path, [])
+        hw = tuple(cfg.data.resolution)
+        settings.append(Setting(Path(path).stem, cfg.model.variant, "cpu", cfg.data.clip_len, cfg.data.num_tracks,
+                                hw, train_config=path))
+    for i in range(args.steps + 1):  # interleaved; step 0 is the warm-up
+        for s in settings:
+            s.timed_step(warmup=i == 0)
+    base_rate = 1 / statistics.median(settings[0].times)
+    for s in settings:
+        step_s = statistics.median(s.times)
+        print(f"bench_train train_config={s.name} device=cpu res={s.video.shape[-2]}x{s.video.shape[-1]} "
+              f"frames={s.video.shape[1]} tracks={s.tracks.shape[2]} window={s.model.window_len} windows={s.windows} "
+              f"threads={torch.get_num_threads()} step_s={step_s:.3f} samples_per_s={1 / step_s:.3f} "
+              f"ratio_vs_{settings[0].name}={1 / step_s / base_rate:.2f}", flush=True)
+
+
 def _memory_child(name: str, args) -> None:
     """First step of a fresh process: peak resident growth over the built model, data and optimiser (includes the
     optimiser state AdamW creates in that step: 2 floats per parameter)."""
@@ -228,10 +253,15 @@ def main() -> None:
     p.add_argument("--loader", default=None, help="shard pattern: also measure the loader's clips/s")
     p.add_argument("--loader-workers", type=int, default=1)
     p.add_argument("--loader-batches", type=int, default=4)
+    p.add_argument("--train-configs", default=None, help="comma-separated training YAMLs (e.g. the CPU recipes): "
+                   "time their own model and clip sizes on CPU instead of --configs")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.train_configs:
+        run_train_configs(args)
+        return
     if args.memory_child:
         _memory_child(args.memory_child, args)
         return

@@ -66,6 +66,11 @@ class ModelConfig:
     # The recipe's loss constants (Huber delta 6 px, confidence radius 12 px, term weights) are in 384x512 pixels:
     # coordinates are multiplied by this factor before the loss. None: 512 / training width (1 for the recipe).
     loss_coord_scale: Optional[float] = None
+    # Radius of the confidence target (confidence = "the prediction is within this distance of the truth"), in the
+    # loss's scaled pixels. None: the recipe's 12 (6 px of the 256 TAP-Vid raster). Evaluation calls a point visible
+    # when visibility x confidence > 0.6, so a model whose tracks are rarely this close calls most points occluded;
+    # small CPU recipes widen it (docs/training.md, "Why the first runs did not track").
+    loss_conf_radius: Optional[float] = None
     # Recompute the update transformer's block activations in the backward pass instead of keeping them: less
     # training memory (longer clips, more tracks or a larger batch per GPU) for about one more transformer forward.
     activation_checkpointing: bool = False
@@ -224,6 +229,11 @@ def _validate(cfg: TrainConfig) -> None:
          f"logger.mode must be offline|online|disabled, got {cfg.logger.mode!r}"),
         (cfg.data.num_tracks > 0 and cfg.data.batch_size > 0, "data.num_tracks and data.batch_size must be > 0"),
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
+        (cfg.model.loss_conf_radius is None or math.isfinite(cfg.model.loss_conf_radius) and cfg.model.loss_conf_radius > 0,
+         f"model.loss_conf_radius must be a finite number > 0 (or null: the recipe's 12), got {cfg.model.loss_conf_radius}"),
+        (cfg.model.loss_coord_scale is None or math.isfinite(cfg.model.loss_coord_scale) and cfg.model.loss_coord_scale > 0,
+         f"model.loss_coord_scale must be a finite number > 0 (or null: 512 / training width), got "
+         f"{cfg.model.loss_coord_scale}"),
     ]
     if cfg.model.variant == "online":
         shortest = cfg.data.clip_len_min or cfg.data.clip_len

@@ -64,15 +64,19 @@ def sample_queries(tracks: torch.Tensor, vis: torch.Tensor, variant: str, genera
     return queries, ok
 
 
-def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, coord_scale: float):
+def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, coord_scale: float,
+                conf_radius: float | None = None):
     """The Kubric recipe loss of a batch (tracker.losses.kubric_loss) -> KubricLoss with confidence (B,).
 
     train: the model's TrainOutput; tracks (B, L, N, 2) px; vis (B, L, N) bool; ok (B,) from `sample_queries`;
-    coordinates are multiplied by coord_scale first. The recipe's masked means and window means are per clip (it
+    coordinates are multiplied by coord_scale first; conf_radius: the confidence target's radius in those scaled
+    coordinates (None: the recipe's 12). The recipe's masked means and window means are per clip (it
     trains with one clip per batch), so each clip's loss is computed as in a batch of one and the batch loss is their
     mean: a batch of B clips gives the loss and gradients of B accumulated batches of one, averaged.
     """
-    from tracker.losses import KubricLoss, kubric_loss
+    from tracker.losses import CONF_DIST_THRESH, KubricLoss, kubric_loss
+
+    radius = CONF_DIST_THRESH if conf_radius is None else float(conf_radius)
 
     valid = train.valid.float() * ok[:, None, None].float()
     per_clip = []
@@ -86,7 +90,7 @@ def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor
             valid_w.append(valid[clip, window])
         coords_w = [c[:, clip] * coord_scale for c in train.coords]
         per_clip.append(kubric_loss(coords_w, [v[:, clip] for v in train.vis], [c[:, clip] for c in train.conf],
-                                    gt_w, vis_w, valid_w))
+                                    gt_w, vis_w, valid_w, conf_dist_thresh=radius))
     mean = lambda name: torch.stack([getattr(loss, name) for loss in per_clip]).mean()  # noqa: E731
     return KubricLoss(mean("total"), mean("visible_track"), mean("occluded_track"), mean("visibility"),
                       torch.cat([loss.confidence for loss in per_clip]))
@@ -196,7 +200,7 @@ class TrackerModule(L.LightningModule):
         queries, ok = sample_queries(tracks, vis, self.cfg.model.variant, generator=self._step_generator())
         out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
         scale = self.cfg.model.loss_coord_scale or 512.0 / video.shape[-1]
-        loss = recipe_loss(out.train, tracks, vis, ok, scale)
+        loss = recipe_loss(out.train, tracks, vis, ok, scale, self.cfg.model.loss_conf_radius)
         B = video.shape[0]
         for name, value in loss.as_dict().items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=B, on_step=True)

@@ -166,11 +166,13 @@ def kubric_loss(
     valid: TensorSeq,
     *,
     with_vis_conf: bool = True,
+    conf_dist_thresh: float = CONF_DIST_THRESH,
 ) -> KubricLoss:
     """Total = 0.05 visible-track + 0.01 occluded-track + visibility BCE + confidence BCE (mean over batch).
 
     with_vis_conf=False drops the visibility and confidence terms (they are then zeros), as in the pseudo-label
-    fine-tuning recipe (spec 16.2).
+    fine-tuning recipe (spec 16.2). conf_dist_thresh: the confidence target's radius (px of the loss coordinates;
+    the recipe's 12).
     """
     coords, vis, conf = list(coords), list(vis), list(conf)
     gt_tracks, gt_visibility, valid = list(gt_tracks), list(gt_visibility), list(valid)
@@ -179,7 +181,7 @@ def kubric_loss(
     total = W_VISIBLE_TRACK * visible + W_OCCLUDED_TRACK * occluded
     if with_vis_conf:
         vis_term = visibility_bce_loss(vis, gt_visibility)
-        conf_term = confidence_loss(coords, conf, gt_tracks, gt_visibility)
+        conf_term = confidence_loss(coords, conf, gt_tracks, gt_visibility, dist_thresh=conf_dist_thresh)
         total = total + vis_term + conf_term.mean()
     else:
         vis_term = torch.zeros((), device=total.device)

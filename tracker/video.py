@@ -1,4 +1,5 @@
-"""Video file IO with PyAV: decode to uint8 RGB arrays, encode arrays to mp4 (atomically)."""
+"""Video IO: decode video files (PyAV) or folders of frames (PIL) to uint8 RGB arrays, encode arrays to mp4
+(atomically)."""
 from __future__ import annotations
 
 import os
@@ -17,21 +18,49 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+# A folder of frames (e.g. DAVIS's JPEGImages/480p/<sequence>) carries no frame rate: DAVIS was filmed at 24 fps.
+FOLDER_FPS = 24.0
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def read_frame_folder(path: Path, max_frames: int | None = None) -> np.ndarray:
+    """The images of a folder in name order (JPEG/PNG, all one size) -> np.uint8 (T, H, W, 3) RGB.
+    VideoReadError (one line naming the file) for an empty folder, an unreadable image or a size mismatch."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise VideoReadError(f"no frames (*.jpg, *.jpeg, *.png) in folder {path}")
+    frames: list[np.ndarray] = []
+    for f in files[:max_frames]:
+        try:
+            with Image.open(f) as im:
+                frame = np.asarray(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise VideoReadError(f"cannot read frame {f}: {_one_line(err)}") from None
+        if frames and frame.shape != frames[0].shape:
+            raise VideoReadError(f"frame {f} is {frame.shape[1]}x{frame.shape[0]}, the folder's first frame "
+                                 f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(frame)
+    return np.stack(frames)
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode the first video stream of `path`.
+    """Decode the first video stream of `path`, or the frames of a folder of images (FOLDER_FPS).
 
     Returns (frames np.uint8 (T, H, W, 3) RGB, fps float); at most `max_frames` frames when given.
     Raises VideoReadError for a missing file, a file that is not a video, decoding errors, or zero frames.
     """
-    import av  # lazy: the model code must import without PyAV
-
     path = Path(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     if not path.exists():
         raise VideoReadError(f"video not found: {path}")
+    if path.is_dir():
+        return read_frame_folder(path, max_frames), FOLDER_FPS
     if not path.is_file():
         raise VideoReadError(f"not a file: {path}")
+    import av  # lazy: the model code must import without PyAV
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as err:

@@ -89,6 +89,19 @@ def test_confidence_loss_hand_computed():
     torch.testing.assert_close(out, torch.tensor([-log, -log1m / 2]), rtol=1e-6, atol=0)
 
 
+def test_kubric_loss_confidence_radius():
+    # A 20 px error: outside the recipe's 12 px radius (target 0), inside a radius of 32 (target 1).
+    gt = [torch.zeros(1, 1, 1, 2)]
+    pred = [torch.tensor([20.0, 0.0]).view(1, 1, 1, 1, 2)]
+    prob = [torch.full((1, 1, 1, 1), 0.75)]
+    valid = [torch.ones(1, 1, 1)]
+    recipe = kubric_loss(pred, prob, prob, gt, valid, valid)
+    wide = kubric_loss(pred, prob, prob, gt, valid, valid, conf_dist_thresh=32.0)
+    torch.testing.assert_close(recipe.confidence, -torch.log(torch.tensor([0.25])))
+    torch.testing.assert_close(wide.confidence, -torch.log(torch.tensor([0.75])))
+    torch.testing.assert_close(recipe.visible_track, wide.visible_track)  # only the confidence target changes
+
+
 def test_bce_clamps_log_at_minus_100():
     vis_gt = torch.ones(1, 1, 1)
     out = visibility_bce_loss([torch.zeros(1, 1, 1, 1)], [vis_gt])

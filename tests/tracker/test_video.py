@@ -101,3 +101,37 @@ def test_no_video_stream(tmp_path):
     with pytest.raises(VideoReadError) as info:
         read_video(path)
     _assert_one_line(info.value, "no video stream")
+
+
+def test_folder_of_frames(tmp_path):
+    """A folder of JPEG/PNG frames (DAVIS's JPEGImages layout) reads in name order, at FOLDER_FPS."""
+    from PIL import Image
+
+    from tracker.video import FOLDER_FPS
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(3, 10, 12, 3), dtype=np.uint8)
+    for i in (2, 0, 1):  # written out of order
+        Image.fromarray(frames[i]).save(tmp_path / f"{i:05d}.png")
+    (tmp_path / "notes.txt").write_text("not a frame")
+    got, fps = read_video(tmp_path)
+    assert fps == FOLDER_FPS and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, frames)
+    assert read_video(tmp_path, max_frames=2)[0].shape == (2, 10, 12, 3)
+
+
+@pytest.mark.parametrize("case", ["empty", "corrupt", "size"])
+def test_bad_frame_folder_is_one_line(tmp_path, case):
+    from PIL import Image
+
+    if case == "corrupt":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "00000.png")
+        (tmp_path / "00001.jpg").write_bytes(b"not a jpeg")
+    elif case == "size":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "00000.png")
+        Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(tmp_path / "00001.png")
+    with pytest.raises(VideoReadError) as info:
+        read_video(tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(tmp_path) in msg
+    assert {"empty": "no frames", "corrupt": "00001.jpg", "size": "00001.png"}[case] in msg

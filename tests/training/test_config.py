@@ -54,6 +54,9 @@ def test_overrides_and_round_trip() -> None:
         ("data.num_tracks=1.5", "data.num_tracks"),
         ("model.variant=sideways", "model.variant"),
         ("data.resolution=[30,40]", "data.resolution"),
+        ("model.loss_conf_radius=0", "model.loss_conf_radius"),
+        ("model.loss_conf_radius=.nan", "model.loss_conf_radius"),
+        ("model.loss_coord_scale=-1", "model.loss_coord_scale"),
     ],
 )
 def test_bad_override_names_the_key(override: str, needle: str) -> None:
