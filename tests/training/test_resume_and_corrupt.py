@@ -43,7 +43,8 @@ def test_resume_continues_step_optimizer_and_schedule(moving_shards: Path, tmp_p
     from lightning_modules.schedule import make_optimizer_and_scheduler
 
     p = torch.nn.Parameter(torch.zeros(1))
-    opt, sched = make_optimizer_and_scheduler([p], OptimConfig(), 4)
+    optim = OptimConfig(**a["hyper_parameters"]["config"]["optim"])  # the run's own (tiny_cpu's lr, ...)
+    opt, sched = make_optimizer_and_scheduler([p], optim, 4)
     for _ in range(8):
         opt.step()
         sched.step()
