@@ -7,7 +7,7 @@ configuration, each with its samples/s ratio to the baseline configuration measu
     python bench/bench_train.py --train-configs configs/train/tiny_cpu.yaml,configs/train/cpu_hour.yaml --threads 2
 
 A step = `sample_queries` + forward with training outputs (recipe iterations) + the recipe loss
-(`lightning_modules.module.recipe_loss`) + backward + gradient clipping + AdamW + OneCycle, on random clips.
+(`lightning_modules.module.configured_loss`) + backward + gradient clipping + AdamW + OneCycle, on random clips.
 Configurations (all from the same initial weights):
 
     baseline  the reference implementation (tracker.model.reference_implementation), 1 clip per step
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lightning_modules.config import load_train_config  # noqa: E402
-from lightning_modules.module import build_model, recipe_loss, sample_queries  # noqa: E402
+from lightning_modules.module import build_model, configured_loss, sample_queries  # noqa: E402
 from lightning_modules.schedule import make_optimizer_and_scheduler  # noqa: E402
 
 CONFIGS = {  # name -> (reference implementation, clips per step, activation checkpointing)
@@ -88,9 +88,7 @@ class Setting:
         ):
             queries, ok = sample_queries(self.tracks, self.vis, self.cfg.model.variant)
             out = self.model(self.video, queries, iters=self.cfg.model.train_iters, is_train=True)
-            loss = recipe_loss(out.train, self.tracks, self.vis, ok,
-                               self.cfg.model.loss_coord_scale or 512.0 / self.video.shape[-1],
-                               self.cfg.model.loss_conf_radius)
+            loss = configured_loss(self.cfg.model, out.train, self.tracks, self.vis, ok, self.video.shape[-1])
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()

@@ -96,6 +96,13 @@ def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor
                       torch.cat([loss.confidence for loss in per_clip]))
 
 
+def configured_loss(model_cfg, train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, width: int):
+    """recipe_loss with a ModelConfig's loss settings: coordinates scaled by model.loss_coord_scale (None: 512 / the
+    clips' width `width`, the recipe's 384x512 pixels) and the confidence radius model.loss_conf_radius."""
+    scale = model_cfg.loss_coord_scale or 512.0 / width
+    return recipe_loss(train, tracks, vis, ok, scale, model_cfg.loss_conf_radius)
+
+
 def first_visible_queries(tracks: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     """TAP-Vid "first" queries: tracks (L, N, 2), vis (L, N) bool -> (N, 3) (t, x, y) at the first visible frame."""
     first = vis.to(torch.uint8).argmax(dim=0)  # (N,)
@@ -199,8 +206,7 @@ class TrackerModule(L.LightningModule):
         self._log_keys(list(batch["keys"]), batch["video"])
         queries, ok = sample_queries(tracks, vis, self.cfg.model.variant, generator=self._step_generator())
         out = self.model(video, queries, iters=self.cfg.model.train_iters, is_train=True)
-        scale = self.cfg.model.loss_coord_scale or 512.0 / video.shape[-1]
-        loss = recipe_loss(out.train, tracks, vis, ok, scale, self.cfg.model.loss_conf_radius)
+        loss = configured_loss(self.cfg.model, out.train, tracks, vis, ok, video.shape[-1])
         B = video.shape[0]
         for name, value in loss.as_dict().items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=B, on_step=True)
