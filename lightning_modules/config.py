@@ -177,7 +177,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     num_sanity_val_steps: int = 0
     enable_progress_bar: bool = True
-    slurm_auto_requeue: bool = True
+    slurm_auto_requeue: bool = True  # SIGUSR1 -> hpc_ckpt_<n>.ckpt at an agreed step + scontrol requeue
     threads: Optional[int] = None  # torch intra-op threads per process (None: leave torch's default)
 
 

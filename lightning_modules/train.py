@@ -48,7 +48,7 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
 
 def resolve_resume(cfg: TrainConfig, run_dir: Path) -> str | None:
     """resume=auto -> the newest complete one of <run_dir>/checkpoints/last.ckpt and <run_dir>/hpc_ckpt_<n>.ckpt
-    (the one Lightning writes on a SLURM requeue signal, usually ahead of last.ckpt); a path -> that path."""
+    (the one written on a SLURM requeue signal, usually ahead of last.ckpt); a path -> that path."""
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
@@ -127,7 +127,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
     plugins: list = [AtomicCheckpointIO()]
 
     if SLURMEnvironment.detect():
-        plugins.append(SLURMEnvironment(auto_requeue=cfg.trainer.slurm_auto_requeue))
+        # Requeue on SIGUSR1 is ours (slurm_requeue.SlurmRequeue): Lightning's checkpoints from inside the handler.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     # There is one last.ckpt (resume=auto reads it), whoever writes it: Lightning's version counter would make a
     # callback that finds another one's last.ckpt write last-v1.ckpt instead. Writes replace it atomically.
     ckpt = ModelCheckpoint(
@@ -249,6 +250,8 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     from .evaluation.validation import make_datamodule
     from .loggers import make_logger
     from .module import TrackerModule
+    from .slurm_requeue import SlurmRequeue
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
 
     t0 = time.perf_counter()
     last_path = run_dir / "checkpoints" / "last.ckpt"
@@ -273,8 +276,12 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     recorder = _LossRecorder().callback
     video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
     stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
-    trainer, ckpt = build_trainer(cfg, run_dir, [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()],
-                                  logger)
+    callbacks = [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()]
+    if cfg.trainer.slurm_auto_requeue and SLURMEnvironment.detect():
+        requeue_cb = SlurmRequeue(run_dir)
+        requeue_cb.install()  # before fit: a signal during setup is acted upon at the first step boundary
+        callbacks.append(requeue_cb)
+    trainer, ckpt = build_trainer(cfg, run_dir, callbacks, logger)
     stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from checkpoint files
     ignore_requeue_signal()

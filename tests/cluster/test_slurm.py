@@ -9,7 +9,9 @@ checkpoint to the end. Selected with `-m slurm`; skipped (with the reason) where
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -180,9 +182,13 @@ def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_p
                                "--cpus-per-task=1", f"--output={log}",
                                "slurm/train.sbatch", "--config", "configs/train/tiny_cpu.yaml",
                                *_train_overrides(data_job["out"], run_dir), cwd=REPO, env=_job_env(params))
-    # Both ranks have installed Lightning's requeue handler: now send what Slurm sends 90 s before the limit.
-    _wait_for_text(log, "SLURM auto-requeueing enabled", 2, lambda: slurm_cluster.tasks(job), timeout=240)
-    slurm_cluster.run("scancel", "--signal=USR1", job)
+    # Both ranks have installed the requeue handler. Slurm signals the ranks independently (90 s before the limit);
+    # the hardest case is a signal that only one rank has seen yet: send it to rank 1 alone. Both ranks must
+    # still agree to save at the same step (a checkpoint from inside the handler hung the job in a collective)
+    # and rank 0, never signalled, must requeue.
+    _wait_for_text(log, "SLURM requeue on SIGUSR1 enabled", 2, lambda: slurm_cluster.tasks(job), timeout=240)
+    pids = dict(re.findall(r"\[rank (\d+)\] SLURM requeue on SIGUSR1 enabled \(pid (\d+)\)", _read(log)))
+    os.kill(int(pids["1"]), signal.SIGUSR1)
     (task,) = slurm_cluster.wait(job, timeout=240)
     text = _read(log)
     assert [t.state for t in slurm_cluster.tasks(data)] == ["COMPLETED"] * NUM_TASKS
@@ -191,6 +197,7 @@ def test_train_ddp_requeues_on_signal_and_resumes(slurm_cluster, data_job, tmp_p
     # The log (appended across the requeue) shows both starts, 2 DDP ranks, the requeue and the resume.
     assert "restart 0: 1 node(s) x 2 task(s)" in text and "restart 1: 1 node(s) x 2 task(s)" in text, text[-6000:]
     assert text.count("All distributed processes registered. Starting with 2 processes") == 2, text[-6000:]
+    assert "requeued SLURM job" in text, text[-6000:]
     hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
     assert hpc, f"no HPC checkpoint in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}"
     # resume=auto takes the newest checkpoint: the HPC one written on the signal, or the last.ckpt the ranks
