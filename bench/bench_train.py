@@ -68,7 +68,7 @@ class Setting:
         self.cfg = load_train_config(path, [f"model.activation_checkpointing={ckpt}"])
         torch.manual_seed(0)
         self.model = build_model(self.cfg).to(device).train()
-        self.opt, self.sched = make_optimizer_and_scheduler(self.model.parameters(), self.cfg.optim,
+        self.opt, self.sched = make_optimizer_and_scheduler(self.model.named_parameters(), self.cfg.optim,
                                                             self.cfg.trainer.max_steps)
         g = torch.Generator().manual_seed(0)
         H, W = hw

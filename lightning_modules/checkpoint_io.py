@@ -58,8 +58,9 @@ def read_resume_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model) -> None:
-    """ResumeError unless the tracker weights of `ckpt` (read_resume_checkpoint) load strictly into `model`."""
+def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model, optim_groups: int | None = None) -> None:
+    """ResumeError unless the tracker weights of `ckpt` (read_resume_checkpoint) load strictly into `model` and its
+    optimizer has `optim_groups` parameter groups (when given: the configured optimizer's)."""
     from tracker.checkpoint import CheckpointError, parse_checkpoint, weights_mismatch
 
     try:
@@ -69,6 +70,11 @@ def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model) -> None:
     if parts:
         raise ResumeError(f"cannot resume from {path}: its weights do not fit the configured model ({'; '.join(parts)})"
                           "; resume with the run's own config")
+    saved = [len(o.get("param_groups", [])) for o in ckpt.get("optimizer_states", []) if isinstance(o, dict)]
+    if optim_groups is not None and saved and saved[0] != optim_groups:
+        raise ResumeError(f"cannot resume from {path}: its optimizer has {saved[0]} parameter group(s), this config "
+                          f"makes {optim_groups} (optim.vis_conf_lr_scale: 1 makes one group, any other value two); "
+                          "resume with the run's own optim settings")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -162,6 +162,7 @@ class OptimConfig:
     extra_total_steps: int = 100  # OneCycle total = max_steps + this (as the recipe)
     div_factor: float = 25.0
     final_div_factor: float = 1e4
+    vis_conf_lr_scale: float = 1.0  # lr multiplier of the visibility/confidence head (schedule.py says why)
 
 
 @dataclass
@@ -234,6 +235,8 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.model.loss_coord_scale is None or math.isfinite(cfg.model.loss_coord_scale) and cfg.model.loss_coord_scale > 0,
          f"model.loss_coord_scale must be a finite number > 0 (or null: 512 / training width), got "
          f"{cfg.model.loss_coord_scale}"),
+        (math.isfinite(cfg.optim.vis_conf_lr_scale) and cfg.optim.vis_conf_lr_scale > 0,
+         f"optim.vis_conf_lr_scale must be a finite number > 0, got {cfg.optim.vis_conf_lr_scale}"),
     ]
     if cfg.model.variant == "online":
         shortest = cfg.data.clip_len_min or cfg.data.clip_len

@@ -298,7 +298,7 @@ class TrackerModule(L.LightningModule):
     def configure_optimizers(self):
         from .schedule import make_optimizer_and_scheduler
 
-        opt, sched = make_optimizer_and_scheduler(self.model.parameters(), self.cfg.optim, self.cfg.trainer.max_steps)
+        opt, sched = make_optimizer_and_scheduler(self.model.named_parameters(), self.cfg.optim, self.cfg.trainer.max_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

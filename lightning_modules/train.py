@@ -265,7 +265,8 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     sources = resolve_data(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
     module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
     if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
-        check_resume_fits(resume, resume_ckpt, module.model)
+        groups = len(module.configure_optimizers()["optimizer"].param_groups)
+        check_resume_fits(resume, resume_ckpt, module.model, groups)
         del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     if rank_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

@@ -57,6 +57,8 @@ def test_overrides_and_round_trip() -> None:
         ("model.loss_conf_radius=0", "model.loss_conf_radius"),
         ("model.loss_conf_radius=.nan", "model.loss_conf_radius"),
         ("model.loss_coord_scale=-1", "model.loss_coord_scale"),
+        ("optim.vis_conf_lr_scale=.nan", "optim.vis_conf_lr_scale"),
+        ("optim.vis_conf_lr_scale=0", "optim.vis_conf_lr_scale"),
     ],
 )
 def test_bad_override_names_the_key(override: str, needle: str) -> None:

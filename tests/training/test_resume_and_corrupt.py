@@ -199,3 +199,21 @@ def test_resume_with_another_architecture_is_one_line(tmp_path: Path, tiny_overr
     assert str(err.value).startswith(f"cannot resume from {ckpt}: ") and "\n" not in str(err.value)
     assert "more)" in str(err.value)  # at most a few keys are named
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]  # config.yaml not written
+
+
+@pytest.mark.slow
+def test_resume_with_another_optimizer_layout_is_one_line(tmp_path: Path, tiny_overrides, tiny_checkpoint,
+                                                          moving_shards: Path) -> None:
+    """tiny_cpu's optimizer has two parameter groups (the visibility/confidence head at its own lr scale); resumed
+    with optim.vis_conf_lr_scale=1 (one group, as runs from before the scale) it is refused before fit with one line
+    (Lightning's optimizer load said only "loaded state dict has a different number of parameter groups")."""
+    from lightning_modules.checkpoint_io import ResumeError
+
+    ckpt = tiny_checkpoint("online")
+    assert len(_ckpt(ckpt)["optimizer_states"][0]["param_groups"]) == 2
+    cfg = load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "run", steps=4, resume=str(ckpt),
+                                                 optim__vis_conf_lr_scale=1))
+    with pytest.raises(ResumeError, match=r"its optimizer has 2 parameter group\(s\), this config makes 1") as err:
+        run_training(cfg)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]

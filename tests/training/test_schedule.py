@@ -26,3 +26,23 @@ def test_onecycle_matches_official_curve(cotracker3_fixtures) -> None:
             opt.step()
             sched.step()
     np.testing.assert_allclose(np.array(lrs), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_vis_conf_head_learns_at_its_own_scale() -> None:
+    """Named parameters: the visibility/confidence head gets lr x vis_conf_lr_scale through the whole OneCycle,
+    every other parameter the plain schedule; plain parameters (no names) keep one group."""
+    model = torch.nn.Module()
+    model.trunk = torch.nn.Linear(4, 4)
+    model.vis_conf_head = torch.nn.Linear(4, 2)
+    opt, sched = make_optimizer_and_scheduler(model.named_parameters(), OptimConfig(lr=1e-3, vis_conf_lr_scale=30.0),
+                                              max_steps=40)
+    trunk, head = opt.param_groups
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.vis_conf_head.parameters()}
+    assert {id(p) for p in trunk["params"]} == {id(p) for p in model.trunk.parameters()}
+    for _ in range(40):
+        assert np.isclose(head["lr"], 30.0 * trunk["lr"], rtol=1e-9)
+        opt.step()
+        sched.step()
+    assert max(g["max_lr"] for g in opt.param_groups) == 3e-2
+    opt, _ = make_optimizer_and_scheduler(model.parameters(), OptimConfig(vis_conf_lr_scale=30.0), max_steps=40)
+    assert len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 4
