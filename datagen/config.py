@@ -106,6 +106,11 @@ def _check(cfg: DataConfig) -> None:
         fail("scene.fps", f"must be >= 1, got {s.fps}")
     if s.step_rate % s.fps:
         fail("scene.step_rate", f"must be a multiple of scene.fps={s.fps}, got {s.step_rate}")
+    if s.denoising_quality not in ("high", "balanced", "fast"):
+        fail("scene.denoising_quality", f"must be high, balanced or fast, got {s.denoising_quality!r}")
+    for key in ("clamp_direct", "clamp_indirect", "filter_glossy"):
+        if not getattr(s, key) >= 0:  # also rejects NaN
+            fail(f"scene.{key}", f"must be >= 0, got {getattr(s, key)}")
     if s.samples_per_pixel < 1:
         fail("scene.samples_per_pixel", f"must be >= 1, got {s.samples_per_pixel}")
     if s.num_tracks < 1:

@@ -741,6 +741,10 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     cycles.diffuse_bounces = cycles.glossy_bounces = min(2, cfg.max_bounces)
     cycles.transmission_bounces = cycles.transparent_max_bounces = cfg.max_bounces
     cycles.volume_bounces = 0
+    cycles.sample_clamp_direct, cycles.sample_clamp_indirect = cfg.clamp_direct, cfg.clamp_indirect
+    cycles.caustics_reflective = cycles.caustics_refractive = cfg.caustics
+    cycles.blur_glossy = cfg.filter_glossy
+    cycles.denoising_quality = cfg.denoising_quality.upper()
     bpy.context.scene.render.use_persistent_data = cfg.persistent_data
     sim = PyBullet(scene, scratch_dir=workdir / "sim")
     images = asset_lib.image_texture_paths(cfg.image_textures)

@@ -48,9 +48,14 @@ class SceneConfig:
     step_rate: int = 240  # physics steps per second (multiple of fps)
     samples_per_pixel: int = 32  # Cycles samples for the RGB image
     adaptive_sampling: bool = False  # Cycles adaptive sampling (stops converged pixels early)
-    use_denoising: bool = False  # OpenImageDenoise on the RGB image (slow on CPU)
+    use_denoising: bool = False  # OpenImageDenoise on the RGB image only (docs/datagen_scenes.md "Clean frames")
+    denoising_quality: str = "high"  # OpenImageDenoise: high | balanced | fast (Cycles' denoising_quality)
     motion_blur: list[float] = field(default_factory=lambda: [0.0, 0.0])  # vector-blur factor range
     max_bounces: int = 4  # Cycles light bounces (Blender default 12; 4 is ~2x faster, looks alike)
+    clamp_direct: float = 0.0  # Cycles' cap on a direct-light sample's brightness (0 = none; Blender default)
+    clamp_indirect: float = 10.0  # Cycles' cap on an indirect sample's brightness (0 = none; Blender default 10)
+    caustics: bool = True  # Cycles' reflective/refractive caustic paths (the main source of fireflies)
+    filter_glossy: float = 1.0  # Cycles' glossy blur after a diffuse bounce (Blender default 1)
     persistent_data: bool = False  # keep Cycles' scene between frames (no CPU gain measured here)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
     render_device: str = "auto"  # auto (a GPU if Cycles finds one) | cpu | gpu; see datagen/cycles_device.py

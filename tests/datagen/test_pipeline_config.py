@@ -64,6 +64,9 @@ def test_overrides_apply_and_types_convert():
     (["scene.render_timeout_s=nan"], "scene.render_timeout_s"),
     (["generate.timeout_s=0"], "generate.timeout_s"),
     (["scene.render_device=cuda0"], "scene.render_device"),
+    (["scene.denoising_quality=best"], "scene.denoising_quality"),
+    (["scene.clamp_indirect=-1"], "scene.clamp_indirect"),
+    (["scene.clamp_direct=nan"], "scene.clamp_direct"),
     (["generate.scene_process=lukewarm"], "generate.scene_process"),
     (["generate.warm_imports=[bpy, 'os; rm -rf']"], "generate.warm_imports"),
 ])
