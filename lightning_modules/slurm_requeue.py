@@ -39,11 +39,11 @@ def slurm_job_id(env: dict[str, str] | None = None) -> str:
     return env["SLURM_JOB_ID"]
 
 
-def next_hpc_path(run_dir: Path) -> Path:
-    """<run_dir>/hpc_ckpt_<n+1>.ckpt after the highest n there (Lightning's name, which its SLURM resume knows)."""
+def next_hpc_number(run_dir: Path) -> int:
+    """n + 1 for the highest <run_dir>/hpc_ckpt_<n>.ckpt there (Lightning's name, which its SLURM resume knows)."""
     numbers = [int(m.group(1)) for p in Path(run_dir).glob("hpc_ckpt_*.ckpt")
                if (m := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", p.name))]
-    return Path(run_dir) / f"hpc_ckpt_{max(numbers, default=0) + 1}.ckpt"
+    return max(numbers, default=0) + 1
 
 
 def requeue(job_id: str) -> bool:
@@ -74,7 +74,6 @@ class SlurmRequeue(Callback):
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.requested = False  # this rank received the requeue signal and has not acted on it yet
-        self.checkpoints: list[Path] = []  # written on this process's requeues
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -102,11 +101,9 @@ class SlurmRequeue(Callback):
         if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return
         self.requested = False
-        number = torch.tensor(int(next_hpc_path(self.run_dir).stem.rsplit("_", 1)[1]))
-        number = int(trainer.strategy.broadcast(number, src=0))  # rank 0's listing names the file for all
-        path = self.run_dir / f"hpc_ckpt_{number}.ckpt"
+        number = int(trainer.strategy.broadcast(torch.tensor(next_hpc_number(self.run_dir)), src=0))  # rank 0's
+        path = self.run_dir / f"hpc_ckpt_{number}.ckpt"  # listing names the file for all
         trainer.save_checkpoint(path, weights_only=False)  # every rank takes part; rank 0 writes
-        self.checkpoints.append(path)
         if trainer.is_global_zero:
             print(f"saved {path} at step {trainer.global_step}", flush=True)
             requeue(slurm_job_id())
