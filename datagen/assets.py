@@ -9,6 +9,7 @@ ground-truth code all see the same object-local frame. Only numpy/trimesh here (
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -52,13 +53,19 @@ def pybullet_data_dir() -> Path:
     return Path(pybullet_data.getDataPath())
 
 
-def pybullet_object_ids() -> list[str]:
-    """All usable pybullet_data object ids: named meshes, then "random_urdfs/000".."999"."""
-    root = pybullet_data_dir()
+@functools.lru_cache(maxsize=1)
+def _pybullet_object_ids(root: str) -> tuple[str, ...]:
+    root = Path(root)
     ids = [name for name, rel in NAMED_MESHES.items() if (root / rel).is_file()]
     ids += [f"random_urdfs/{i:03d}" for i in range(NUM_RANDOM_URDFS)
             if (root / "random_urdfs" / f"{i:03d}" / f"{i:03d}.obj").is_file()]
-    return ids
+    return tuple(ids)
+
+
+def pybullet_object_ids() -> list[str]:
+    """All usable pybullet_data object ids: named meshes, then "random_urdfs/000".."999" (the folder is listed
+    once per process)."""
+    return list(_pybullet_object_ids(str(pybullet_data_dir())))
 
 
 def pybullet_mesh_path(asset_id: str) -> Path:

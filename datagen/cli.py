@@ -100,9 +100,11 @@ def _pick_tracks(num: int, max_tracks: int) -> "np.ndarray":
     return np.linspace(0, num - 1, max_tracks).round().astype(np.int64)
 
 
-def _contact_sheet(samples: list[dict], num_frames: int, max_tracks: int, tail: int, scale: int) -> "np.ndarray":
+def _contact_sheet(samples: list[dict], num_frames: int, max_tracks: int, tail: int, scale: int,
+                   tracks_on: bool = True) -> "np.ndarray":
     """(rows * tile_h, cols * tile_w, 3) uint8: one row per sample, `num_frames` evenly spaced frames per row,
-    tracks drawn (visible: discs, occluded: rings, with tails); 2-px white gutters between tiles."""
+    tracks drawn unless `tracks_on` is False (visible: discs, occluded: rings, with tails); 2-px white gutters
+    between tiles."""
     import numpy as np
 
     from tracker.viz import draw_tracks
@@ -115,7 +117,7 @@ def _contact_sheet(samples: list[dict], num_frames: int, max_tracks: int, tail: 
         if scale > 1:
             frames = np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
             tracks = tracks * scale + (scale - 1) / 2  # pixel centres: x -> x * s + (s - 1) / 2
-        drawn = draw_tracks(frames, tracks, s.visibility[:, keep], tail=tail)
+        drawn = draw_tracks(frames, tracks, s.visibility[:, keep], tail=tail) if tracks_on else frames
         pick = np.unique(np.linspace(0, len(drawn) - 1, min(num_frames, len(drawn))).round().astype(int))
         gutter = np.full((drawn.shape[1], 2, 3), 255, np.uint8)
         row = np.concatenate([x for t in pick for x in (drawn[t], gutter)][:-1], axis=1)
@@ -157,10 +159,12 @@ def cmd_preview(args) -> int:
         s = args.scale
         frames = np.repeat(np.repeat(frames, s, axis=1), s, axis=2)
         tracks = tracks * s + (s - 1) / 2  # pixel centres: x -> x * s + (s - 1) / 2
-    frames = draw_tracks(frames, tracks, sample.visibility[:, keep], tail=args.tail)
+    if not args.no_tracks:
+        frames = draw_tracks(frames, tracks, sample.visibility[:, keep], tail=args.tail)
     fps = float(sample.meta.get("fps", 12))
     path = write_video(args.out, frames, fps)
-    print(f"preview of {sample.key} ({len(keep)} of {sample.num_tracks} tracks, "
+    shown = 0 if args.no_tracks else len(keep)
+    print(f"preview of {sample.key} ({shown} of {sample.num_tracks} tracks, "
           f"{frames.shape[0]} frames) -> {path}")
     if args.sheet_scenes:
         from PIL import Image
@@ -168,7 +172,8 @@ def cmd_preview(args) -> int:
         from datagen.atomic import atomic_file
 
         sheet_path = Path(args.sheet) if args.sheet else Path(args.out).with_suffix(".png")
-        sheet = _contact_sheet(samples, args.sheet_frames, args.max_tracks, args.tail, args.scale)
+        sheet = _contact_sheet(samples, args.sheet_frames, args.max_tracks, args.tail, args.scale,
+                               tracks_on=not args.no_tracks)
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(sheet_path) as fh:
             Image.fromarray(sheet).save(fh, format="PNG")
@@ -419,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sample", type=int, default=0, help="sample index within the shard(s) (default 0)")
     v.add_argument("--max-tracks", type=int, default=150, help="tracks drawn (evenly spaced; 0 = all)")
     v.add_argument("--tail", type=int, default=8, help="track tail length in frames")
+    v.add_argument("--no-tracks", action="store_true", help="the frames alone, without track overlays")
     v.add_argument("--scale", type=int, default=1, help="integer upscaling of the frames before drawing")
     v.add_argument("--sheet", default=None, help="contact sheet path (default: --out with .png)")
     v.add_argument("--sheet-scenes", type=int, default=4,

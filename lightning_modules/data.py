@@ -562,8 +562,11 @@ class TrackDataModule(L.LightningDataModule):
         workers = self.cfg.num_workers
         per_worker = math.ceil(self.batches_per_epoch() / max(workers, 1))
         pipeline = wds.DataPipeline(MixtureStream(self.sources, self.cfg, self._stream_seed)).with_epoch(per_worker)
+        from .stop_signals import keep_worker_through_stop
+
         return TrainLoader(pipeline, batch_size=None, num_workers=workers, persistent_workers=False,
-                           pin_memory=torch.cuda.is_available(), collate_fn=None)
+                           pin_memory=torch.cuda.is_available(), collate_fn=None,
+                           worker_init_fn=keep_worker_through_stop if workers else None)
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_info()

@@ -61,6 +61,8 @@ class _State:
         # Text for the stop lines, e.g. " at step 12; newest checkpoint ..." (called from the watchdog thread too).
         self.note: Optional[Callable[[], str]] = None
         self.sockets: tuple[socket.socket, socket.socket] | None = None
+        # In a forked child of a training process: its stop-signal handler (ignore while the parent lives).
+        self.child_handler: Optional[Callable] = None
 
 
 _state = _State()
@@ -144,6 +146,21 @@ def tolerate_child_deaths_while_stopping() -> None:
 
     on_sigchld._stop_signals = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, on_sigchld)
+
+
+def keep_worker_through_stop(worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: PyTorch's worker loop installs its own SIGTERM handler (it dies unless its
+    parent sent the signal) after the fork hook above made the worker ignore stop signals, so a SIGTERM sent to the
+    whole process group could still kill it while the training process waits for its next batch; the step then
+    fails instead of ending at the boundary with a checkpoint (seen under load). This puts the fork hook's handler
+    back. No-op outside a child of a process that installed the stop handlers."""
+    if _state.child_handler is None:
+        return
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, _state.child_handler)
+        except (ValueError, OSError):
+            pass
 
 
 def stopping() -> None:
@@ -311,6 +328,7 @@ def _reset_in_child() -> None:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
+    _state.child_handler = while_parent_lives
     try:
         signal.set_wakeup_fd(-1)
         for signum in STOP_SIGNALS:

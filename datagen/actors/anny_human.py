@@ -5,15 +5,17 @@ face tracks, regions, materials); this kind only turns a ``Spawn`` into one defo
 ``Actor``. What is randomised per person (``rng``): phenotype (gender, age, muscle, weight, height,
 proportions), skin tone, hair style and colour, eye colour, outfit (sleeves, hem, neckline, trousers /
 shorts / skirt, shoes or boots) and fabrics, clip (one of ``Options.clips``, default the 15 DeepMimic clips
-+ ``stand``, or a BVH file of ``Options.bvh``), phase, playback speed, mirror, and the facial performance
++ ``stand`` with the four clips spent on the ground (GROUND_CLIPS) at a quarter of the rate, or a BVH file of
+``Options.bvh``), phase, playback speed, mirror, and the facial performance
 (expressions, talking, blinks, gaze, head motion).
 
 A group (``herd: true`` in the scene config) is a crowd: the members share the clip and stand close
 together (0.5-1.1 m apart, in a loose row around the spawn point), so they overlap and occlude each other
 on screen. Heading and position come from the ``Spawn``.
 
-Mesh: ``<name>_body``, 13,718 vertices / 27,420 triangles, one shape key per keyed frame (see
-``datagen.humans.actor``); regions per polygon: ``datagen.humans.regions.REGIONS`` (face, skin, hair, top,
+Mesh: ``<name>_body``, the body's 13,718 vertices / 27,420 triangles and the hair's (``datagen.humans.hair``:
+a shell, a curtain for long hair, a bun), one shape key per keyed frame (see ``datagen.humans.actor``);
+regions per polygon: ``datagen.humans.regions.REGIONS`` (face, skin, hair, top,
 bottom, shoes, inner). Points for the camera: ``head`` (between the eyes) and ``face_front`` (1 m in front
 of the face), per rendered frame.
 """
@@ -28,6 +30,10 @@ from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, S
 from datagen.actors.registry import register
 
 CROWD_SPACING = (0.5, 1.1)  # metres between neighbours of a group (herd: true)
+# Clips spent mostly lying on the ground: drawn at a quarter of the others' rate unless Options.clips asks for
+# them (a whole clip of a person lying still teaches little and looked odd in most scenes).
+GROUND_CLIPS = ("crawl", "getup_facedown", "getup_faceup", "roll")
+GROUND_WEIGHT = 0.25
 
 
 @dataclass
@@ -36,6 +42,7 @@ class AnnyHumanOptions:
     bvh: list[str] = field(default_factory=list)  # BVH files or folders of them, picked like clips
     expressive: float = 1.0  # scales facial expressions (0: neutral face; blinks and gaze stay)
     head_motion: float = 1.0  # scales the extra head motion (yaw/pitch/roll waves)
+    hair: list[str] = field(default_factory=list)  # hair styles to draw from (default: all, datagen.humans.regions)
 
 
 def bvh_files(entries: list[str]) -> list[str]:
@@ -76,6 +83,11 @@ class AnnyHuman(ActorKind):
             bvh_files(options.bvh)
         except FileNotFoundError as err:
             raise ValueError(str(err)) from None
+        from datagen.humans.regions import HAIR_STYLES
+
+        bad = [h for h in options.hair if h not in HAIR_STYLES]
+        if bad:
+            raise ValueError(f"unknown hair styles {bad}; choices: {list(HAIR_STYLES)}")
         if options.expressive < 0 or options.head_motion < 0:
             raise ValueError("expressive and head_motion must be >= 0")
 
@@ -110,7 +122,8 @@ class AnnyHuman(ActorKind):
             files = bvh_files(self.options.bvh)
             pool = list(self.options.clips) if self.options.clips or files else retarget.clip_names()
             pool = pool + [f"bvh:{f}" for f in files]
-            shared["clip"] = pool[int(rng.integers(len(pool)))]
+            w = np.array([GROUND_WEIGHT if c in GROUND_CLIPS and not self.options.clips else 1.0 for c in pool])
+            shared["clip"] = pool[int(rng.choice(len(pool), p=w / w.sum()))]
             shared["speed"] = float(rng.uniform(*human.SPEED_RANGE))
         position, heading = np.asarray(spawn.position, float), spawn.heading
         if spawn.group is not None and spawn.index > 0:  # crowd: a loose row, neighbours 0.5-1.1 m apart
@@ -122,7 +135,7 @@ class AnnyHuman(ActorKind):
         motion = human.pose_human(rng, ctx.num_frames, ctx.fps, clip=shared["clip"],
                                   speed=shared["speed"] * (float(rng.uniform(0.95, 1.05)) if spawn.index else 1.0),
                                   heading=heading, position=position, expressive=self.options.expressive,
-                                  head_motion=self.options.head_motion)
+                                  head_motion=self.options.head_motion, hair_styles=list(self.options.hair) or None)
         obj = human.add_human_object(ctx.bpy, motion, f"{ctx.name}_body", ctx.frame_start - 1)
         rendered = slice(1, -1)
         meta = {"kind": self.name, "name": ctx.name, **motion.meta,

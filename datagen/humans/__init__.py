@@ -8,12 +8,13 @@ Modules, each with one job (data flows top to bottom):
 * ``retarget``: motion sources (the DeepMimic clips of pybullet_data, BVH files) -> anny bone
   world orientations, by swinging each anny bone onto the source's bone direction.
 * ``face``: facial-expression tracks over time (face units), blinks, gaze and head motion.
-* ``regions``: per-polygon region labels (face, skin, hair, top, bottom, shoes, eyes, lips, brows) and
-  random outfits.
+* ``regions``: per-polygon region labels (face, skin, hair, top, bottom, shoes, eyes, lips), per-vertex
+  paint (brows, hairline, lash lines) and random outfits.
+* ``hair``: hair geometry at rest (a shell over the scalp, a curtain for long hair, a bun) with skin weights.
 * ``materials``: Blender materials (procedural skin tones, fabric and hair textures that stick to the
   surface through UV / rest-position coordinates).
-* ``actor``: ``pose_human`` (numpy/torch only: everything about one person, per-frame vertices) and
-  ``add_human`` (the Blender mesh with one shape key per frame).
+* ``actor``: ``pose_human`` (numpy/torch only: everything about one person, per-frame vertices, on the floor
+  with planted feet) and ``add_human_object`` (the Blender mesh with one shape key per frame).
 
 See docs/datagen_actors.md for conventions, licences and measured costs.
 """

@@ -4,8 +4,9 @@
 outfit, look, clip, phase, speed, mirror, heading, position, facial performance), retargets the clip
 onto the anny body, and skins it for the scene frames ``frame_start - 1 .. frame_end + 1`` (one extra
 frame either side: motion blur and the forward-flow pass need the neighbours). Row ``i`` of
-``HumanMotion.vertices`` is scene frame ``frame_start - 1 + i``. The lowest point of the body over
-one pass of the clip (and over the rendered frames) touches the floor z = 0; the root is at
+``HumanMotion.vertices`` is scene frame ``frame_start - 1 + i``. The body stands on the floor z = 0: its
+lowest point is at the height the source clip is off its ground at that frame (``ground_level``), never below
+it; the root is at
 ``position`` (x, y) at the middle rendered frame, facing ``heading`` (yaw, rad; 0 = +x).
 
 ``add_human_object(bpy, motion, name, first_frame)`` puts ONE ordinary Blender mesh object into the
@@ -25,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.actors import planting
 from datagen.humans import body as body_lib
 from datagen.humans import face as face_lib
+from datagen.humans import hair as hair_lib
 from datagen.humans import materials as mat_lib
 from datagen.humans import regions as reg_lib
 from datagen.humans import retarget as rt_lib
@@ -34,21 +37,30 @@ from datagen.humans import retarget as rt_lib
 CATEGORY = "human"
 SPEED_RANGE = (0.8, 1.25)  # playback speed (x clip time)
 POSITION_RANGE = 1.5  # |x|, |y| <= this (m) for the root at the middle frame, when not given
-FLOOR_SAMPLES_PER_S = 30.0  # clip sampling rate for the floor-contact search
-FLOOR_VERTEX_STRIDE = 3  # every 3rd vertex in that search (the rendered frames use all of them)
-FLOOR_MAX_SAMPLES = 121  # long clips: coarser sampling (bounded cost)
+# The floor: mocap retargeted onto another body floats or sinks by a few cm (with one offset per clip, a running
+# stance foot stayed 3-5 cm above the floor and a crawling body 2-9 cm). So the body's lowest point is put at the
+# height the SOURCE skeleton is off its ground at that frame: its lowest joint's height above that joint height's
+# rolling minimum over GROUND_WINDOW_S either side (smoothed over half of that). Standing, walking, crawling: the
+# body rests on the floor at every frame; jumps, flips and a run's strides keep their flight (ground_level).
+GROUND_WINDOW_S = 0.6  # scene seconds either side
+GROUND_SAMPLES_PER_S = 10.0  # sampling of the source around the rendered frames
+# The source's lowest point is a JOINT: an ankle rises ~5 cm while the toes push off, and a rolling body rests on
+# joints of different clearances (shoulder, hip, knee). Flights count above this much (m), so those stay on the floor.
+GROUND_CONTACT_TOLERANCE = 0.05
 MIRROR_PROBABILITY = 0.5
 
 
 @dataclass
 class HumanMotion:
-    """A posed person, independent of Blender (anny mesh topology; world metres, Z up).
+    """A posed person, independent of Blender (the anny mesh's vertices and polygons first, then the hair's,
+    datagen.humans.hair; world metres, Z up).
 
     vertices: (T + 2, V, 3) float32 for scene frames frame_start - 1 .. frame_end + 1;
     rest: (V, 3) float32 unposed body (also the texture coordinates of the procedural materials);
     faces: (F, 3) int64; uv: (F, 3, 2) float32 per corner; slots: (F,) index into regions.SLOTS
     (material per polygon); regions: (F,) index into regions.REGIONS (reported to the annotator);
-    eye_r: (V,) float32 (iris/pupil shading); head: (T + 2, 3) centre between the eyes; head_forward:
+    eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash: (V,) float32 painted brows, hair
+    and lash lines (regions.BodyLabels); head: (T + 2, 3) centre between the eyes; head_forward:
     (T + 2, 3) unit direction the face looks at; root: (T + 2, 3) pelvis.
     """
 
@@ -59,6 +71,9 @@ class HumanMotion:
     slots: np.ndarray
     regions: np.ndarray
     eye_r: np.ndarray
+    brow: np.ndarray
+    hairline: np.ndarray
+    lash: np.ndarray
     head: np.ndarray
     head_forward: np.ndarray
     root: np.ndarray
@@ -97,20 +112,22 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
                bvh: str | Path | None = None, bvh_files: list[str] | None = None,
                phase: float | None = None, speed: float | None = None, mirror: bool | None = None,
                heading: float | None = None, position=None, phenotype: body_lib.Phenotype | None = None,
-               expressive: float = 1.0, head_motion: float = 1.0, model=None) -> HumanMotion:
+               expressive: float = 1.0, head_motion: float = 1.0, hair_styles: list[str] | None = None,
+               model=None) -> HumanMotion:
     """Draw (from ``rng``) and pose one person for ``num_frames`` frames at ``fps``; see the module doc.
 
     clip: a built-in clip name (``retarget.clip_names()``: the DeepMimic clips and "stand") or "bvh:<path>";
     bvh: a BVH file (wins over clip); bvh_files: extra BVH paths the random choice may pick; phase: clip time
     at frame 0 as a fraction of the clip; speed: playback speed; mirror: left/right swapped; expressive: scales the
-    facial expressions (0: neutral face, blinks only); head_motion: scales the extra head motion.
+    facial expressions (0: neutral face, blinks only); head_motion: scales the extra head motion; hair_styles: the
+    styles (regions.HAIR_STYLES) to draw from (None: all, by their frequencies).
     """
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames}, {fps}")
     timings = {}
     t0 = time.perf_counter()
     phenotype = phenotype if phenotype is not None else body_lib.Phenotype.sample(rng)
-    outfit = reg_lib.Outfit.sample(rng, female=phenotype.gender > 0.5)
+    outfit = reg_lib.Outfit.sample(rng, female=phenotype.gender > 0.5, hair_styles=hair_styles)
     look = mat_lib.Look.sample(rng, age=phenotype.age, dress=outfit.dress)
     source = _source_for(clip, bvh, rng, bvh_files)
     speed = float(speed if speed is not None else rng.uniform(*SPEED_RANGE))
@@ -127,8 +144,11 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     track = face_lib.FaceTrack.sample(rng, body_lib.load_model().facial_action_labels if model is None
                                       else model.facial_action_labels, frame_times[0], frame_times[-1],
                                       expressive=expressive, head_motion=head_motion)
+    hair_rng = np.random.default_rng(int(rng.integers(2 ** 63)))
     body = body_lib.BodyModel(phenotype, model=model)
     rest = body.rest
+    labels = reg_lib.label_body(rest, outfit)
+    hair = hair_lib.grow_hair(rest, labels.slot == reg_lib.SLOTS.index("hair"), outfit.hair, hair_rng)
     timings["body_s"] = time.perf_counter() - t0
 
     # --- motion ----------------------------------------------------------------------------------------
@@ -138,17 +158,17 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     pose = retarget(clip_t)
     units, gaze, head_angles = track.evaluate(frame_times)
     rotations = _with_head_and_gaze(pose.rotations, rest.bone_labels, head_angles, gaze)
-    # floor: lowest point over one pass of the clip (subset of vertices) and over the rendered frames (all)
-    n_samples = int(np.clip(np.ceil(source.duration * FLOOR_SAMPLES_PER_S) + 1, 2, FLOOR_MAX_SAMPLES))
-    clip_pose = retarget(np.linspace(0.0, source.duration, n_samples))
-    subset = np.arange(0, body.num_vertices, FLOOR_VERTEX_STRIDE)
-    v_clip, _ = body.skin(clip_pose.rotations, clip_pose.root, vertex_subset=subset)
+    # floor: how high the source skeleton is off its ground around the rendered frames (see GROUND_WINDOW_S)
+    ground_times = np.arange(frame_times[0] - GROUND_WINDOW_S, frame_times[-1] + GROUND_WINDOW_S + 1e-9,
+                             1.0 / GROUND_SAMPLES_PER_S)
+    source_low = retarget.lowest_joint(phase * source.duration + speed * ground_times)
     timings["retarget_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    verts, heads = body.skin(rotations, pose.root, units)
+    verts, heads = body.skin(rotations, pose.root, units, extra=(hair.vertices, hair.weights))
     timings["skin_s"] = time.perf_counter() - t2
-    lowest = min(float(v_clip[..., 2].min()), float(verts[..., 2].min()))
+    ground = ground_level(frame_times, verts[..., 2].min(1), retarget.lowest_joint(clip_t), ground_times,
+                          source_low)
 
     # --- placement: root at `position` at the middle frame, facing `heading`, feet on z = 0 -------------
     mid = 1 + (num_frames - 1) // 2  # row of the middle rendered frame
@@ -156,31 +176,69 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     c, s = np.cos(heading - yaw), np.sin(heading - yaw)
     Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     pivot = np.array([pose.root[mid, 0], pose.root[mid, 1], 0.0])
-    offset = np.array([position[0], position[1], -lowest]) - Rz @ pivot
-    verts = verts @ Rz.T + offset
-    heads = heads @ Rz.T + offset
-    root = pose.root @ Rz.T + offset
+    offset = np.array([position[0], position[1], 0.0]) - Rz @ pivot
+    down = np.zeros((len(ground), 3))
+    down[:, 2] = ground  # per frame: the ground level comes down to z = 0 (Rz turns about z: order is free)
+    verts = verts @ Rz.T + (offset - down)[:, None]
+    # standing feet (or knees, hands, a rolling back) do not slide: the body is pushed back by their mean step
+    slide = np.zeros_like(down)
+    slide[:, :2] = planting.stop_sliding(verts)
+    slide -= slide[mid]  # the root stays at `position` at the middle frame
+    verts = verts + slide[:, None]
+    heads = heads @ Rz.T + (offset - down + slide)[:, None]
+    root = pose.root @ Rz.T + offset - down + slide
     L = rest.bone_labels.index
     eye_mid = 0.5 * (heads[:, L("eye.L")] + heads[:, L("eye.R")])
     head_rot = Rz @ rotations[:, L("head")]
     forward = head_rot @ np.array([0.0, -1.0, 0.0])
 
-    # --- appearance -------------------------------------------------------------------------------------
-    labels = reg_lib.label_body(rest, outfit)
+    # --- appearance: the body's polygons, then the hair's ---------------------------------------------------
+    V = len(rest.vertices)
+    hair_slot = reg_lib.SLOTS.index("hair")
+    faces = np.concatenate([rest.faces, hair.faces + V])
+    slots = np.concatenate([labels.slot, np.full(len(hair.faces), hair_slot, np.int64)])
+    regions = np.concatenate([labels.region, np.full(len(hair.faces), reg_lib.REGIONS.index("hair"), np.int64)])
+    uv = np.concatenate([rest.uv, np.zeros((len(hair.faces), 3, 2))])
+    rest_points = np.concatenate([rest.vertices, hair.vertices])
+    eye_r = np.concatenate([reg_lib.eye_coordinates(rest), np.ones(len(hair.vertices))])
+    brow = np.concatenate([labels.brow, np.zeros(len(hair.vertices))])
+    hairline = np.concatenate([labels.hairline, np.ones(len(hair.vertices))])
+    lash = np.concatenate([labels.lash, np.zeros(len(hair.vertices))])
     meta = {
         "category": CATEGORY, "model": "anny", "anny_config": dict(body_lib.MODEL_CONFIG),
         "phenotype": phenotype.to_dict(), "outfit": outfit.to_dict(), "look": look.to_dict(),
         "clip": source.name, "phase": float(phase), "speed": speed, "mirror": mirror, "heading": heading,
-        "position": list(position), "retarget_scale": pose.scale, "floor_offset": -lowest,
+        "position": list(position), "retarget_scale": pose.scale,
+        "floor_offset": [float(-ground.max()), float(-ground.min())],
         "height_m": float(rest.vertices[:, 2].max() - rest.vertices[:, 2].min()),
         "face_track": track.meta(), "expressive": float(expressive), "head_motion": float(head_motion),
-        "regions": list(reg_lib.REGIONS),
+        "regions": list(reg_lib.REGIONS), "hair_vertices": int(len(hair.vertices)),
     }
     timings["total_s"] = time.perf_counter() - t0
-    return HumanMotion(vertices=verts.astype(np.float32), rest=rest.vertices.astype(np.float32),
-                       faces=rest.faces, uv=rest.uv.astype(np.float32), slots=labels.slot,
-                       regions=labels.region, eye_r=reg_lib.eye_coordinates(rest).astype(np.float32),
+    return HumanMotion(vertices=verts.astype(np.float32), rest=rest_points.astype(np.float32),
+                       faces=faces, uv=uv.astype(np.float32), slots=slots,
+                       regions=regions, eye_r=eye_r.astype(np.float32), brow=brow.astype(np.float32),
+                       hairline=hairline.astype(np.float32), lash=lash.astype(np.float32),
                        head=eye_mid, head_forward=forward, root=root, look=look, meta=meta, timings=timings)
+
+
+def ground_level(frame_times: np.ndarray, frame_low: np.ndarray, frame_source_low: np.ndarray,
+                 sample_times: np.ndarray, sample_source_low: np.ndarray) -> np.ndarray:
+    """(T,) the height to take off every vertex at each frame so the body stands on the floor z = 0.
+
+    frame_times (T,) scene seconds; frame_low (T,) the posed body's lowest point (all vertices);
+    frame_source_low (T,) the source skeleton's lowest joint (retarget.lowest_joint) at those frames;
+    sample_times (S,) / sample_source_low (S,) the same around them (GROUND_WINDOW_S either side). The source's
+    flight at a frame is its lowest joint above that joint height's rolling minimum over +-GROUND_WINDOW_S
+    (smoothed by a +-GROUND_WINDOW_S / 2 moving average, so the reference does not jump), less
+    GROUND_CONTACT_TOLERANCE; the body's lowest point is put at that flight height, hence never below the floor.
+    """
+    near = np.abs(sample_times[:, None] - sample_times[None, :]) <= GROUND_WINDOW_S + 1e-9
+    rolling = np.where(near, sample_source_low[None, :], np.inf).min(1)
+    box = np.abs(sample_times[:, None] - sample_times[None, :]) <= GROUND_WINDOW_S / 2 + 1e-9
+    smooth = (box * rolling[None, :]).sum(1) / box.sum(1)
+    flight = np.maximum(0.0, frame_source_low - np.interp(frame_times, sample_times, smooth) - GROUND_CONTACT_TOLERANCE)
+    return frame_low - flight
 
 
 def _with_head_and_gaze(rotations: np.ndarray, labels: list[str], head: np.ndarray,
@@ -212,7 +270,8 @@ def _body_yaw(root_rotation: np.ndarray) -> float:
 
 def build_mesh(bpy, name: str, motion: HumanMotion):
     """A Blender mesh of the rest body: vertices in anny order, triangles, UVs, material index per
-    polygon (regions.SLOTS), smooth shading, point attributes ``rest`` and ``eye_r``."""
+    polygon (regions.SLOTS), smooth shading, point attributes ``rest``, ``eye_r``, ``brow``, ``hairline`` and
+    ``lash``."""
     V, F = len(motion.rest), len(motion.faces)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(V)
@@ -227,7 +286,8 @@ def build_mesh(bpy, name: str, motion: HumanMotion):
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", motion.uv.reshape(-1))
     mesh.attributes.new("rest", "FLOAT_VECTOR", "POINT").data.foreach_set("vector", motion.rest.ravel())
-    mesh.attributes.new("eye_r", "FLOAT", "POINT").data.foreach_set("value", motion.eye_r)
+    for attr in ("eye_r", "brow", "hairline", "lash"):
+        mesh.attributes.new(attr, "FLOAT", "POINT").data.foreach_set("value", getattr(motion, attr))
     mesh.update()
     return mesh
 

@@ -324,13 +324,15 @@ class BodyModel:
         return int(self._rest_vertices.shape[0])
 
     def skin(self, rotations: np.ndarray, root: np.ndarray, face_units: np.ndarray | None = None,
-             vertex_subset: np.ndarray | None = None, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+             vertex_subset: np.ndarray | None = None, extra: tuple[np.ndarray, np.ndarray] | None = None,
+             chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Pose the body for T frames.
 
         rotations: (T, J, 3, 3) world rotation of each bone relative to its rest orientation (a bone's head
         follows its parent; only the root's position is free); root: (T, 3) world position of the root
         bone's head; face_units: (T, 52) weights in [0, 1] in ``face_unit_labels`` order (None: neutral);
-        vertex_subset: indices of the vertices to return (None: all).
+        vertex_subset: indices of the vertices to return (None: all); extra: (rest points (H, 3), skin weights
+        (H, J)) of more points skinned with the body (hair), returned after the body's vertices.
         Returns vertices (T, V', 3) and bone heads (T, J, 3), float64 numpy, world metres.
         """
         import anny.utils.kinematics as kinematics
@@ -351,6 +353,12 @@ class BodyModel:
             fa_shapes = m.blendshapes[self._fa_rows]  # (K, V, 3)
             fa_shapes = fa_shapes if idx is None else fa_shapes[:, idx]
             face_units = torch.as_tensor(np.asarray(face_units), dtype=m.dtype)
+        if extra is not None and len(extra[0]):
+            extra_v = torch.as_tensor(np.asarray(extra[0]), dtype=m.dtype)
+            rest_v = torch.cat([rest_v, extra_v])
+            weights = torch.cat([weights, torch.as_tensor(np.asarray(extra[1]), dtype=weights.dtype)])
+            if fa_shapes is not None:  # facial units do not move the extra points
+                fa_shapes = torch.cat([fa_shapes, fa_shapes.new_zeros((len(fa_shapes), len(extra_v), 3))], 1)
         verts, heads = [], []
         with torch.no_grad():
             for s in range(0, T, chunk):  # chunks over frames bound the (T, V, J) temporaries

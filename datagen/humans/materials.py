@@ -133,10 +133,12 @@ def _sample_fabric(rng: np.random.Generator, allow_denim: bool) -> Fabric:
 WAVE_PERIOD = 2.0 * np.pi / 20.0
 
 
-class _Graph:
-    """Small helper around a material's node tree."""
+class NodeGraph:
+    """Small helper around a new material's node tree; procedural textures look up ``rest_attribute`` (the mesh's
+    rest-position point attribute, so they stick to a deforming surface). Also used for the animals' coats."""
 
-    def __init__(self, bpy, name: str):
+    def __init__(self, bpy, name: str, rest_attribute: str = "rest"):
+        self.rest_attribute = rest_attribute
         self.mat = bpy.data.materials.new(name)
         self.mat.use_nodes = True
         self.nodes, self.links = self.mat.node_tree.nodes, self.mat.node_tree.links
@@ -157,7 +159,7 @@ class _Graph:
         if self._rest is None:
             self._rest = self.nodes.new("ShaderNodeAttribute")
             self._rest.attribute_type = "GEOMETRY"
-            self._rest.attribute_name = "rest"
+            self._rest.attribute_name = self.rest_attribute
         return self._rest.outputs["Vector"]
 
     def scaled_rest(self, scale):
@@ -202,9 +204,27 @@ class _Graph:
             el.color = (*rgb, 1.0)
         return r.outputs["Color"], r
 
-    def bump(self, height, strength):
-        b = self.node("ShaderNodeBump", Strength=strength, Distance=0.002)
+    def attribute(self, name: str):
+        """Float output of the mesh's point attribute ``name``."""
+        a = self.nodes.new("ShaderNodeAttribute")
+        a.attribute_type = "GEOMETRY"
+        a.attribute_name = name
+        return a.outputs["Fac"]
+
+    def smoothstep(self, value, lo: float, hi: float):
+        """0 below lo, 1 above hi, smooth in between."""
+        m = self.nodes.new("ShaderNodeMapRange")
+        m.interpolation_type = "SMOOTHSTEP"
+        m.inputs["From Min"].default_value, m.inputs["From Max"].default_value = lo, hi
+        self.link(value, m.inputs["Value"])
+        return m.outputs["Result"]
+
+    def bump(self, height, strength, distance: float = 0.002):
+        """Bump from ``height``; a second call stacks on the first (its normal feeds the next)."""
+        b = self.node("ShaderNodeBump", Strength=strength, Distance=distance)
         self.link(height, b.inputs["Height"])
+        if self.bsdf.inputs["Normal"].is_linked:
+            self.link(self.bsdf.inputs["Normal"].links[0].from_socket, b.inputs["Normal"])
         self.link(b.outputs["Normal"], self.bsdf.inputs["Normal"])
 
     def finish(self, color, roughness: float, specular: float = 0.5):
@@ -228,7 +248,7 @@ def _lin(rgb) -> tuple[float, float, float]:
 
 
 def _skin(bpy, name: str, look: Look, blush: float = 0.0):
-    g = _Graph(bpy, name)
+    g = NodeGraph(bpy, name)
     base = np.array(_lin(look.skin))
     darker = base * 0.8
     redder = base * np.array([1.08, 0.85, 0.82])
@@ -239,20 +259,33 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0):
     c = g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7))
     if blush:
         c = g.mix(blush, c, tuple(redder))
+    # painted hair (regions.BodyLabels): brows from their density, the scalp's hair up to the hairline; both
+    # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
+    # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
+    # of _strands made the skin ~20 % dearer to render)
+    streaks = g.noise((400.0, 280.0, 30.0), detail=1.0)
+    hair = np.array(_lin(look.hair))
+    brow_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.8 * 0.55)), (0.65, tuple(np.clip(hair * 0.8 * 1.35, 0, 1)))])
+    brow = g.smoothstep(g.attribute("brow"), 0.15, 0.55)
+    c = g.mix(g.math("MULTIPLY", brow, g.math("ADD", g.math("MULTIPLY", streaks, 0.35), 0.65)), c, brow_c)
+    hair_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.55)), (0.65, tuple(np.clip(hair * 1.35 + 0.02, 0, 1)))])
+    c = g.mix(g.smoothstep(g.attribute("hairline"), -0.03, 0.03), c, hair_c)
+    lash_rgb = tuple(np.minimum(_lin(look.hair), 0.03) * 0.6)  # lashes are dark, whatever the hair colour
+    c = g.mix(g.math("MULTIPLY", g.smoothstep(g.attribute("lash"), 0.3, 0.9), 0.9), c, lash_rgb)
     g.bump(fine, 0.05)
     return g.finish(c, roughness=0.5, specular=0.45)
 
 
 def _lips(bpy, name: str, look: Look):
-    g = _Graph(bpy, name)
+    g = NodeGraph(bpy, name)
     base = np.array(_lin(look.lips))
     c = g.mix(g.noise(120.0, detail=2.0), tuple(base * 0.8), tuple(base * 1.1))
     return g.finish(c, roughness=0.35, specular=0.5)
 
 
-def _hair(bpy, name: str, rgb, strand_scale: float = 260.0):
-    """Strands: thin vertical bands (varying along x and y at rest) with distortion, plus clumps."""
-    g = _Graph(bpy, name)
+def _strands(g: "NodeGraph", rgb, strand_scale: float = 260.0):
+    """Hair colour: thin bands (varying along x and y at rest, i.e. strands falling down) with distortion, plus
+    clumps. Returns (colour socket, strand height socket for the bump)."""
     base = np.array(_lin(rgb))
     w = g.nodes.new("ShaderNodeTexWave")
     w.wave_type = "BANDS"
@@ -265,13 +298,18 @@ def _hair(bpy, name: str, rgb, strand_scale: float = 260.0):
            w.inputs["Vector"])
     c = g.mix(w.outputs["Fac"], tuple(base * 0.55), tuple(np.clip(base * 1.35 + 0.02, 0, 1)))
     clumps = g.noise(25.0, detail=2.0)
-    c = g.mix(g.math("MULTIPLY", clumps, 0.6), c, tuple(base * 0.5))
-    g.bump(w.outputs["Fac"], 0.25)
+    return g.mix(g.math("MULTIPLY", clumps, 0.6), c, tuple(base * 0.5)), w.outputs["Fac"]
+
+
+def _hair(bpy, name: str, rgb):
+    g = NodeGraph(bpy, name)
+    c, height = _strands(g, rgb)
+    g.bump(height, 0.25)
     return g.finish(c, roughness=0.45, specular=0.6)
 
 
 def _eye(bpy, name: str, look: Look):
-    g = _Graph(bpy, name)
+    g = NodeGraph(bpy, name)
     r = g.nodes.new("ShaderNodeAttribute")
     r.attribute_type = "GEOMETRY"
     r.attribute_name = "eye_r"
@@ -288,10 +326,27 @@ def _eye(bpy, name: str, look: Look):
     return g.finish(c, roughness=0.08, specular=0.6)
 
 
+def _folds(g: NodeGraph, softness: float):
+    """Fold height: soft ridges running around the limbs and the body (bands along z, strongly distorted) with a
+    slow noise over them; 3-6 folds per 10 cm."""
+    w = g.nodes.new("ShaderNodeTexWave")
+    w.wave_type = "BANDS"
+    w.bands_direction = "Z"
+    w.inputs["Scale"].default_value = 1.0
+    w.inputs["Distortion"].default_value = 8.0 + 6.0 * softness
+    w.inputs["Detail"].default_value = 1.0
+    w.inputs["Detail Scale"].default_value = 1.5
+    g.link(g.scaled_rest((12.0 * WAVE_PERIOD, 12.0 * WAVE_PERIOD, (30.0 + 30.0 * softness) * WAVE_PERIOD)),
+           w.inputs["Vector"])
+    return g.math("MULTIPLY", w.outputs["Fac"], g.noise(4.0, detail=1.0))
+
+
 def _fabric(bpy, name: str, fabric: Fabric):
-    g = _Graph(bpy, name)
+    g = NodeGraph(bpy, name)
     a, b = np.array(_lin(fabric.color)), np.array(_lin(fabric.color2))
     weave = g.noise(220.0, detail=1.0)  # thread-scale grain for every fabric
+    # folds and creases (shading only: the surface, hence the ground truth, stays where it is)
+    g.bump(_folds(g, fabric.roughness), 0.35, distance=0.01)
     p = fabric.pattern
     if p == "stripes":
         w = g.nodes.new("ShaderNodeTexWave")
@@ -339,7 +394,7 @@ def _fabric(bpy, name: str, fabric: Fabric):
 
 
 def _plain(bpy, name: str, rgb, roughness: float, grain: float = 0.0):
-    g = _Graph(bpy, name)
+    g = NodeGraph(bpy, name)
     base = np.array(_lin(rgb))
     c = tuple(base)
     if grain:
@@ -355,7 +410,6 @@ def build_materials(bpy, look: Look, name: str) -> list:
         "skin": _skin(bpy, f"{name}_skin", look),
         "face_skin": _skin(bpy, f"{name}_face", look, blush=0.15),
         "lips": _lips(bpy, f"{name}_lips", look),
-        "brows": _hair(bpy, f"{name}_brows", tuple(np.array(look.hair) * 0.8), strand_scale=500.0),
         "eye": _eye(bpy, f"{name}_eye", look),
         "hair": _hair(bpy, f"{name}_hair", look.hair),
         "top": _fabric(bpy, f"{name}_top", look.top),

@@ -5,7 +5,7 @@ Two label sets, both per polygon (F,):
 * ``REGIONS`` (what the ground truth reports; the contract with the annotator): ``face`` (skin of the
   face, eyes, lips, brows, eyelids), ``skin`` (all other bare skin), ``hair``, ``top``, ``bottom``,
   ``shoes``, ``inner`` (mouth cavity, tongue, eye sockets: rarely seen).
-* ``SLOTS`` (what the materials need, finer): the face split into face skin / lips / brows / eyes, and
+* ``SLOTS`` (what the materials need, finer): the face split into face skin / lips / eyes, and
   a ``dress`` look when top and bottom share one fabric.
 
 Where the labels come from (all on the REST body, so they stick to the deforming surface):
@@ -14,7 +14,8 @@ Where the labels come from (all on the REST body, so they stick to the deforming
   eyes, eye sockets, mouth cavity, tongue) and MPFB2's UV masks (``mpfb2/textures/mpfb_face.jpg``,
   ``mpfb_lips.jpg``, ``mpfb_eyelids.jpg``, ``mpfb_ears.jpg``), looked up at each polygon's UV centroid;
 * brows and the hairline: arcs in head-relative units (the distance between the eye centres), so they
-  sit at the same place on every face;
+  sit at the same place on every face; both are PAINTED from per-vertex values (``BodyLabels.brow``,
+  ``BodyLabels.hairline``) that the skin materials read, so their edges are smooth curves across polygons;
 * clothing cut lines: positions along the arm (``arm_t``: 0 shoulder, 1 elbow, 2 wrist) and the leg
   (``leg_t``: 0 hip, 1 knee, 2 ankle) of each polygon's centroid, and heights relative to the rest
   skeleton's joints, so a sleeve ends at the same place on every body shape;
@@ -29,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 REGIONS = ["skin", "face", "hair", "top", "bottom", "shoes", "inner"]
-SLOTS = ["skin", "face_skin", "lips", "brows", "eye", "hair", "top", "bottom", "shoes", "inner"]
-SLOT_TO_REGION = {"skin": "skin", "face_skin": "face", "lips": "face", "brows": "face", "eye": "face",
+SLOTS = ["skin", "face_skin", "lips", "eye", "hair", "top", "bottom", "shoes", "inner"]
+SLOT_TO_REGION = {"skin": "skin", "face_skin": "face", "lips": "face", "eye": "face",
                   "hair": "hair", "top": "top", "bottom": "bottom", "shoes": "shoes", "inner": "inner"}
 
 HAIR_STYLES = ("short", "long", "bun", "buzz", "bald")
-HAIR_STYLE_P = (0.4, 0.3, 0.1, 0.1, 0.1)
+HAIR_MARGIN = 0.08  # eye distances: hair polygons lie this far inside the hairline (the rest is painted)
+HAIR_STYLE_P = (0.3, 0.45, 0.15, 0.05, 0.05)  # women; men: HAIR_STYLE_P_MALE
+HAIR_STYLE_P_MALE = (0.55, 0.1, 0.05, 0.2, 0.1)
 BOTTOM_KINDS = ("trousers", "shorts", "skirt")
 BOTTOM_KIND_P = (0.6, 0.2, 0.2)
 
@@ -63,13 +66,16 @@ class Outfit:
         return asdict(self)
 
     @staticmethod
-    def sample(rng: np.random.Generator, female: bool) -> "Outfit":
+    def sample(rng: np.random.Generator, female: bool, hair_styles: list[str] | None = None) -> "Outfit":
+        """A random outfit; ``hair_styles``: draw the hair style uniformly from these (default: by HAIR_STYLE_P)."""
         sleeve = float(rng.choice([rng.uniform(0.0, 0.15), rng.uniform(0.35, 0.8), rng.uniform(1.75, 1.95)],
                                   p=[0.15, 0.45, 0.4]))
         bottom = str(rng.choice(BOTTOM_KINDS, p=(0.45, 0.2, 0.35) if female else (0.7, 0.3, 0.0)))
         legs = {"trousers": rng.uniform(1.85, 1.98), "shorts": rng.uniform(0.35, 0.9),
                 "skirt": rng.uniform(0.45, 1.3)}[bottom]
-        hair_p = np.array(HAIR_STYLE_P) if female else np.array([0.5, 0.05, 0.0, 0.25, 0.2])
+        hair_p = np.array(HAIR_STYLE_P if female else HAIR_STYLE_P_MALE)
+        if hair_styles:
+            hair_p = np.array([float(h in hair_styles) for h in HAIR_STYLES])
         return Outfit(sleeve=sleeve, hem=float(rng.uniform(-0.35, 0.3)), neckline=float(rng.uniform(0.0, 0.06)),
                       legs=float(legs), bottom=bottom, dress=bool(bottom == "skirt" and rng.uniform() < 0.4),
                       boots=float(rng.choice([2.0, rng.uniform(1.5, 1.8)], p=[0.8, 0.2])),
@@ -147,10 +153,16 @@ def chain_coordinate(points: np.ndarray, joints: list[np.ndarray]) -> np.ndarray
 
 @dataclass
 class BodyLabels:
-    """Per-polygon labels. slot: (F,) index into SLOTS; region: (F,) index into REGIONS."""
+    """Per-polygon labels, slot: (F,) index into SLOTS; region: (F,) index into REGIONS; and per-vertex paint the
+    skin materials read (smooth across polygons): brow (V,) density in [0, 1]; hairline (V,) signed distance
+    above the hairline in eye distances (> 0: hair; -10 away from the head or when bald); lash (V,) lash line
+    density in [0, 1] (the eyelids' rims)."""
 
     slot: np.ndarray
     region: np.ndarray
+    brow: np.ndarray
+    hairline: np.ndarray
+    lash: np.ndarray
 
     @property
     def region_names(self) -> list[str]:
@@ -160,19 +172,34 @@ class BodyLabels:
         return int((self.region == REGIONS.index(region)).sum())
 
 
+_UV_LABELS: dict = {}
+
+
+def _uv_labels(uv: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per polygon from its UV centroid (uv: (F, 3, 2) per corner): anny's body part and MPFB2's face / eyelids /
+    ears / lips masks. They depend on the topology's UVs only (the same for every phenotype), so they are computed
+    once per process."""
+    key = (uv.shape, hash(uv.tobytes()))
+    if key not in _UV_LABELS:
+        uvc = uv.mean(1)
+        _UV_LABELS.clear()
+        _UV_LABELS[key] = (body_parts(uvc), {m: _lookup(_mask(m), uvc) > 100 for m in ("face", "eyelids", "ears",
+                                                                                         "lips")})
+    return _UV_LABELS[key]
+
+
 def label_body(rest, outfit: Outfit) -> BodyLabels:
     """Labels of every polygon of ``rest`` (``datagen.humans.body.RestBody``) wearing ``outfit``."""
     faces = rest.faces
     cen = rest.vertices[faces].mean(1)  # (F, 3) centroids
-    uvc = rest.uv.mean(1)
-    part = body_parts(uvc)
-    weights = rest.weights[faces].mean(1)  # (F, J) skin weights at the centroid
+    part, uv_masks = _uv_labels(rest.uv)
     bl = rest.bone_labels
     h = rest.head
 
     def wsum(prefixes: tuple[str, ...]) -> np.ndarray:
+        """(F,) summed skin weight of the bones named ``prefixes*`` at each polygon's centroid."""
         cols = [i for i, n in enumerate(bl) if n.startswith(prefixes)]
-        return weights[:, cols].sum(1)
+        return rest.weights[:, cols].sum(1)[faces].mean(1)
 
     slot = np.full(len(faces), SLOTS.index("skin"), dtype=np.int64)
     S = SLOTS.index
@@ -212,38 +239,40 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     # Head-relative units: d = distance between the eye centres (~6 cm on adults), so the cut lines
     # scale with children's heads too.
     head = part == "head"
-    face = head & ((_lookup(_mask("face"), uvc) > 100) | (_lookup(_mask("eyelids"), uvc) > 100))
-    ears = head & (_lookup(_mask("ears"), uvc) > 100)
-    lips = head & (_lookup(_mask("lips"), uvc) > 100)
+    face = head & (uv_masks["face"] | uv_masks["eyelids"])
+    ears = head & uv_masks["ears"]
+    lips = head & uv_masks["lips"]
     eye_l, eye_r = h("eye.L"), h("eye.R")
     eye_c = 0.5 * (eye_l + eye_r)
     d = float(np.linalg.norm(eye_l - eye_r))
     rel = (cen - eye_c) / d  # (F, 3) in eye-distance units; x left, y back, z up
+    vrel = (rest.vertices - eye_c) / d  # (V, 3) the same units per vertex
+    hairline = np.full(len(rest.vertices), -10.0)  # signed: > 0 on the hair side (eye distances)
     if outfit.hair != "bald":
-        # hairline: a forehead line in front, above the ears at the sides, the nape at the back
-        forehead = {"short": 1.05, "buzz": 1.15, "long": 0.95, "bun": 1.0}[outfit.hair]
-        side = {"short": 0.3, "buzz": 0.45, "long": -0.2, "bun": 0.2}[outfit.hair]
-        nape = {"short": -1.2, "buzz": -0.9, "long": -1.9, "bun": -1.3}[outfit.hair]
-        # the line rises from `side` at the temples to `forehead` over the eyes, falls to `nape` behind
-        behind = np.clip((rel[:, 1] - 0.9) / 1.2, 0.0, 1.0)  # 0 in front of the ears .. 1 at the back
-        frontal = np.clip(1.0 - np.abs(rel[:, 0]) / 1.1, 0.0, 1.0) * (rel[:, 1] < 0.6)
-        line = side + (forehead - side) * frontal ** 0.7
-        line = np.where(behind > 0, side + (nape - side) * behind, line)
-        hair = (head | (is_body & (rel[:, 2] > -2.6))) & ~ears & ~lips & (rel[:, 2] > line)
+        hairline = _hairline(vrel, outfit.hair)
+        # hair polygons lie wholly HAIR_MARGIN inside the line; the skin materials paint the hair up to the line
+        # itself from the per-vertex value, so the hairline is a smooth curve, not the polygons' zigzag
+        inside = hairline[faces].min(1) > HAIR_MARGIN
+        scalp = (head | (is_body & (rel[:, 2] > -2.6))) & ~ears & ~lips
+        hair = scalp & inside
         hair &= ~np.isin(part, ["eye_front.L", "eye_front.R", "eye_back.L", "eye_back.R", "eye_cavity.L",
                                 "eye_cavity.R", "mouth_cavity", "tongue"])
-        if outfit.hair == "long":  # long hair falls over the back of the neck and the upper back
-            hair |= (is_body | head) & ~ears & (rel[:, 1] > 0.9) & (rel[:, 2] > -4.5) & (np.abs(rel[:, 0]) < 1.6)
         if outfit.hair == "bun":  # hair pulled back: no side fringe, a fuller crown
             hair |= head & ~face & (rel[:, 2] > 0.2)
         slot[hair] = S("hair")
         face &= ~hair
+        on_head = np.zeros(len(rest.vertices), bool)
+        on_head[np.unique(faces[scalp])] = True
+        hairline = np.where(on_head, hairline, -10.0)
     slot[face] = S("face_skin")
-    # brows: an arc above each eye (0.25-0.5 eye distances above the eye centre, thinner at the ends)
-    dx = np.abs(rel[:, 0]) - 0.5  # 0 above the eye centre (eyes at +-0.5)
-    arc = 0.33 + 0.06 * (1.0 - (dx / 0.45) ** 2) - 0.05 * (dx > 0.2) * (dx - 0.2) / 0.25
-    brows = face & (np.abs(rel[:, 2] - arc) < 0.07) & (dx > -0.35) & (dx < 0.45) & (rel[:, 1] < -0.2)
-    slot[brows] = S("brows")
+    brow = _brows(vrel)
+    on_face = np.zeros(len(rest.vertices), bool)
+    on_face[np.unique(faces[face])] = True
+    brow = np.where(on_face, brow, 0.0)
+    # lashes: the eyelids' rims (face vertices shared with the eye sockets), full on the upper lids
+    rim = np.intersect1d(np.unique(faces[np.isin(part, ["eye_cavity.L", "eye_cavity.R"])]), np.unique(faces[face]))
+    lash = np.zeros(len(rest.vertices))
+    lash[rim] = np.where(vrel[rim, 2] > 0.0, 1.0, 0.5)
     slot[lips] = S("lips")
     eye = np.isin(part, ["eye_front.L", "eye_front.R", "eye_back.L", "eye_back.R"])
     slot[eye] = S("eye")
@@ -251,7 +280,34 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     slot[inner] = S("inner")
 
     region = np.array([REGIONS.index(SLOT_TO_REGION[s]) for s in SLOTS])[slot]
-    return BodyLabels(slot=slot, region=region)
+    return BodyLabels(slot=slot, region=region, brow=brow.astype(np.float32), hairline=hairline.astype(np.float32),
+                      lash=lash.astype(np.float32))
+
+
+def _hairline(rel: np.ndarray, style: str) -> np.ndarray:
+    """(N,) signed height above the hairline of ``style`` (eye distances; > 0: hair) of points ``rel`` (N, 3) in
+    eye-distance units around the eyes' centre (x left, y back, z up). The line: a forehead line in front, above
+    the ears at the sides, the nape at the back; it rises from ``side`` at the temples to ``forehead`` over the
+    eyes and falls to ``nape`` behind."""
+    forehead = {"short": 1.05, "buzz": 1.15, "long": 0.95, "bun": 1.0}[style]
+    side = {"short": 0.3, "buzz": 0.45, "long": -0.2, "bun": 0.2}[style]
+    nape = {"short": -1.2, "buzz": -0.9, "long": -1.9, "bun": -1.3}[style]
+    behind = np.clip((rel[:, 1] - 0.9) / 1.2, 0.0, 1.0)  # 0 in front of the ears .. 1 at the back
+    frontal = np.clip(1.0 - np.abs(rel[:, 0]) / 1.1, 0.0, 1.0) * (rel[:, 1] < 0.6)
+    line = side + (forehead - side) * frontal ** 0.7
+    line = np.where(behind > 0, side + (nape - side) * behind, line)
+    return rel[:, 2] - line
+
+
+def _brows(rel: np.ndarray) -> np.ndarray:
+    """(N,) brow density in [0, 1] at points ``rel`` (eye-distance units, as _hairline): an arc above each eye
+    (0.25-0.5 eye distances above the eye centre), fuller at the inner end, fading out at both ends."""
+    dx = np.abs(rel[:, 0]) - 0.5  # 0 above the eye centre (eyes at +-0.5); < 0 towards the nose
+    arc = 0.33 + 0.06 * (1.0 - (dx / 0.45) ** 2) - 0.05 * (dx > 0.2) * (dx - 0.2) / 0.25
+    half = 0.06 + 0.025 * np.clip(-dx / 0.35, 0.0, 1.0)  # half height of the band
+    band = np.clip(1.0 - np.abs(rel[:, 2] - arc) / half, 0.0, 1.0)
+    ends = np.clip((0.45 - dx) / 0.15, 0.0, 1.0) * np.clip((dx + 0.38) / 0.08, 0.0, 1.0)
+    return band * ends * (rel[:, 1] < -0.2)
 
 
 def eye_coordinates(rest) -> np.ndarray:

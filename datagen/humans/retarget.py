@@ -253,6 +253,12 @@ class Retargeter:
         root = pos[:, self.names.index("pelvis")] * self.scale
         return Retargeted(rotations=out, root=root, scale=self.scale)
 
+    def lowest_joint(self, times: np.ndarray) -> np.ndarray:
+        """(T,) height of the source skeleton's lowest joint at clip times (T,), in anny metres (x scale): how high
+        the source is off its ground, up to the joint's own clearance (ankle, knee, hand, hip...)."""
+        pos, _ = self.source.sample(np.asarray(times, dtype=np.float64))
+        return self._map_pos(pos)[..., 2].min(-1) * self.scale
+
     def source_directions(self, times: np.ndarray, segments: list[tuple[str, str]]) -> np.ndarray:
         """Unit directions (T, S, 3) of source segments (canonical from -> to) in the anny frame (tests)."""
         pos, _ = self.source.sample(np.asarray(times, dtype=np.float64))

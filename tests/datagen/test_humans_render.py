@@ -1,8 +1,8 @@
 """anny people in real tiny Kubric/Blender renders (64x64, a few frames, 4 samples per pixel).
 
-* one rolling person filmed by the body-framing camera: skin and clothes in the silhouette, ground truth on
-  the deforming surface vs Blender's forward flow (median < 0.5 px), self-occlusion (the body hides parts
-  of itself as it rolls) agreeing with the rendered depth;
+* one rolling person with long hair filmed by the body-framing camera: skin and clothes in the silhouette, ground
+  truth on the deforming surface, the hair included, vs Blender's forward flow (median < 0.5 px), self-occlusion
+  (the body hides parts of itself as it rolls) agreeing with the rendered depth;
 * the face close-up preset through the real pipeline (generate -> shards -> stats): most visible points on
   the face, the head filling the frame;
 * a crowd of three people standing close together (no render: placement only).
@@ -25,7 +25,7 @@ def _roll_cfg():
 
     return SceneConfig(resolution=[64, 64], num_frames=5, samples_per_pixel=4, num_static_objects=[0, 0],
                        num_tossed_objects=[0, 0], dome_textures=["procedural"], floor_textures=["procedural"],
-                       actors=[ActorGroupConfig(kind="human", options={"clips": ["roll"]})],
+                       actors=[ActorGroupConfig(kind="human", options={"clips": ["roll"], "hair": ["long"]})],
                        camera_framing=["body"], num_tracks=600, foreground_fraction=0.8, actor_fraction=0.8)
 
 
@@ -86,6 +86,11 @@ def test_ground_truth_follows_the_deforming_body(rolling):
     assert len(err) > 50  # visible points compared
     assert np.median(np.linalg.norm(disp, axis=1)) > 0.3, "a rolling body moves"
     assert np.median(err) < 0.5, np.median(err)
+    # long hair (geometry skinned with the body) is ground truth like the rest of the person
+    names = s.meta["region_names"]
+    hair = q[np.asarray(s.meta["track_region"])[q] == names.index("hair")]
+    h_err, _, _ = flow_errors(s, dbg, hair)
+    assert len(h_err) >= 5 and np.median(h_err) < 0.5, (len(h_err), np.median(h_err) if len(h_err) else None)
     # the anchors sit on the rendered surface (the mesh Blender drew is the mesh that was annotated)
     assert np.median(dbg["anchor_gap"][q]) < 0.01
 

@@ -114,3 +114,11 @@ def test_preview_writes_video_and_contact_sheet(tmp_path):
     raw2 = np.repeat(np.repeat(samples[2].video[2], 2, 0), 2, 1)
     tile2 = sheet[2 * (tile_h + 2):, tile_w + 2:2 * tile_w + 2]
     assert (tile2 == raw2).all(-1).mean() > 0.3
+    # --no-tracks: the same sheet with the frames alone (no overlay)
+    bare = tmp_path / "prev" / "bare.mp4"
+    assert main(["preview", str(tmp_path / "shard-000000.tar"), "--out", str(bare), "--scale", "2",
+                 "--sheet-frames", "3", "--no-tracks"]) == 0
+    plain = np.asarray(Image.open(bare.with_suffix(".png")))
+    assert plain.shape == sheet.shape
+    assert (plain[:tile_h, :tile_w] == raw).all()
+    assert (plain[2 * (tile_h + 2):, tile_w + 2:2 * tile_w + 2] == raw2).all()
