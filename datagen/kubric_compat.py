@@ -245,10 +245,12 @@ def read_png(path):
 
 def read_back(renderer, from_dir, return_layers) -> dict:
     """What ``Blender.postprocess(from_dir, return_layers)`` returns, decoding only what those layers need."""
+    from pathlib import Path
+
     import numpy as np
     from kubric.renderer import blender_utils
 
-    from_dir = __import__("pathlib").Path(from_dir)
+    from_dir = Path(from_dir)
     wanted, every = set(), False
     for key in return_layers:
         if key not in _LAYER_CHANNELS:

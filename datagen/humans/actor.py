@@ -167,8 +167,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     t2 = time.perf_counter()
     verts, heads = body.skin(rotations, pose.root, units, extra=(hair.vertices, hair.weights))
     timings["skin_s"] = time.perf_counter() - t2
-    ground = ground_level(frame_times, verts[..., 2].min(1), retarget.lowest_joint(clip_t), ground_times,
-                          source_low)
+    ground = ground_level(frame_times, verts[..., 2].min(1), pose.lowest_joint, ground_times, source_low)
 
     # --- placement: root at `position` at the middle frame, facing `heading`, feet on z = 0 -------------
     mid = 1 + (num_frames - 1) // 2  # row of the middle rendered frame
@@ -227,16 +226,13 @@ def ground_level(frame_times: np.ndarray, frame_low: np.ndarray, frame_source_lo
     """(T,) the height to take off every vertex at each frame so the body stands on the floor z = 0.
 
     frame_times (T,) scene seconds; frame_low (T,) the posed body's lowest point (all vertices);
-    frame_source_low (T,) the source skeleton's lowest joint (retarget.lowest_joint) at those frames;
+    frame_source_low (T,) the source skeleton's lowest joint (Retargeted.lowest_joint) at those frames;
     sample_times (S,) / sample_source_low (S,) the same around them (GROUND_WINDOW_S either side). The source's
     flight at a frame is its lowest joint above that joint height's rolling minimum over +-GROUND_WINDOW_S
     (smoothed by a +-GROUND_WINDOW_S / 2 moving average, so the reference does not jump), less
     GROUND_CONTACT_TOLERANCE; the body's lowest point is put at that flight height, hence never below the floor.
     """
-    near = np.abs(sample_times[:, None] - sample_times[None, :]) <= GROUND_WINDOW_S + 1e-9
-    rolling = np.where(near, sample_source_low[None, :], np.inf).min(1)
-    box = np.abs(sample_times[:, None] - sample_times[None, :]) <= GROUND_WINDOW_S / 2 + 1e-9
-    smooth = (box * rolling[None, :]).sum(1) / box.sum(1)
+    smooth = planting.rolling_floor(sample_source_low, sample_times, GROUND_WINDOW_S)
     flight = np.maximum(0.0, frame_source_low - np.interp(frame_times, sample_times, smooth) - GROUND_CONTACT_TOLERANCE)
     return frame_low - flight
 

@@ -128,11 +128,13 @@ def _swap_side(name: str) -> str:
 class Retargeted:
     """anny pose for T frames: rotations (T, J, 3, 3) world, relative to each bone's rest orientation;
     root (T, 3) world position of anny's root bone head (anny frame, before placement); scale: source ->
-    anny length factor."""
+    anny length factor; lowest_joint (T,) the source skeleton's lowest joint height x scale (see
+    Retargeter.lowest_joint)."""
 
     rotations: np.ndarray
     root: np.ndarray
     scale: float
+    lowest_joint: np.ndarray
 
 
 class Retargeter:
@@ -251,13 +253,16 @@ class Retargeter:
                     cache[key] = slerp_matrices(by_name[a], by_name[c], w)
             out[:, b] = cache[key] @ C
         root = pos[:, self.names.index("pelvis")] * self.scale
-        return Retargeted(rotations=out, root=root, scale=self.scale)
+        return Retargeted(rotations=out, root=root, scale=self.scale, lowest_joint=self._lowest(pos))
 
     def lowest_joint(self, times: np.ndarray) -> np.ndarray:
         """(T,) height of the source skeleton's lowest joint at clip times (T,), in anny metres (x scale): how high
         the source is off its ground, up to the joint's own clearance (ankle, knee, hand, hip...)."""
         pos, _ = self.source.sample(np.asarray(times, dtype=np.float64))
-        return self._map_pos(pos)[..., 2].min(-1) * self.scale
+        return self._lowest(self._map_pos(pos))
+
+    def _lowest(self, mapped_pos: np.ndarray) -> np.ndarray:
+        return mapped_pos[..., 2].min(-1) * self.scale
 
     def source_directions(self, times: np.ndarray, segments: list[tuple[str, str]]) -> np.ndarray:
         """Unit directions (T, S, 3) of source segments (canonical from -> to) in the anny frame (tests)."""
