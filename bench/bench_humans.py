@@ -1,10 +1,10 @@
 """Cost of one anny person per scene (no rendering): model load, posing, skinning, the Blender mesh.
 
-One line per setting, with the capsule humanoid (datagen.articulated) measured in the same run for a ratio:
+One line for the model load, then one line per frame count (the number to compare between runs is
+seconds_per_human; the parts after it are its retargeting, skinning and Blender shares):
 
   bench_humans model_load_s=4.8 (once per scene process)
-  bench_humans frames=24 clip=random seconds_per_human=1.6 retarget_s=1.0 skin_s=0.3 blender_s=0.15
-      vertices=13718 ratio_vs_capsule=25.1
+  bench_humans frames=24 clip=random seconds_per_human=1.6 retarget_s=1.0 skin_s=0.3 blender_s=0.15 vertices=13718
 
     python bench/bench_humans.py [--frames 24 48] [--repeats 4] [--threads 1]
 """
@@ -25,8 +25,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from datagen import articulated, kubric_compat
-    from datagen.humans import actor, body
+    from datagen.actors.humans import actor, body
+    from datagen.scene import kubric_compat
 
     t0 = time.perf_counter()
     body.load_model()
@@ -35,7 +35,6 @@ def main() -> None:
     from kubric.safeimport.bpy import bpy
 
     actor.pose_human(np.random.default_rng(0), 2, 12.0, clip="walk")  # warm clip/skeleton caches
-    articulated.pose_actor("human", np.random.default_rng(0), 2, 12.0)
     for frames in args.frames:
         rng = np.random.default_rng(1)
         parts = {"retarget_s": 0.0, "skin_s": 0.0, "blender_s": 0.0}
@@ -49,13 +48,9 @@ def main() -> None:
             parts["blender_s"] += time.perf_counter() - t
             bpy.data.objects.remove(obj, do_unlink=True)
         per_human = (time.perf_counter() - start) / args.repeats
-        start = time.perf_counter()
-        for _ in range(args.repeats):
-            articulated.pose_actor("human", rng, frames, 12.0)
-        capsule = (time.perf_counter() - start) / args.repeats
         extra = " ".join(f"{k}={v / args.repeats:.2f}" for k, v in parts.items())
         print(f"bench_humans frames={frames} clip=random seconds_per_human={per_human:.2f} {extra} "
-              f"vertices={motion.vertices.shape[1]} ratio_vs_capsule={per_human / capsule:.1f}", flush=True)
+              f"vertices={motion.vertices.shape[1]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -56,10 +56,10 @@ def _scene_cfg(preset: str, res: int, frames: int, overrides: list[str]):
 
 
 def _render(cfg, seed: int, workdir: Path, threads: int | None) -> tuple[np.ndarray, float]:
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
     t0 = time.perf_counter()
-    sample = render_scene(cfg.scene, seed, workdir, threads=threads)
+    sample = render_scene(cfg.scene, seed, workdir, threads=threads).sample
     return sample.video, time.perf_counter() - t0
 
 
@@ -73,7 +73,7 @@ def _save_sheet(path: Path, panels: list[list[np.ndarray]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from datagen.generate import derive_seed
+    from datagen.pipeline.layout import derive_seed
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", default="", help="comma-separated configs/data names (default: all)")

@@ -147,12 +147,13 @@ def _status_mb(key: str) -> float:
 
 def bench_loader(pattern: str, variant: str, batches: int, workers: int) -> float:
     """Clips per second produced by the training DataLoader (decode + recipe augmentation at 384x512)."""
-    from lightning_modules.data import TrackDataModule, resolve_data_config
+    from lightning_modules.data import TrackDataModule
+    from lightning_modules.data_plan import build_data_plan
 
     cfg = load_train_config(REPO / f"configs/train/cotracker3_{variant}.yaml",
                             [f"data.sources.kubric.path={pattern}", f"data.sources.kubric.val_path={pattern}",
                              f"data.num_workers={workers}", "data.shuffle_buffer=2", "data.min_tracks=1"])
-    dm = TrackDataModule(resolve_data_config(cfg).data, seed=0)
+    dm = TrackDataModule(build_data_plan(cfg), seed=0)
     it = iter(dm.train_dataloader())
     next(it)  # worker start-up and first shard open
     t0 = time.perf_counter()
@@ -212,9 +213,9 @@ def run_train_configs(args) -> None:
     settings = []
     for path in args.train_configs.split(","):
         cfg = load_train_config(path, [])
-        hw = tuple(cfg.data.resolution)
+        input_size = tuple(cfg.data.resolution)  # the CPU recipes set it (lightning_modules.data_plan: input_size)
         settings.append(Setting(Path(path).stem, cfg.model.variant, "cpu", cfg.data.clip_len, cfg.data.num_tracks,
-                                hw, train_config=path))
+                                input_size, train_config=path))
     for i in range(args.steps + 1):  # interleaved; step 0 is the warm-up
         for s in settings:
             s.timed_step(warmup=i == 0)

@@ -29,12 +29,13 @@ SETTINGS = {
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from datagen.scene_config import SceneConfig
-from datagen.scene import render_scene
+from datagen.config.scene import SceneConfig
+from datagen.scene.render import render_scene
 kw, seed, workdir = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 t = time.perf_counter()
-s = render_scene(SceneConfig(**kw), seed, workdir)
-print("RESULT " + json.dumps({"total_s": time.perf_counter() - t, **s.meta["timings"],
+r = render_scene(SceneConfig(**kw), seed, workdir)
+s = r.sample
+print("RESULT " + json.dumps({"total_s": time.perf_counter() - t, **r.run["timings"],
                               "visible": float(s.visibility.mean()), "device": s.meta.get("render_device")}))
 """
 

@@ -31,7 +31,7 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def run_sequence(args: argparse.Namespace, seq: str) -> np.ndarray:
-    from datagen.sources.davis import read_davis_sequence
+    from datagen.formats.davis import read_davis_sequence
     from lightning_modules.evaluation.mask_queries import place_mask_queries
     from tracker.video import read_video
 

@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from datagen.atomic import check_writable
-from datagen.errors import UserError
+from tracker.common.atomic import check_writable
+from tracker.common.errors import UserError
 
 DEFAULT_CONFIG = "configs/data/default.yaml"
 EXIT_FAILURE, EXIT_USAGE = 1, 2
@@ -50,8 +50,8 @@ def _load_config(args):
 
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_generate(args) -> int:
-    from datagen.generate import GenerationError, generate_dataset
-    from datagen.output_lock import OutputBusyError
+    from datagen.pipeline.generate import GenerationError, generate_dataset
+    from tracker.common.output_lock import OutputBusyError
 
     cfg = _load_config(args)
     slurm_index, slurm_count = _slurm_task()
@@ -80,7 +80,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_complete(args) -> int:
-    from datagen.generate import missing_shards
+    from datagen.pipeline.layout import missing_shards
 
     cfg = _load_config(args)
     missing = missing_shards(cfg, args.out)
@@ -132,7 +132,7 @@ def _contact_sheet(samples: list[dict], num_frames: int, max_tracks: int, tail: 
 def cmd_preview(args) -> int:
     import numpy as np
 
-    from datagen.shards import read_shards
+    from datagen.formats.shards import read_shards
     from tracker.video import write_video
     from tracker.viz import draw_tracks
 
@@ -169,7 +169,7 @@ def cmd_preview(args) -> int:
     if args.sheet_scenes:
         from PIL import Image
 
-        from datagen.atomic import atomic_file
+        from tracker.common.atomic import atomic_file
 
         sheet_path = Path(args.sheet) if args.sheet else Path(args.out).with_suffix(".png")
         sheet = _contact_sheet(samples, args.sheet_frames, args.max_tracks, args.tail, args.scale,
@@ -187,7 +187,7 @@ def _render_seconds(shards, keys: set[str]) -> list[float]:
     (timings are run facts, kept out of the shards; a scene's last record wins). Empty when there is no such log."""
     import json
 
-    from datagen.shards import is_url
+    from datagen.formats.shard_io import is_url
 
     seconds: dict[str, float] = {}
     for folder in sorted({Path(p).parent for p in shards if not is_url(p)}):
@@ -213,8 +213,9 @@ def dataset_stats(pattern) -> dict:
     """
     import numpy as np
 
-    from datagen.atomic import json_safe
-    from datagen.shards import expand_shards, read_shards
+    from tracker.common.atomic import json_safe
+    from datagen.formats.shard_io import expand_shards
+    from datagen.formats.shards import read_shards
 
     shards = expand_shards(pattern)
     n, frames, res, tracks_per = 0, set(), set(), set()
@@ -359,10 +360,10 @@ def _export_progress(total: int | None, enabled: bool):
 
 
 def cmd_export(args) -> int:
-    """Read any source (datagen.sources) and write it in another format (one sample at a time, except tapvid)."""
+    """Read any source (datagen.formats) and write it in another format (one sample at a time, except tapvid)."""
     import itertools
 
-    from datagen.sources import open_source, writer
+    from datagen.formats import open_source, writer
 
     if args.max_samples is not None and args.max_samples < 1:
         raise CliError(f"--max-samples must be >= 1, got {args.max_samples}", EXIT_USAGE)
@@ -459,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from datagen.shards import CorruptSampleError, NoShardsError
-    from datagen.sources import SourceError
+    from datagen.formats.shard_io import CorruptSampleError, NoShardsError
+    from datagen.formats import SourceError
 
     try:
         return args.func(args)

@@ -33,8 +33,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from datagen.config_loading import merge_config, omegaconf_error
-from datagen.errors import UserError, one_line
+from tracker.common.config_loading import merge_config, omegaconf_error
+from tracker.common.errors import UserError, one_line
 
 # What may differ between arms: the data mixture (and where each run lives).
 MIXTURE_KEYS = ("data.sources", "data.shards", "data.val_shards", "data.num_val_shards")
@@ -119,8 +119,9 @@ def _check_same_but_data(configs: dict[str, Any]) -> None:
 
 def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any]:
     """Each arm's training config, checked to differ from the others only in the data mixture: as configured
-    (before any data is read) and, with `resolve_data`, again with the data-dependent settings resolved (frame
-    size, model resolution). AblationError (one line, naming the keys) otherwise."""
+    (before any data is read) and, with `resolve_data`, again as the run will record it, with the data plan's
+    values (input size from the frame size, model resolution): those resolved configs are returned then.
+    AblationError (one line, naming the keys) otherwise."""
     from .config import ConfigError, load_train_config
 
     configs = {}
@@ -132,11 +133,11 @@ def arm_configs(cfg: AblationConfig, resolve_data: bool = True) -> dict[str, Any
             raise AblationError(f"arm {arm}: {one_line(exc)}") from None
     _check_same_but_data(configs)
     if resolve_data:
-        from .data import resolve_data_config
+        from .data_plan import build_data_plan, resolved_config
 
         for arm, tc in configs.items():
             try:
-                resolve_data_config(tc)
+                configs[arm] = resolved_config(tc, build_data_plan(tc))
             except (ValueError, FileNotFoundError) as exc:
                 raise AblationError(f"arm {arm}: {one_line(exc)}") from None
         _check_same_but_data(configs)
@@ -178,7 +179,7 @@ def train_arm(cfg: AblationConfig, arm: str, max_steps: int) -> None:
 def report(cfg: AblationConfig) -> dict[str, Any]:
     """Score every arm's last checkpoint on the eval suite; write <out>/ablation.json and ablation.md (the arms
     side by side, the difference to the first arm, the zero-motion baseline) and print the table."""
-    from datagen.atomic import write_atomic, write_json
+    from tracker.common.atomic import write_atomic, write_json
 
     from .evaluation.config import load_eval_config
     from .evaluation.report import write_report

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datagen.sample import TrackSample
-from tracker.pixels import rescale_xy, xy_scale
+from datagen.formats.sample import TrackSample
+from tracker.common.pixels import rescale_xy, xy_scale
 
 
 @dataclass
@@ -164,7 +164,7 @@ def spatial_augment(
     scale = float(rng.uniform(*aug.scale_range)) if augment else 1.0
     sx = sy = scale
     delta = np.zeros(2)
-    frames, sizes = [], []
+    sizes = []
     for t in range(L):
         if augment and t > 0:
             drift = rng.uniform(-aug.scale_drift, aug.scale_drift, 2)

@@ -4,7 +4,7 @@ Lightning's TorchCheckpointIO writes through an fsspec transaction whose tempora
 temporary folder; when that is another file system than the run dir (a node-local /tmp, a shared run dir), the
 final move is a copy: a kill or a full disk during it leaves a truncated `last.ckpt` in place of the previous one,
 and the temporary folder must hold a whole checkpoint. `AtomicCheckpointIO` writes `.<name>.tmp-<host>-<pid>` next
-to the target, fsyncs and renames (datagen.atomic): the target is either the old or the new checkpoint. A write that
+to the target, fsyncs and renames (tracker.common.atomic): the target is either the old or the new checkpoint. A write that
 fails (e.g. no space left) removes the partial file and raises `CheckpointWriteError` (one line). `newest_resumable` skips checkpoints
 that are not complete zip archives (torch's format), e.g. ones truncated before this existed.
 
@@ -22,8 +22,8 @@ from typing import Any, Iterable, Optional
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from datagen.atomic import TMP_MARK, remove_leftovers, write_atomic
-from datagen.errors import UserError
+from tracker.common.atomic import TMP_MARK, remove_leftovers, write_atomic
+from tracker.common.errors import UserError
 
 # What Lightning needs to resume a run (a weights-only or official file has no optimizer state).
 RESUME_KEYS = ("state_dict", "optimizer_states", "global_step")

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from datagen.errors import one_line
+from tracker.common.errors import one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     exit 2 (usage) or 1; SIGTERM/SIGINT -> one line and exit 128 + signal number, within a bounded time (see
     lightning_modules.stop_signals); anything else is a bug and keeps its traceback."""
     from . import stop_signals
-    from datagen.errors import UserError
+    from tracker.common.errors import UserError
 
     args = _parser().parse_args(argv)
     try:

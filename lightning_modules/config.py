@@ -3,7 +3,7 @@
 `load_train_config(path, overrides)` merges (schema defaults) <- YAML file <- `key=value` overrides and validates
 every key and type against the dataclasses below. Any problem raises `ConfigError` with a one-line message naming
 the file or override and the offending key, which the CLI prints without a traceback (the load path is shared with
-the data configs: datagen.config_loading).
+the data configs: tracker.common.config_loading).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from datagen.config_loading import merge_config, omegaconf_error
-from datagen.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
+from tracker.common.config_loading import merge_config, omegaconf_error
+from tracker.common.errors import ConfigError  # noqa: F401  (re-exported: lightning_modules.config.ConfigError)
 
 from .evaluation.config import BenchmarkConfig
 
@@ -38,7 +38,8 @@ class ArchConfig:
     corr_dim: Optional[int] = None
     encoder_dims: Optional[list[int]] = None
     encoder_fuse_dim: Optional[int] = None
-    # Scale of the displacement encoding (official: 384x512 whatever the input size); tiny configs set theirs.
+    # Scale of the displacement encoding (official: 384x512 whatever the input size); None: data.resolution (the
+    # plan's `arch_input_size`, recorded resolved). Tiny configs set theirs.
     model_resolution: Optional[list[int]] = None
     # Anything else the tracker constructor accepts (passed through verbatim).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +108,7 @@ class SourceConfig:
     are global (`data.*`: a batch must stack); how clips are cut from this source's videos is per source."""
 
     path: str = ""  # shards: glob / braces / folder / URLs (comma-separated); cotracker3_kubric: the root folder
-    format: str = "auto"  # auto | shards | cotracker3_kubric (datagen.sources.READERS)
+    format: str = "auto"  # auto | shards | cotracker3_kubric (datagen.formats.READERS)
     weight: float = 1.0  # share of training clips (normalised over the sources; 0 disables the source)
     val_path: Optional[str] = None  # validation data of the same format; None: hold out the last `num_val` items
     num_val: int = 1  # items (shards / sequences) held out for validation when val_path is unset; 0: none
@@ -126,7 +127,8 @@ class DataConfig:
     shards: Optional[str] = None
     val_shards: Optional[str] = None  # None: hold out the last `num_val_shards` shards of `shards`
     num_val_shards: int = 1
-    # Training crop = model input (H, W); None: the sources' frame size (they must agree). Recorded resolved.
+    # The model's input size (H, W) = the training crop (`input_size` in lightning_modules.data_plan); None: the
+    # sources' frame size (they must agree). Recorded resolved.
     resolution: Optional[list[int]] = None
     clip_len: int = 64  # frames per clip (offline: the upper end of the random length)
     clip_len_min: Optional[int] = None  # offline recipe: length uniform in [clip_len_min, clip_len]
@@ -247,7 +249,7 @@ def _validate(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(msg)
     if cfg.data.resolution is not None:
-        check_model_input(cfg)
+        check_model_input(cfg.data.resolution, cfg.model.arch)
     _validate_data(cfg.data)
     from .evaluation.config import EvalConfigError, check_val_benchmarks
 
@@ -257,18 +259,19 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def check_model_input(cfg: TrainConfig, note: str = "", error: type[ConfigError] = ConfigError) -> None:
-    """data.resolution (the training crop, the model's input) must be a size the model takes: multiples of 4, large
-    enough for every correlation level and for the encoder (tracker.model.input_size_problem). `note` says where
-    the resolution came from; `error`: the exception class to raise (one line naming the key)."""
+def check_model_input(input_size: Any, arch: ArchConfig, note: str = "",
+                      error: type[ConfigError] = ConfigError) -> None:
+    """The model's input size (H, W) (data.resolution: the training crop) must be a size the model takes: multiples
+    of 4, large enough for every correlation level of `arch` and for the encoder (tracker.model.input_size_problem).
+    `note` says where the size came from; `error`: the exception class to raise (one line naming the key)."""
     import inspect
 
     from tracker.model import CoTracker3Base, input_size_problem
 
-    levels = cfg.model.arch.corr_levels
+    levels = arch.corr_levels
     if levels is None:
         levels = inspect.signature(CoTracker3Base.__init__).parameters["corr_levels"].default
-    h, w = (int(v) for v in cfg.data.resolution)
+    h, w = (int(v) for v in input_size)
     problem = input_size_problem(h, w, int(levels))
     if problem:
         raise error(f"data.resolution={[h, w]}{note} is too small for the model: {problem}")
@@ -287,7 +290,7 @@ def data_sources(data: DataConfig) -> dict[str, SourceConfig]:
 
 def _validate_data(data: DataConfig) -> None:
     """Data-section checks that need no file access (the data module checks the data itself)."""
-    from datagen.sources import READERS
+    from datagen.formats import READERS
 
     if data.sources and (data.shards or data.val_shards):
         key = "data.shards" if data.shards else "data.val_shards"
@@ -339,7 +342,7 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
     """Schema defaults <- YAML file <- dotted `key=value` overrides -> validated `TrainConfig` (typed DictConfig).
 
     Raises ConfigError (one line naming the file or override and the key) on a missing or unparsable file, a
-    malformed override, an unknown key, a wrong type or an invalid value (datagen.config_loading).
+    malformed override, an unknown key, a wrong type or an invalid value (tracker.common.config_loading).
     """
     cfg = merge_config(OmegaConf.structured(TrainConfig), path, overrides, example="trainer.max_steps=200")
     resolve_model(cfg)  # type: ignore[arg-type]

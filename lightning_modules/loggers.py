@@ -19,7 +19,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from datagen.atomic import atomic_file, write_atomic
+from tracker.common.atomic import atomic_file, write_atomic
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -11,9 +11,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from .config import TrainConfig, arch_kwargs, from_container, to_container
-# One definition of the TAP-Vid raster (256), the visibility threshold and the metric names, shared with evaluation.
-from .evaluation.protocol import TAPVID_SIZE
-from .evaluation.scoring import METRIC_KEYS, VIS_THRESHOLD
+from .data_plan import recorded_input_size
+# One scoring path with evaluation: the visibility threshold, the metric names, the per-clip scores (in the TAP-Vid
+# raster) and their means are evaluation.scoring's.
+from .evaluation.scoring import (METRIC_KEYS, VIS_THRESHOLD, Prediction, clip_scores, means_of_totals, metric_totals,
+                                 stay_at_queries)
 
 
 def weights_digest(tensors) -> str:
@@ -110,34 +112,23 @@ def first_visible_queries(tracks: torch.Tensor, vis: torch.Tensor) -> torch.Tens
     return torch.cat([first[:, None].to(tracks.dtype), xy], dim=-1)
 
 
-def tapvid_scores(queries: torch.Tensor, tracks: torch.Tensor, vis: torch.Tensor, pred_tracks: torch.Tensor,
-                  pred_vis: torch.Tensor, hw: tuple[int, int], query_mode: str = "first") -> dict[str, float]:
-    """Per-clip TAP-Vid metrics with positions rescaled from an (H, W) frame to the 256x256 raster.
-
-    queries (N, 3) (t, x, y); tracks / pred_tracks (L, N, 2) px; vis / pred_vis (L, N) bool.
-    """
-    from tracker.metrics import compute_tapvid_metrics
-    from tracker.pixels import xy_scale
-
-    scale = xy_scale(hw, (TAPVID_SIZE, TAPVID_SIZE))
-    q = queries.detach().cpu().double().numpy()
-    qp = np.stack([q[:, 0], q[:, 2] * scale[1], q[:, 1] * scale[0]], axis=-1)[None]  # (1, N, 3) (t, y, x)
-    gt = tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
-    pr = pred_tracks.detach().cpu().double().numpy().transpose(1, 0, 2)[None] * scale
-    gt_occ = ~vis.detach().cpu().numpy().T[None]
-    pr_occ = ~pred_vis.detach().cpu().numpy().T[None]
-    out = compute_tapvid_metrics(qp, gt_occ, gt, pr_occ, pr, query_mode)
-    return {k: float(v[0]) for k, v in out.items()}
+def _float64(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float64 NumPy array on the CPU (scoring's input)."""
+    return t.detach().cpu().double().numpy()
 
 
 class TrackerModule(L.LightningModule):
     """Trains CoTracker3Online (sliding windows) or CoTracker3Offline (one window) on `TrackDataModule` batches."""
 
     def __init__(self, config: dict[str, Any], run_dir: str | None = None) -> None:
+        """config: the run's resolved config as a plain dict (to_container(data_plan.resolved_config(cfg, plan))):
+        the architecture and the input size are the data plan's, recorded under the config's keys."""
         super().__init__()
-        # The resolved config travels inside every checkpoint (hyper_parameters["config"]).
+        # The resolved config travels inside every checkpoint (hyper_parameters["config"]), so the checkpoint alone
+        # rebuilds the model; that is why the module reads the plan's values from it rather than from the plan.
         self.save_hyperparameters({"config": config})
         self.cfg: TrainConfig = from_container(config)
+        self.input_size = recorded_input_size(self.cfg)  # (H, W): what the model sees in validation
         self.model = build_model(self.cfg)
         self.run_dir = Path(run_dir) if run_dir else None
         self._val: list[dict[str, float]] = []
@@ -189,9 +180,7 @@ class TrackerModule(L.LightningModule):
         """The training step's own random numbers (the query frames): seeded from (seed, rank, global step, micro-
         batch of the step), not from the process-wide generator, so that a run resumed from a checkpoint draws at
         each step what an uninterrupted run draws there (the data stream is seeded by the step as well:
-        lightning_modules.data). Not batch_idx: a resumed epoch does not restart its batch count."""
-        import numpy as np
-
+        lightning_modules.train_stream). Not batch_idx: a resumed epoch does not restart its batch count."""
         step = int(self.global_step)
         micro = self._micro_batches[1] if self._micro_batches[0] == step else 0  # gradient accumulation
         self._micro_batches = (step, micro + 1)
@@ -224,15 +213,15 @@ class TrackerModule(L.LightningModule):
 
     @torch.no_grad()
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        if batch.get("pad", False):  # a filler that keeps DDP ranks in step (data.rank_val_clips)
+        if batch.get("pad", False):  # a filler that keeps DDP ranks in step (val_clips.rank_val_clips)
             return
         if dataloader_idx > 0:  # a benchmark of `val_benchmarks` (lightning_modules.evaluation.validation)
             from .evaluation.validation import score_example
 
             bench = self.cfg.val_benchmarks[dataloader_idx - 1]
             model_rows, zero_rows = self._bench[bench.name]
-            scores, zero = score_example(self.model, batch["example"], self.cfg.data.resolution,
-                                         self.cfg.model.val_iters, bench.groups)
+            scores, zero = score_example(self.model, batch["example"], self.input_size, self.cfg.model.val_iters,
+                                         bench.groups)
             model_rows.append(scores)
             zero_rows.append(zero)
             return
@@ -243,9 +232,9 @@ class TrackerModule(L.LightningModule):
         out = self.model(video, queries[None], iters=self.cfg.model.val_iters)
         pred = out.coords[0].float()
         pred_vis = (out.vis[0].float() * out.conf[0].float()) > VIS_THRESHOLD
-        self._val.append(tapvid_scores(queries, tracks, vis, pred, pred_vis, (H, W)))
-        zero = queries[None, :, 1:].expand_as(tracks)  # zero motion: stay at the query, always visible
-        self._val_zero.append(tapvid_scores(queries, tracks, vis, zero, torch.ones_like(vis), (H, W)))
+        q, gt, gt_vis = _float64(queries), _float64(tracks), vis.cpu().numpy()
+        self._val.append(clip_scores(q, gt, gt_vis, Prediction(_float64(pred), pred_vis.cpu().numpy()), (H, W)))
+        self._val_zero.append(clip_scores(q, gt, gt_vis, stay_at_queries(q, len(gt)), (H, W)))
         if batch_idx == 0 and self.global_rank == 0:
             self.viz_sample = {
                 "video": batch["video"].permute(0, 2, 3, 1).cpu().numpy(),  # (L, H, W, 3) uint8
@@ -255,18 +244,13 @@ class TrackerModule(L.LightningModule):
 
     def _gathered_means(self, rows: list[dict[str, float]], keys: tuple[str, ...] = METRIC_KEYS,
                         always: tuple[str, ...] = METRIC_KEYS) -> dict[str, float]:
-        """Mean over all clips of all ranks (NaN clips, i.e. nothing to score, are left out); a key no clip of any
-        rank has is left out of the result, unless it is in `always`."""
-        vals = torch.tensor([[r.get(k, float("nan")) for k in keys] for r in rows],
-                            dtype=torch.float64).reshape(-1, len(keys))
-        finite = torch.isfinite(vals)
-        sums = torch.where(finite, vals, torch.zeros_like(vals)).sum(0)
-        counts = finite.sum(0).to(torch.float64)
-        stats = torch.stack([sums, counts]).to(self.device)
+        """Means over all clips of all ranks (evaluation.scoring's metric_totals / means_of_totals: NaN clips left
+        out; a key no clip of any rank has is left out, unless it is in `always`). Every rank must call this with
+        the same keys in the same order: the all-gathers pair up."""
+        totals = metric_totals(rows, keys).to(self.device)
         if self.trainer.world_size > 1:
-            stats = self.all_gather(stats).reshape(-1, 2, len(keys)).sum(0)
-        means = (stats[0] / stats[1].clamp(min=1)).cpu()
-        return {k: float(v) for k, v, n in zip(keys, means, stats[1].cpu()) if n > 0 or k in always}
+            totals = self.all_gather(totals).reshape(-1, 2, len(keys)).sum(0)
+        return means_of_totals(totals, keys, always)
 
     def on_validation_epoch_end(self) -> None:
         model_m = self._gathered_means(self._val)
@@ -316,7 +300,7 @@ class TrackerModule(L.LightningModule):
         tracker.load_tracker, the tracking CLI, evaluation and model.init_from rebuild it from the file alone."""
         from tracker.checkpoint import METADATA_KEY, tracker_metadata
 
-        checkpoint[METADATA_KEY] = tracker_metadata(self.model, self.cfg.data.resolution)
+        checkpoint[METADATA_KEY] = tracker_metadata(self.model, self.input_size)
 
     def config_dict(self) -> dict[str, Any]:
         return to_container(self.cfg)

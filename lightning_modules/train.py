@@ -206,14 +206,14 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     """Train with `cfg`; returns the summary (rank 0 has the complete picture).
 
     The launching (global rank 0) process holds `<run_dir>/.trackforge.lock` for the whole run: a second training
-    into the same run dir stops with one line naming the holder (datagen.output_lock). A run dir that cannot take
+    into the same run dir stops with one line naming the holder (tracker.common.output_lock). A run dir that cannot take
     new files (read-only, full) and a checkpoint that cannot be resumed from stop the run before it starts, with
     one line (exit status 2).
     """
     import contextlib
 
-    from datagen.atomic import check_writable
-    from datagen.output_lock import folder_lock
+    from tracker.common.atomic import check_writable
+    from tracker.common.output_lock import folder_lock
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
@@ -242,12 +242,14 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     from . import stop_signals
 
     from .callbacks import CSVRowsFollowCheckpoints, GracefulStop, TrackVideoLogger
-    from datagen.atomic import write_json
+    from tracker.common.atomic import write_json
 
     from .checkpoint_io import check_resume_fits, read_resume_checkpoint, remove_partial_writes
     from .config import to_container
-    from .data import DataStatsLogger, apply_global_batch, resolve_data
+    from .data_plan import build_data_plan, resolved_config
+    from .data_stats import DataStatsLogger
     from .evaluation.validation import make_datamodule
+    from .global_batch import apply_global_batch
     from .loggers import make_logger
     from .module import TrackerModule
     from .slurm_requeue import SlurmRequeue
@@ -262,28 +264,31 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     # Read with tracker.checkpoint's loader before anything starts: a bad file is one line, not Lightning's traceback.
     resume_ckpt = read_resume_checkpoint(resume) if resume else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    sources = resolve_data(cfg)  # data-dependent settings (resolution, clip length checks), before they are saved
-    module = TrackerModule(to_container(cfg), run_dir=str(run_dir))
+    plan = build_data_plan(cfg)  # the sources opened once; data-dependent settings decided (input size, clip checks)
+    # What the run records (config.yaml, the checkpoints' hyper-parameters, the logger): the config with the plan's
+    # concrete values, a new object; the caller's `cfg` stays as given. Everything below reads this or the plan.
+    run_cfg = resolved_config(cfg, plan)
+    module = TrackerModule(to_container(run_cfg), run_dir=str(run_dir))
     if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
         groups = len(module.configure_optimizers()["optimizer"].param_groups)
         check_resume_fits(resume, resume_ckpt, module.model, groups)
         del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     if rank_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        OmegaConf.save(run_cfg, run_dir / "config.yaml", resolve=True)
     stop_cb = GracefulStop(last_path)
     stop_signals.set_note(stop_cb.describe)  # for the stop line of a signal before the training loop starts
-    dm = make_datamodule(cfg, sources)  # with cfg.val_benchmarks: validates on them too
-    logger = make_logger(cfg, run_dir, rank_zero=rank_zero)
+    dm = make_datamodule(run_cfg, plan)  # with run_cfg.val_benchmarks: validates on them too
+    logger = make_logger(run_cfg, run_dir, rank_zero=rank_zero)
     recorder = _LossRecorder().callback
-    video_cb = TrackVideoLogger(cfg.logger.video_every_n_steps, cfg.logger.video_fps, run_dir / "media")
-    stats_cb = DataStatsLogger(dm.source_names, cfg.data.batch_size)
+    video_cb = TrackVideoLogger(run_cfg.logger.video_every_n_steps, run_cfg.logger.video_fps, run_dir / "media")
+    stats_cb = DataStatsLogger(plan.source_names, run_cfg.data.batch_size)
     callbacks = [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()]
-    if cfg.trainer.slurm_auto_requeue and SLURMEnvironment.detect():
+    if run_cfg.trainer.slurm_auto_requeue and SLURMEnvironment.detect():
         requeue_cb = SlurmRequeue(run_dir)
         requeue_cb.install()  # before fit: a signal during setup is acted upon at the first step boundary
         callbacks.append(requeue_cb)
-    trainer, ckpt = build_trainer(cfg, run_dir, callbacks, logger)
-    stats_cb.effective_batch = apply_global_batch(trainer, cfg)  # data.global_batch_size via accumulation
+    trainer, ckpt = build_trainer(run_cfg, run_dir, callbacks, logger)
+    stats_cb.effective_batch = apply_global_batch(trainer, run_cfg)  # data.global_batch_size via accumulation
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # no code from checkpoint files
     ignore_requeue_signal()
     # last.ckpt is the final state, whether or not the last step fell on a validation or a save interval.
@@ -306,6 +311,6 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
                    "last_checkpoint": result.last_checkpoint, "skipped_corrupt": result.skipped_corrupt,
                    "wall_s": result.wall_s}
         write_json(run_dir / "final_metrics.json", summary)  # atomic; NaN (nothing to score) as null
-        print_report(final, f"{cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
+        print_report(final, f"{run_cfg.name}: step {result.global_step} validation (TAP-Vid, 256x256) x100")
         print(f"run dir: {run_dir}  checkpoint: {result.last_checkpoint}")
     return result

@@ -163,7 +163,7 @@ def _data_key(name: str, cfg) -> str:
 
 
 def _flock(fh, mode: int, what: str) -> None:
-    """flock with a bounded wait (the test data locks are shared/exclusive, unlike datagen.output_lock's)."""
+    """flock with a bounded wait (the test data locks are shared/exclusive, unlike tracker.common.output_lock's)."""
     import fcntl
     import time
 
@@ -192,7 +192,8 @@ def shared_data_set(name: str, overrides: list[str], root: Path = TEST_DATA_ROOT
 
     from datagen import actors
     from datagen.config import load_data_config
-    from datagen.generate import generate_dataset, missing_shards
+    from datagen.pipeline.generate import generate_dataset
+    from datagen.pipeline.layout import missing_shards
 
     cfg = load_data_config(TINY_DATA_CONFIG, overrides)
     actors.prepare([g.kind for g in cfg.scene.actor_groups()])  # asset caches (anny) once, not per scene

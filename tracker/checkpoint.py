@@ -14,11 +14,9 @@ Older TrackForge checkpoints without it are read from their stored config (hyper
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Mapping
@@ -27,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from tracker.common.atomic import atomic_file
 
 from .model import CoTracker3Base, CoTracker3Offline, CoTracker3Online
 
@@ -74,30 +74,24 @@ def default_window_len(variant: str) -> int:
 
 
 def kind_of(variant: str) -> str:
-    """"online" or "offline": the model class a variant name stands for."""
-    return "online" if _variant(variant)[0] is CoTracker3Online else "offline"
+    """"online" or "offline": the kind of the model class a variant name stands for."""
+    return _variant(variant)[0].kind
 
 
 def download(url: str, dest: Path, *, progress: bool = True) -> Path:
-    """Fetch `url` (http(s):// or file://) to `dest` atomically (temporary file in the same folder + rename)."""
+    """Fetch `url` (http(s):// or file://) to `dest` atomically (tracker.common.atomic: a hidden temporary file in
+    the same folder, flushed to disk, then renamed; removed on any failure, an interrupt included)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with urllib.request.urlopen(url) as resp, os.fdopen(fd, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(total, dest.name) if progress else None
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+    with urllib.request.urlopen(url) as resp, atomic_file(dest, "wb", fsync=True, hidden=True) as out:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        bar = _progress_bar(total, dest.name) if progress else None
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
             if bar is not None:
-                bar.close()
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
     return dest
 
 
@@ -167,7 +161,7 @@ def tracker_metadata(model: CoTracker3Base, input_resolution) -> dict[str, Any]:
     """The record TrackForge training stores under checkpoint["trackforge"] (see module docstring)."""
     return {
         "format_version": FORMAT_VERSION,
-        "variant": "online" if isinstance(model, CoTracker3Online) else "offline",
+        "variant": model.kind,
         "arch": dict(model.arch),
         "input_resolution": [int(v) for v in input_resolution],
     }

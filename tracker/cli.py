@@ -1,17 +1,19 @@
 """Command line: `python -m tracker track VIDEO [options]` (see docs/tracker_cli.md).
 
-User errors (bad paths, bad queries, unavailable device, ...) print one line `tracker: error: ...` on stderr and
-exit with status 2, without a traceback.
+User errors (bad paths, bad queries, unavailable device, an output that cannot be written, ...) print one line
+`tracker: error: ...` on stderr and exit with status 2, without a traceback: they are tracker.common.errors.UserErrors
+(CLIError, OutputNotWritableError), the project's one kind of expected failure.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from tracker.common.errors import UserError, one_line
 
 EXIT_USAGE = 2
 VARIANTS = ("offline", "online", "baseline_offline", "baseline_online")
@@ -20,8 +22,10 @@ DEFAULT_GRID = 10
 LONG_VIDEO_FRAMES = 64
 
 
-class CLIError(Exception):
-    """A user error: reported as one line, exit status 2."""
+class CLIError(UserError):
+    """A user error of the command line: reported as one line, exit status 2 (a usage error)."""
+
+    exit_code = EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,9 +35,9 @@ class _Parser(argparse.ArgumentParser):
         _fail(message)
 
 
-def _fail(message: str) -> None:
-    print(f"tracker: error: {' '.join(str(message).split())}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+def _fail(message: str, exit_code: int = EXIT_USAGE) -> None:
+    print(f"tracker: error: {one_line(message)}", file=sys.stderr)
+    raise SystemExit(exit_code)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,33 +124,29 @@ def grid_query_array(grid_size: int, frame: int, height: int, width: int, model_
     """The queries `track(..., grid_size=g)` uses, in input pixels -> float32 (g*g, 3) rows (t, x, y).
 
     The predictor lays the grid out at the model resolution model_hw (spec 12) and scales positions back to the
-    input frame (spec 2.5); do the same.
+    input frame (spec 2.5); do the same (in float64, then rounded to float32).
     """
+    from tracker.common.pixels import rescale_xy
     from tracker.predictor import grid_points
 
-    mh, mw = model_hw
-    xy = grid_points(grid_size, (mh, mw))[0].double().numpy()  # (g*g, 2) model pixels
-    x = xy[:, 0] * (width - 1) / (mw - 1)
-    y = xy[:, 1] * (height - 1) / (mh - 1)
-    return np.stack([np.full_like(x, frame), x, y], axis=-1).astype(np.float32)
+    xy = grid_points(grid_size, model_hw)[0].double().numpy()  # (g*g, 2) model pixels
+    xy = rescale_xy(xy, model_hw, (height, width))
+    return np.concatenate([np.full_like(xy[:, :1], frame), xy], axis=-1).astype(np.float32)
 
 
 def save_tracks(path: Path, tracks, visibility, confidence, queries) -> None:
-    """Write the .npz (exactly at `path`, via a temporary file and a rename)."""
+    """Write the .npz exactly at `path`, atomically (tracker.common.atomic: a hidden temporary file and a rename)."""
+    from tracker.common.atomic import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:  # a file object stops numpy from appending ".npz" to the name
-            np.savez(
-                f,
-                tracks=np.asarray(tracks, np.float32),
-                visibility=np.asarray(visibility, bool),
-                confidence=np.asarray(confidence, np.float32),
-                queries=np.asarray(queries, np.float32),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, "wb", hidden=True) as f:  # a file object stops numpy from appending ".npz" to the name
+        np.savez(
+            f,
+            tracks=np.asarray(tracks, np.float32),
+            visibility=np.asarray(visibility, bool),
+            confidence=np.asarray(confidence, np.float32),
+            queries=np.asarray(queries, np.float32),
+        )
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -189,7 +189,6 @@ def check_request_memory(args: argparse.Namespace, num_frames: int, height: int,
 
     from tracker.checkpoint import VARIANTS
     from tracker.memory import InsufficientMemoryError, check_tracking_memory
-    from tracker.model import CoTracker3Online
 
     if model is None:
         if args.variant is None and args.checkpoint is not None:
@@ -197,7 +196,7 @@ def check_request_memory(args: argparse.Namespace, num_frames: int, height: int,
         cls, window, _ = VARIANTS[args.variant or "offline"]  # load_tracker's default without a checkpoint
         with torch.device("meta"):
             model = cls(window_len=window)  # architecture only: no weights are allocated
-    online = isinstance(model, CoTracker3Online)
+    online = model.kind == "online"
     points = _points(num_queries, grid_size, online)
     try:
         # As the predictors count (tracker.predictor): the streaming one holds a whole window (also for a shorter
@@ -247,17 +246,13 @@ def memory_error(err, args: argparse.Namespace, num_frames: int, height: int, wi
 
 def check_outputs(args: argparse.Namespace) -> None:
     """--out (and --viz) must be writable before any work: a read-only or full location is one line now, not a
-    traceback after the tracking (whose result would be lost). datagen.atomic.check_writable is the project's one
-    check (standard library only, like all of datagen.atomic)."""
-    from datagen.atomic import check_writable
-    from datagen.errors import OutputNotWritableError
+    traceback after the tracking (whose result would be lost). tracker.common.atomic.check_writable is the project's one
+    check; its OutputNotWritableError is a UserError with exit status 2, reported like every CLIError."""
+    from tracker.common.atomic import check_writable
 
     for path in (args.out, args.viz):
         if path is not None:
-            try:
-                check_writable(path, is_file=True)
-            except OutputNotWritableError as err:
-                raise CLIError(str(err)) from None
+            check_writable(path, is_file=True)
 
 
 def run_track(args: argparse.Namespace) -> None:
@@ -297,7 +292,6 @@ def run_track(args: argparse.Namespace) -> None:
 
     import tracker
     from tracker.memory import InsufficientMemoryError
-    from tracker.model import CoTracker3Online
     from tracker.predictor import track
 
     try:
@@ -330,7 +324,7 @@ def run_track(args: argparse.Namespace) -> None:
             )
         except InsufficientMemoryError as err:  # the predictor's own estimate (it knows its exact request)
             raise memory_error(err, args, num_frames, height, width, device, None if grid_size else len(queries),
-                               grid_size, isinstance(model, CoTracker3Online)) from None
+                               grid_size, model.kind == "online") from None
         except ValueError as err:  # the predictor rejects inputs it cannot track (e.g. too short for the model)
             raise CLIError(f"cannot track {args.video}: {err}") from None
     tracks = pred.tracks[0].detach().cpu().float().numpy()
@@ -359,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "track":
             run_track(args)
-    except CLIError as err:
-        _fail(str(err))
+    except UserError as err:  # CLIError, OutputNotWritableError: one line, their exit status (2)
+        _fail(str(err), err.exit_code)
     except KeyboardInterrupt:
         print("tracker: interrupted", file=sys.stderr)
         return 130

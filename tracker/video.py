@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from tracker.common.atomic import atomic_path
+from tracker.common.errors import one_line
+
 
 class VideoReadError(RuntimeError):
     """A video file is missing, is not a video, cannot be decoded or has no frames (one-line message)."""
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # A folder of frames (e.g. DAVIS's JPEGImages/480p/<sequence>) carries no frame rate: DAVIS was filmed at 24 fps.
@@ -37,7 +35,7 @@ def read_frame_folder(path: Path, max_frames: int | None = None) -> np.ndarray:
             with Image.open(f) as im:
                 frame = np.asarray(im.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise VideoReadError(f"cannot read frame {f}: {_one_line(err)}") from None
+            raise VideoReadError(f"cannot read frame {f}: {one_line(err)}") from None
         if frames and frame.shape != frames[0].shape:
             raise VideoReadError(f"frame {f} is {frame.shape[1]}x{frame.shape[0]}, the folder's first frame "
                                  f"{frames[0].shape[1]}x{frames[0].shape[0]}")
@@ -64,7 +62,7 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise VideoReadError(f"cannot open {path} as a video: {_one_line(err)}") from None
+        raise VideoReadError(f"cannot open {path} as a video: {one_line(err)}") from None
     frames: list[np.ndarray] = []
     try:
         if not container.streams.video:
@@ -81,7 +79,7 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
                     break
         except (av.FFmpegError, ValueError) as err:
             if not frames:
-                raise VideoReadError(f"cannot decode {path}: {_one_line(err)}") from None
+                raise VideoReadError(f"cannot decode {path}: {one_line(err)}") from None
             # A truncated tail: keep the frames that decoded (players do the same).
     finally:
         container.close()
@@ -102,7 +100,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path
     """Encode frames np.uint8 (T, H, W, 3) RGB to an mp4 at `path` (H.264 yuv420p with libx264, else MPEG-4).
 
     Odd heights/widths are padded by one replicated row/column (yuv420p needs even sizes). The file is written
-    to a temporary name in the same folder and renamed into place, so `path` is never half-written.
+    atomically (tracker.common.atomic: a hidden temporary file in the same folder, renamed into place), so `path`
+    is never half-written.
     """
     import av
 
@@ -118,25 +117,19 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique hidden name next to the target (same filesystem, so the rename is atomic).
-    tmp_name = str(path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
     codec = _pick_codec()
-    try:
-        with av.open(tmp_name, mode="w", format="mp4") as container:
-            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            if codec == "libx264":
-                stream.options = {"crf": "18", "preset": "veryfast"}
-            else:
-                stream.bit_rate = 8_000_000
-            for image in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():  # flush the encoder
+    # By name, not through a file object: PyAV reports a full disk as an OSError only when FFmpeg writes the file.
+    with atomic_path(path, hidden=True) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18", "preset": "veryfast"}
+        else:
+            stream.bit_rate = 8_000_000
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        for packet in stream.encode():  # flush the encoder
+            container.mux(packet)
     return path

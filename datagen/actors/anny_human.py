@@ -1,6 +1,6 @@
 """``anny_human`` (the default ``human``): skinned, deforming, textured people from the `anny` package.
 
-Everything about one person lives in ``datagen.humans`` (body model and its cache, phenotypes, retargeting,
+Everything about one person lives in ``datagen.actors.humans`` (body model and its cache, phenotypes, retargeting,
 face tracks, regions, materials); this kind only turns a ``Spawn`` into one deforming Blender mesh and an
 ``Actor``. What is randomised per person (``rng``): phenotype (gender, age, muscle, weight, height,
 proportions), skin tone, hair style and colour, eye colour, outfit (sleeves, hem, neckline, trousers /
@@ -13,9 +13,9 @@ A group (``herd: true`` in the scene config) is a crowd: the members share the c
 together (0.5-1.1 m apart, in a loose row around the spawn point), so they overlap and occlude each other
 on screen. Heading and position come from the ``Spawn``.
 
-Mesh: ``<name>_body``, the body's 13,718 vertices / 27,420 triangles and the hair's (``datagen.humans.hair``:
-a shell, a curtain for long hair, a bun), one shape key per keyed frame (see ``datagen.humans.actor``);
-regions per polygon: ``datagen.humans.regions.REGIONS`` (face, skin, hair, top,
+Mesh: ``<name>_body``, the body's 13,718 vertices / 27,420 triangles and the hair's (``datagen.actors.humans.hair``:
+a shell, a curtain for long hair, a bun), one shape key per keyed frame (see ``datagen.actors.humans.actor``);
+regions per polygon: ``datagen.actors.humans.regions.REGIONS`` (face, skin, hair, top,
 bottom, shoes, inner). Points for the camera: ``head`` (between the eyes) and ``face_front`` (1 m in front
 of the face), per rendered frame.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, Spawn
+from datagen.actors.base import Actor, ActorContext, ActorKind, DeformingMesh, Spawn, ground_axes, require_known
 from datagen.actors.registry import register
 
 CROWD_SPACING = (0.5, 1.1)  # metres between neighbours of a group (herd: true)
@@ -42,7 +42,7 @@ class AnnyHumanOptions:
     bvh: list[str] = field(default_factory=list)  # BVH files or folders of them, picked like clips
     expressive: float = 1.0  # scales facial expressions (0: neutral face; blinks and gaze stay)
     head_motion: float = 1.0  # scales the extra head motion (yaw/pitch/roll waves)
-    hair: list[str] = field(default_factory=list)  # hair styles to draw from (default: all, datagen.humans.regions)
+    hair: list[str] = field(default_factory=list)  # hair styles to draw from (default: all, datagen.actors.humans.regions)
 
 
 def bvh_files(entries: list[str]) -> list[str]:
@@ -73,21 +73,15 @@ class AnnyHuman(ActorKind):
 
     @classmethod
     def check_options(cls, options) -> None:
-        from datagen.humans import retarget
+        from datagen.actors.humans import retarget
+        from datagen.actors.humans.regions import HAIR_STYLES
 
-        known = retarget.clip_names()
-        bad = [c for c in options.clips if c not in known]
-        if bad:
-            raise ValueError(f"unknown clips {bad}; choices: {known}")
+        require_known("clips", options.clips, retarget.clip_names())
         try:
             bvh_files(options.bvh)
         except FileNotFoundError as err:
             raise ValueError(str(err)) from None
-        from datagen.humans.regions import HAIR_STYLES
-
-        bad = [h for h in options.hair if h not in HAIR_STYLES]
-        if bad:
-            raise ValueError(f"unknown hair styles {bad}; choices: {list(HAIR_STYLES)}")
+        require_known("hair styles", options.hair, list(HAIR_STYLES))
         if options.expressive < 0 or options.head_motion < 0:
             raise ValueError("expressive and head_motion must be >= 0")
 
@@ -95,8 +89,8 @@ class AnnyHuman(ActorKind):
     def check_files(cls, options) -> None:
         """Parse every BVH file of ``options.bvh`` as a scene would (reader, forward kinematics, the canonical joints
         retargeting needs): a garbage or non-human file is named at config load, not found by every scene."""
-        from datagen.errors import one_line
-        from datagen.humans import bvh as bvh_lib
+        from tracker.common.errors import one_line
+        from datagen.actors.humans import bvh as bvh_lib
 
         for path in bvh_files(options.bvh):
             try:
@@ -108,13 +102,13 @@ class AnnyHuman(ActorKind):
     @classmethod
     def prepare(cls, progress: bool | None = False) -> None:
         """Build anny's cache once (with a progress bar) before scene processes start."""
-        from datagen.humans import body
+        from datagen.actors.humans import body
 
         body.ensure_cache(progress=progress)
 
     def add(self, ctx: ActorContext, rng: np.random.Generator, spawn: Spawn) -> Actor:
-        from datagen.humans import actor as human
-        from datagen.humans import body, retarget
+        from datagen.actors.humans import actor as human
+        from datagen.actors.humans import body, retarget
 
         body.set_threads_from_env()
         shared = spawn.group if spawn.group is not None else {}
@@ -127,13 +121,14 @@ class AnnyHuman(ActorKind):
             shared["speed"] = float(rng.uniform(*human.SPEED_RANGE))
         position, heading = np.asarray(spawn.position, float), spawn.heading
         if spawn.group is not None and spawn.index > 0:  # crowd: a loose row, neighbours 0.5-1.1 m apart
-            side = np.array([-np.sin(heading), np.cos(heading)])
+            _, left = ground_axes(heading)
+            rank, side = spawn.formation_slot()
             step = float(rng.uniform(*CROWD_SPACING))
-            position = position + side * step * ((spawn.index + 1) // 2) * (-1) ** spawn.index \
-                + rng.normal(0, 0.25, 2)
+            # -side: the row fills from the right first (as it always has, so fixed seeds keep their crowds)
+            position = position + left * step * rank * -side + rng.normal(0, 0.25, 2)
             heading += float(rng.normal(0, 0.3))
         motion = human.pose_human(rng, ctx.num_frames, ctx.fps, clip=shared["clip"],
-                                  speed=shared["speed"] * (float(rng.uniform(0.95, 1.05)) if spawn.index else 1.0),
+                                  speed=shared["speed"] * spawn.tempo(rng),
                                   heading=heading, position=position, expressive=self.options.expressive,
                                   head_motion=self.options.head_motion, hair_styles=list(self.options.hair) or None)
         obj = human.add_human_object(ctx.bpy, motion, f"{ctx.name}_body", ctx.frame_start - 1)

@@ -5,7 +5,6 @@ It owns everything specific to it: its assets, motion clips, size ranges and mat
 (datagen.scene) only asks the registry for the kind named in the config, hands it an ``ActorContext`` and a
 ``Spawn`` (where to stand), and receives an ``Actor`` describing what was added:
 
-* ``rigid_parts``: Kubric objects that move rigidly (keyframed poses); their segmentation id is Kubric's.
 * ``meshes``: ordinary Blender mesh objects whose vertices move per frame (armature, shape keys keyed per
   frame, any modifier Blender evaluates), with ONE fixed topology over all frames and geometry defined for
   scene frames ``frame_start - 1 .. frame_end + 1`` (motion blur and the forward-flow pass need the
@@ -17,7 +16,6 @@ It owns everything specific to it: its assets, motion clips, size ranges and mat
 
 Region labels: ``DeformingMesh.region_names`` + ``polygon_region`` (P,) int into it, one per polygon of the
 evaluated mesh; the region "face" marks facial polygons (stats report the share of points on faces).
-Rigid parts carry one region name each.
 """
 from __future__ import annotations
 
@@ -37,7 +35,8 @@ class Spawn:
     heading: yaw (rad, about world z, 0 = +x) the actor faces at the middle frame;
     group: dict shared by the members of one group (a herd): the first member may store its choices (species,
     clip, ...) there and the others reuse them; None when the actor is alone;
-    index, group_size: this member's index in its group and the group's size.
+    index, group_size: this member's index in its group and the group's size. Members stand by
+    ``formation_slot`` and vary their playback speed by ``tempo`` (one rule for every kind).
     """
 
     position: tuple[float, float]
@@ -45,6 +44,25 @@ class Spawn:
     group: dict | None = None
     index: int = 0
     group_size: int = 1
+
+    def formation_slot(self) -> tuple[int, int]:
+        """(rank, side) of this member in its group's formation, the rule every kind places members by.
+
+        The first member (index 0) leads at the spawn point, rank 0; the others pair up around it, rank
+        ``(index + 1) // 2``, odd indices on the left of the heading (side +1), even ones on the right (-1).
+        How far apart a rank and a side are is the kind's choice (a crowd's row, a herd's stagger).
+        """
+        return (self.index + 1) // 2, (1 if self.index % 2 else -1)
+
+    def tempo(self, rng: np.random.Generator) -> float:
+        """Playback-speed factor of this member: 1 for the leader (no draw), else uniform in 0.95-1.05 (one draw
+        from ``rng``), so a group moves together without marching in step."""
+        return float(rng.uniform(0.95, 1.05)) if self.index else 1.0
+
+
+def ground_axes(heading: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit ground vectors (2,) of a yaw ``heading`` (rad about world z, 0 = +x): (forward, left)."""
+    return np.array([np.cos(heading), np.sin(heading)]), np.array([-np.sin(heading), np.cos(heading)])
 
 
 @dataclass
@@ -75,14 +93,6 @@ class ActorContext:
 
 
 @dataclass
-class RigidPart:
-    """A Kubric object moving rigidly (keyframed); ``region`` labels all of its surface."""
-
-    obj: Any
-    region: str = "body"
-
-
-@dataclass
 class DeformingMesh:
     """A Blender mesh object whose vertices move per frame (see the module docstring)."""
 
@@ -110,10 +120,17 @@ class Actor:
     category: str
     trajectory: np.ndarray
     radius: float
-    rigid_parts: list[RigidPart] = field(default_factory=list)
     meshes: list[DeformingMesh] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     points: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def require_known(what: str, values, choices: list) -> None:
+    """ValueError "unknown <what> [...]; choices: [...]" when some of ``values`` are not in ``choices`` (option checks
+    of the kinds: clip, species, hair style names)."""
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; choices: {choices}")
 
 
 @dataclass

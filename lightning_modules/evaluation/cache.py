@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from datagen.atomic import atomic_file
+from tracker.common.atomic import atomic_file
 
 from .protocol import EvalExample
 from .scoring import Prediction

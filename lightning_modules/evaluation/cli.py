@@ -61,7 +61,7 @@ def default_out_dir(checkpoint: str, digest: str) -> Path:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the config, evaluate, write eval.json / eval.md, print the table; returns the results. The output
     folder is checked to take new files before any prediction is made (one line `cannot write to X: ...`)."""
-    from datagen.atomic import check_writable
+    from tracker.common.atomic import check_writable
 
     from .config import load_eval_config
     from .report import markdown_table, write_report
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         json_path, md_path = write_report(results, out)
     except OSError as err:  # the disk filled up during the evaluation
-        from datagen.errors import OutputNotWritableError
+        from tracker.common.errors import OutputNotWritableError
 
         raise OutputNotWritableError(f"cannot write to {out}: {err.strerror or err}") from None
     print(markdown_table(results), end="")

@@ -2,7 +2,7 @@
 
     benchmarks:                       # scored in this order
       - name: davis                   # results and validation logs use it (val_davis/...)
-        format: tapvid                # a reader of datagen.sources (auto: detected from the path)
+        format: tapvid                # a reader of datagen.formats (auto: detected from the path)
         path: data/tapvid/tapvid_davis.pkl
         query_modes: [first, strided] # first | strided | given (the sample's own query frames)
         max_videos: null              # only the first N videos
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from datagen.config_loading import merge_config, omegaconf_error
-from datagen.errors import ConfigError
+from tracker.common.config_loading import merge_config, omegaconf_error
+from tracker.common.errors import ConfigError
 
 from .groups import check_groups, group_names
 from .mask_scoring import METRIC as MASK_METRIC

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
-from datagen.sources import reader_class
+from datagen.formats import reader_class
 
 from .config import BenchmarkConfig
 from .groups import check_groups

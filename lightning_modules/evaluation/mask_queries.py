@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datagen.sample import MASK_VOID
+from datagen.formats.sample import MASK_VOID
 
 MAX_POINTS = 256  # queries per object at most
 EROSION = 4  # pixels of the source resolution (DAVIS 480p: about 1.2 pixels of the 256x256 evaluation raster)

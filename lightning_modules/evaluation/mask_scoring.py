@@ -2,7 +2,7 @@
 
 For real video with object masks and no point tracks (DAVIS). Queries come from lightning_modules.evaluation.
 mask_queries (one object id each). Scoring happens in the masks' own pixels: predictions (raster pixels) are taken
-back with tracker.pixels.rescale_xy, the one rescaling helper, so the masks are never resampled.
+back with tracker.common.pixels.rescale_xy, the one rescaling helper, so the masks are never resampled.
 
   * scored entries (t, q): frames t after the query's frame (t > q) in which the query's object is present (its
     mask is non-empty); frames where the object is absent (fully occluded, out of view) say nothing about a point;
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracker.pixels import rescale_xy
+from tracker.common.pixels import rescale_xy
 
 from .mask_queries import object_presence
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tracker.common.prediction import Prediction
+
 from .protocol import EvalExample
-from .scoring import VIS_THRESHOLD, Prediction
+from .scoring import VIS_THRESHOLD
 
 PREDICT_MODES = ("joint", "single_point")
 
@@ -24,18 +26,19 @@ class TrackerRunner:
 
     def __init__(self, model: torch.nn.Module, *, input_resolution: tuple[int, int], mode: str = "joint",
                  iters: int = 6, grid_size: int = 5, device: str | torch.device = "cpu") -> None:
-        from tracker import CoTracker3Online, EvaluationPredictor
+        from tracker import EvaluationPredictor
 
         if mode not in PREDICT_MODES:
             raise ValueError(f"predictor mode must be one of {PREDICT_MODES}, got {mode!r}")
         self.model, self.mode, self.device = model, mode, torch.device(device)
-        self.online = isinstance(model, CoTracker3Online)
+        self.online = model.kind == "online"
         self.grid_size = 0 if self.online and mode == "joint" else int(grid_size)
         self.predictor = EvaluationPredictor(model, interp_shape=tuple(input_resolution), grid_size=self.grid_size,
                                              single_point=mode == "single_point", iters=iters)
 
     @torch.no_grad()
     def __call__(self, ex: EvalExample) -> Prediction:
+        """The model's prediction for one example: tracks float64 (T, Q, 2) raster pixels, visible bool (T, Q)."""
         video = torch.from_numpy(ex.video).permute(0, 3, 1, 2)[None].float().to(self.device)  # (1, T, 3, S, S)
         queries = torch.from_numpy(ex.queries).float()[None].to(self.device)  # (1, Q, 3) (t, x, y)
         tracks, vis_conf = self.predictor(video, queries)

@@ -1,7 +1,7 @@
 """TAP-Vid protocol (spec section 17): a TrackSample becomes an EvalExample in the 256x256 evaluation raster.
 
 Frames are resized with PIL's Lanczos filter (what TAP-Vid's mediapy does) and kept uint8; positions are rescaled
-with the align-corners rule (tracker.pixels: x * 255 / (W - 1)). Queries:
+with the align-corners rule (tracker.common.pixels: x * 255 / (W - 1)). Queries:
   * "first":   each track at its first visible frame; never-visible tracks are dropped; scored at frames t > q.
   * "strided": at frames 0, 5, 10, ... every track visible there yields a query row (its own copy of the track);
                scored at every frame t != q.
@@ -20,8 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from datagen.sample import TrackSample
-from tracker.pixels import rescale_xy
+from datagen.formats.sample import TrackSample
+from tracker.common.pixels import rescale_xy
 
 TAPVID_SIZE = 256
 STRIDE = 5

@@ -72,7 +72,7 @@ def mask_table(rows: list[dict[str, Any]]) -> str:
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """<out_dir>/eval.json (everything, per video too; NaN written as null) and <out_dir>/eval.md (the table)."""
-    from datagen.atomic import write_atomic, write_json  # a reader never sees half a report
+    from tracker.common.atomic import write_atomic, write_json  # a reader never sees half a report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

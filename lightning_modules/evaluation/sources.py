@@ -1,11 +1,11 @@
-"""Benchmark -> TrackSample stream through the readers of datagen.sources (one per on-disk format: TAP-Vid
+"""Benchmark -> TrackSample stream through the readers of datagen.formats (one per on-disk format: TAP-Vid
 pickles, our shards, sparse keypoint .npz files, the CoTracker3 Kubric layout)."""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
-from datagen.sample import TrackSample
-from datagen.errors import UserError, one_line
+from datagen.formats.sample import TrackSample
+from tracker.common.errors import UserError, one_line
 
 
 class EvalError(UserError):
@@ -16,7 +16,7 @@ class EvalError(UserError):
 
 def resolve_format(bench: Any) -> str:
     """The reader a benchmark uses ("auto": detected from its path). EvalError when it cannot be told."""
-    from datagen.sources import detect_format
+    from datagen.formats import detect_format
 
     if bench.format != "auto":
         return bench.format
@@ -31,7 +31,7 @@ def open_benchmark(bench: Any, fmt: str | None = None) -> Iterator[TrackSample]:
     `max_videos` only, in the reader's order.
     A missing path, an unknown format or an unreadable video ends the evaluation with EvalError (one line): a
     benchmark score over silently skipped videos would not be comparable."""
-    from datagen.sources import open_source
+    from datagen.formats import open_source
 
     try:
         for i, sample in enumerate(open_source(bench.path, fmt or resolve_format(bench))):

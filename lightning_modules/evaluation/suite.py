@@ -10,7 +10,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from datagen.errors import one_line
+from tracker.common.errors import one_line
+from tracker.common.prediction import Prediction
 
 from .cache import PredictionCache
 from .config import EvalConfig
@@ -18,7 +19,7 @@ from .predict import TrackerRunner
 from .groups import group_means, group_of
 from .mask_scoring import METRIC as MASK_METRIC
 from .protocol import EvalExample, make_example
-from .scoring import Prediction, mean_scores, score, zero_motion
+from .scoring import mean_scores, score, zero_motion
 from .sources import EvalError, open_benchmark, resolve_format
 
 
@@ -36,7 +37,6 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
     """Any checkpoint through tracker.checkpoint: our .ckpt (architecture, kind and training resolution from the
     file), an official .pth, or a variant name ("offline", "online", "baseline_*": the official file, downloaded
     once). Input resolution: `resolution`, else the recorded training resolution, else the model's own."""
-    from tracker import CoTracker3Online
     from tracker.checkpoint import (VARIANTS, CheckpointError, build_tracker, file_digest, official_checkpoint_path,
                                     read_checkpoint)
 
@@ -52,9 +52,8 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
         model = build_tracker(ckpt, variant, device)
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         raise EvalError(one_line(exc)) from None
-    kind = "online" if isinstance(model, CoTracker3Online) else "offline"
     hw = tuple(resolution) if resolution else (ckpt.input_resolution or tuple(model.model_resolution))
-    return LoadedModel(model, kind, (int(hw[0]), int(hw[1])), file_digest(path), str(path))
+    return LoadedModel(model, model.kind, (int(hw[0]), int(hw[1])), file_digest(path), str(path))
 
 
 def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int]) -> str:

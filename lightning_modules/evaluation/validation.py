@@ -1,14 +1,15 @@
 """Benchmarks as validation sets during training, next to the held-out synthetic clips.
 
 Config (training): `val_benchmarks: [{name, path, format, query_modes: [one mode], max_videos, max_frames}]`, the
-same entries as an evaluation suite (configs/eval/*.yaml). Each is read once (through datagen.sources), prepared
+same entries as an evaluation suite (configs/eval/*.yaml). Each is read once (through datagen.formats), prepared
 with the TAP-Vid protocol (256 raster), split over the DDP ranks like the synthetic clips, and scored at every
-validation with the joint evaluation predictor at the training resolution and `model.val_iters` iterations.
-Logged as `val_<name>/<metric>` and `val_<name>_zero_motion/<metric>`; `checkpoint.monitor` may name any of them
-(checked at config time: `config.check_val_benchmarks`). Benchmarks with object masks and no tracks (DAVIS) log
+validation with the joint evaluation predictor at the model's input size (the data plan's) and `model.val_iters`
+iterations, scored by evaluation.scoring like `make eval`. Logged as `val_<name>/<metric>` and
+`val_<name>_zero_motion/<metric>`; `checkpoint.monitor` may name any of them (checked at config time:
+`config.check_val_benchmarks`). Benchmarks with object masks and no tracks (DAVIS) log
 `mask_consistency` and `mask_consistency_<group>` (the mean over the group's videos; groups as in the evaluation
 suite) instead of TAP-Vid metrics. `max_videos` / `max_frames` keep them cheap: a DAVIS video is decoded once at
-setup, kept as its 256x256 raster plus its masks, and run at the training resolution like the synthetic clips.
+setup, kept as its 256x256 raster plus its masks, and run at the model's input size like the synthetic clips.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from typing import Any, Sequence
 
 from torch.utils.data import DataLoader
 
-from ..data import RankShare, ResolvedSource, TrackDataModule
+from ..data import TrackDataModule
+from ..data_plan import DataPlan
+from ..val_clips import RankShare
 from .groups import group_names, group_of
 from .mask_scoring import METRIC as MASK_METRIC
 from .protocol import EvalExample, make_example
@@ -29,8 +32,8 @@ BENCHMARK_KEYS = (*METRIC_KEYS, "pck")  # fixed order: every rank gathers the sa
 def benchmark_keys(bench: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(keys, always): the metrics a benchmark's rows are gathered under, in a fixed order (every rank gathers the
     same vector), and those logged even when no video has them (so a monitored metric always exists). Decided by
-    its reader's labels (datagen.sources: "tracks" or "masks"), i.e. before any video is read."""
-    from datagen.sources import reader_class
+    its reader's labels (datagen.formats: "tracks" or "masks"), i.e. before any video is read."""
+    from datagen.formats import reader_class
 
     if reader_class(resolve_format(bench)).labels == "masks":
         return (MASK_METRIC, *(f"{MASK_METRIC}_{g}" for g in group_names(bench.groups))), (MASK_METRIC,)
@@ -65,21 +68,21 @@ def _identity(item):
 
 
 def benchmark_loaders(examples: list[list[EvalExample]], rank: int, world: int) -> list[DataLoader]:
-    """Per benchmark, rank `rank`'s share of its examples (data.RankShare, like the synthetic clips); entries
+    """Per benchmark, rank `rank`'s share of its examples (val_clips.RankShare, like the synthetic clips); entries
     {"example": EvalExample, "pad": bool}."""
     return [DataLoader(RankShare(exs, rank, world, _example_entry), batch_size=None, shuffle=False, num_workers=0,
                        collate_fn=_identity) for exs in examples]
 
 
-def score_example(model: Any, ex: EvalExample, input_resolution: Sequence[int], iters: int, groups: Any = None
+def score_example(model: Any, ex: EvalExample, input_size: Sequence[int], iters: int, groups: Any = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
-    """(model scores, zero-motion scores) of one example with the joint evaluation predictor; a mask example also
-    gets its score under mask_consistency_<its group> (`groups`: the benchmark's, None: the default groups)."""
+    """(model scores, zero-motion scores) of one example with the joint evaluation predictor, the model run at
+    `input_size` (H, W); a mask example also gets its score under mask_consistency_<its group> (`groups`: the
+    benchmark's, None: the default groups)."""
     from .predict import TrackerRunner
 
     device = next(model.parameters()).device
-    pred: Prediction = TrackerRunner(model, input_resolution=tuple(input_resolution), iters=iters,
-                                     device=device)(ex)
+    pred: Prediction = TrackerRunner(model, input_resolution=tuple(input_size), iters=iters, device=device)(ex)
     scores = score(ex, pred), score(ex, zero_motion(ex))
     if ex.masks is not None:
         key = f"{MASK_METRIC}_{group_of(ex.key, groups)}"
@@ -92,9 +95,8 @@ class BenchmarkDataModule(TrackDataModule):
     """The training DataModule plus the benchmark validation sets, appended to the validation loaders
     (dataloader_idx 1, 2, ... in config order)."""
 
-    def __init__(self, data_cfg: Any, seed: int, benchmarks: Sequence[Any],
-                 sources: list[ResolvedSource] | None = None) -> None:
-        super().__init__(data_cfg, seed=seed, sources=sources)
+    def __init__(self, plan: DataPlan, seed: int, benchmarks: Sequence[Any]) -> None:
+        super().__init__(plan, seed=seed)
         self.benchmarks = list(benchmarks)
         self.bench_examples: list[list[EvalExample]] | None = None
 
@@ -108,9 +110,9 @@ class BenchmarkDataModule(TrackDataModule):
         return [super().val_dataloader(), *benchmark_loaders(self.bench_examples or [], rank, world)]
 
 
-def make_datamodule(cfg: Any, sources: list[ResolvedSource] | None = None) -> TrackDataModule:
-    """The training DataModule (over `sources`, data.resolve_data's, when given): with `cfg.val_benchmarks`, one
-    that also validates on them."""
+def make_datamodule(cfg: Any, plan: DataPlan) -> TrackDataModule:
+    """The training DataModule over `plan` (data_plan.build_data_plan(cfg)), seeded with cfg.seed: with
+    `cfg.val_benchmarks`, one that also validates on them."""
     if cfg.val_benchmarks:
-        return BenchmarkDataModule(cfg.data, cfg.seed, cfg.val_benchmarks, sources=sources)
-    return TrackDataModule(cfg.data, seed=cfg.seed, sources=sources)
+        return BenchmarkDataModule(plan, cfg.seed, cfg.val_benchmarks)
+    return TrackDataModule(plan, seed=cfg.seed)

@@ -89,7 +89,7 @@ def test_local_cluster_runs_batch_and_multi_task_steps(slurm_cluster, tmp_path):
 
 
 def test_datagen_array_tasks_write_only_their_own_shards(data_job):
-    from datagen.shards import read_shards
+    from datagen.formats.shards import read_shards
 
     job, out = data_job["job"], data_job["out"]
     logs = _task_logs(data_job, job)

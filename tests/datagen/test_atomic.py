@@ -1,4 +1,4 @@
-"""datagen.atomic: a write is all or nothing (the old file stays when a writer fails half-way), no temporary file
+"""tracker.common.atomic: a write is all or nothing (the old file stays when a writer fails half-way), no temporary file
 is left behind, and temporary names are unique per host and process (hidden ones start with a dot)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.atomic import atomic_file, tmp_path_for, write_atomic
+from tracker.common.atomic import atomic_file, tmp_path_for, write_atomic
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -37,8 +37,8 @@ def test_check_writable_probes_the_folder_that_will_hold_the_output(tmp_path: Pa
     """A folder to be made is probed at its nearest existing ancestor; a file where a folder belongs (or the other
     way round) is one line; nothing is left behind. (Read-only and full disks: tests/training/test_output_faults.py,
     on real tmpfs mounts.)"""
-    from datagen.atomic import check_writable
-    from datagen.errors import OutputNotWritableError
+    from tracker.common.atomic import check_writable
+    from tracker.common.errors import OutputNotWritableError
 
     assert check_writable(tmp_path / "a" / "b" / "c") == tmp_path
     assert check_writable(tmp_path / "out.npz", is_file=True) == tmp_path
@@ -53,7 +53,7 @@ def test_check_writable_probes_the_folder_that_will_hold_the_output(tmp_path: Pa
 
 
 def test_remove_leftovers_deletes_only_temporary_names(tmp_path: Path) -> None:
-    from datagen.atomic import remove_leftovers
+    from tracker.common.atomic import remove_leftovers
 
     (tmp_path / ".seq.tmp-host-1" / "frames").mkdir(parents=True)
     (tmp_path / ".x.npz.tmp-host-2").write_bytes(b"half")

@@ -1,4 +1,4 @@
-"""Benchmark readers of datagen.sources on files the tests write: TAP-Vid pickles (DAVIS dict with uint8 frames,
+"""Benchmark readers of datagen.formats on files the tests write: TAP-Vid pickles (DAVIS dict with uint8 frames,
 Kinetics-style list with JPEG frames), sparse keypoint .npz files; payloads are refused before they run."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pickle
 import numpy as np
 import pytest
 
-from datagen.sample import TrackSample
-from datagen.shards import CorruptSampleError
-from datagen.sources import detect_format, open_source, writer
+from datagen.formats.sample import TrackSample
+from datagen.formats.shard_io import CorruptSampleError
+from datagen.formats import detect_format, open_source, writer
 
 
 def _video(T=5, H=20, W=30):

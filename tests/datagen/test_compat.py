@@ -1,4 +1,4 @@
-"""datagen.kubric_compat: Kubric 2023.12 patched for Blender 4.2 (real bpy, real Kubric)."""
+"""datagen.scene.kubric_compat: Kubric 2023.12 patched for Blender 4.2 (real bpy, real Kubric)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 
 import pytest
 
-from datagen.kubric_compat import translate_obj_import_kwargs
+from datagen.scene.kubric_compat import translate_obj_import_kwargs
 
 
 def test_translate_obj_import_kwargs():
@@ -21,7 +21,7 @@ def test_translate_obj_import_kwargs():
 def kb_env(tmp_path_factory):
     pytest.importorskip("bpy")
     pytest.importorskip("kubric")
-    from datagen import kubric_compat
+    from datagen.scene import kubric_compat
 
     kubric_compat.apply()
     kubric_compat.apply()  # idempotent
@@ -35,7 +35,7 @@ def kb_env(tmp_path_factory):
 
 
 def test_apply_marks_applied_and_disables_render_motion_blur(kb_env):
-    from datagen import kubric_compat
+    from datagen.scene import kubric_compat
 
     _, bpy, _, _ = kb_env
     assert kubric_compat.is_applied()
@@ -85,7 +85,7 @@ def _kubric_manifest(tmp_path):
     import json
     import tarfile
 
-    from datagen import assets
+    from datagen.scene import assets
 
     mesh = assets.prepare_mesh("duck", tmp_path / "cache")
     data = tmp_path / "data"
@@ -108,8 +108,8 @@ def _kubric_manifest(tmp_path):
 
 @pytest.mark.parametrize("as_url", [False, True])
 def test_kubric_asset_source_by_path_or_url(kb_env, tmp_path, as_url):
-    from datagen.assets import KubricSources
-    from datagen.scene_config import AssetSourceConfig
+    from datagen.scene.assets import KubricSources
+    from datagen.config.scene import AssetSourceConfig
 
     manifest = _kubric_manifest(tmp_path)
     src = str(manifest.as_uri()) if as_url else str(manifest)
@@ -145,7 +145,7 @@ def test_render_layers_after_patches(kb_env, tmp_path):
     assert np.median(dx) > 0.3 and abs(np.median(dy)) < 0.2
     assert np.isfinite(out["depth"]).all()
     # patch 5: reading back only what is asked gives Kubric's own arrays, bit for bit
-    from datagen.kubric_compat import read_back
+    from datagen.scene.kubric_compat import read_back
 
     original = Blender.postprocess.__wrapped__
     for layers in (("rgba",), ("z", "segmentation", "forward_flow"), ("depth", "backward_flow", "normal", "uv"),

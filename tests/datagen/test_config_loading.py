@@ -1,4 +1,4 @@
-"""datagen.config_loading: every broken config file or override is one ConfigError line naming it,
+"""tracker.common.config_loading: every broken config file or override is one ConfigError line naming it,
 for both the training and the data-generation schema (one load path)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from datagen.config import load_data_config
 from lightning_modules.config import load_train_config
-from datagen.errors import ConfigError, UserError
+from tracker.common.errors import ConfigError, UserError
 
 REPO = Path(__file__).resolve().parents[2]
 LOADERS = {"train": load_train_config, "data": load_data_config}

@@ -1,4 +1,4 @@
-"""The DAVIS reader (datagen.sources.davis) on DAVIS folders the tests write: single-object 0/255 masks
+"""The DAVIS reader (datagen.formats.davis) on DAVIS folders the tests write: single-object 0/255 masks
 (DAVIS-2016), palette masks with several objects and void pixels (DAVIS-2017), and one-line errors naming the
 sequence for every inconsistency."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datagen.shards import CorruptSampleError
-from datagen.sources import detect_format, open_source
+from datagen.formats.shard_io import CorruptSampleError
+from datagen.formats import detect_format, open_source
 from tests.conftest import moving_square_video, write_davis_sequence
 
 
@@ -104,7 +104,7 @@ def test_bad_sequences_are_one_line_errors_naming_the_sequence(tmp_path, case):
 
 def test_a_folder_without_the_layout_is_not_davis(tmp_path):
     (tmp_path / "JPEGImages" / "480p").mkdir(parents=True)  # no Annotations
-    from datagen.sources import SourceError
+    from datagen.formats import SourceError
 
     with pytest.raises(SourceError, match="cannot tell the format"):
         detect_format(str(tmp_path))

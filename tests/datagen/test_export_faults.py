@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen.sample import TrackSample
-from datagen.sources import open_source, writer
+from datagen.formats.sample import TrackSample
+from datagen.formats import open_source, writer
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPORARY = {"cotracker3_kubric": ".*.tmp-*", "shards": "shard-*.tar.tmp-*"}  # what a writer has in flight

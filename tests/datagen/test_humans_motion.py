@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("anny")
 
-from datagen.humans import body as body_lib  # noqa: E402
-from datagen.humans import bvh as bvh_lib  # noqa: E402
-from datagen.humans import face as face_lib  # noqa: E402
-from datagen.humans import hair as hair_lib  # noqa: E402
-from datagen.humans import regions as reg_lib  # noqa: E402
-from datagen.humans import retarget  # noqa: E402
-from datagen.humans.actor import pose_human  # noqa: E402
+from datagen.actors.humans import body as body_lib  # noqa: E402
+from datagen.actors.humans import bvh as bvh_lib  # noqa: E402
+from datagen.actors.humans import face as face_lib  # noqa: E402
+from datagen.actors.humans import hair as hair_lib  # noqa: E402
+from datagen.actors.humans import regions as reg_lib  # noqa: E402
+from datagen.actors.humans import retarget  # noqa: E402
+from datagen.actors.humans.actor import pose_human  # noqa: E402
 
 # anny segment (bone head -> bone head) vs the canonical source segment that drives it
 SEGMENTS = [("upperarm01.{s}", "lowerarm01.{s}", "shoulder.{s}", "elbow.{s}"),

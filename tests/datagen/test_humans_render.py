@@ -21,7 +21,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def _roll_cfg():
-    from datagen.scene_config import ActorGroupConfig, SceneConfig
+    from datagen.config.scene import ActorGroupConfig, SceneConfig
 
     return SceneConfig(resolution=[64, 64], num_frames=5, samples_per_pixel=4, num_static_objects=[0, 0],
                        num_tossed_objects=[0, 0], dome_textures=["procedural"], floor_textures=["procedural"],
@@ -34,11 +34,11 @@ def rolling(tmp_path_factory):
     pytest.importorskip("bpy")
     pytest.importorskip("anny")
     from datagen import actors
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
     actors.prepare(["human"])
     debug: dict = {}
-    sample = render_scene(_roll_cfg(), 4, tmp_path_factory.mktemp("roll"), debug=debug)
+    sample = render_scene(_roll_cfg(), 4, tmp_path_factory.mktemp("roll"), debug=debug).sample
     return sample, debug
 
 
@@ -129,7 +129,7 @@ def test_face_closeup_preset_puts_most_points_on_the_face(tmp_path):
     from datagen import actors
     from datagen.cli import dataset_stats
     from datagen.config import load_data_config
-    from datagen.generate import generate_dataset
+    from datagen.pipeline.generate import generate_dataset
 
     cfg = load_data_config(REPO / "configs" / "data" / "face_closeup.yaml", [
         "scene.resolution=[64,64]", "scene.num_frames=4", "scene.samples_per_pixel=4", "scene.num_tracks=400",
@@ -148,7 +148,7 @@ def test_face_closeup_preset_puts_most_points_on_the_face(tmp_path):
 def test_crowd_members_stand_close_together():
     """A herd of three people: one shared clip, 0.5-1.1 m apart (so they overlap on screen), on the floor."""
     pytest.importorskip("anny")
-    from datagen import kubric_compat
+    from datagen.scene import kubric_compat
 
     kubric_compat.apply()
     from kubric.safeimport.bpy import bpy

@@ -26,14 +26,14 @@ def test_preset_matches_the_cotracker3_kubric_set(path):
 @pytest.mark.slow
 def test_render_uses_the_drawn_focal_length_and_travel(tmp_path):
     pytest.importorskip("bpy")
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
     cfg = load_data_config(PRESETS[0], [
         "scene.resolution=[32,48]", "scene.num_frames=4", "scene.samples_per_pixel=1", "scene.motion_blur=[0,0]",
         "scene.num_static_objects=[1,1]", "scene.num_tossed_objects=[0,0]", "scene.num_tracks=32",
         "scene.focal_length_range=[20,20]", "scene.camera_linear_travel=[3,3]", "scene.dome_textures=[procedural]",
         "scene.floor_textures=[procedural]", f"scene.asset_cache_dir={tmp_path / 'assets'}"]).scene
-    s = render_scene(cfg, 5, tmp_path / "scene")
+    s = render_scene(cfg, 5, tmp_path / "scene").sample
     K = np.array(s.meta["intrinsics"])
     assert K[0, 0] == pytest.approx(20 / cfg.sensor_width * 48)  # 20 mm, not the default 35 mm
     w2c = np.array(s.meta["extrinsics"])

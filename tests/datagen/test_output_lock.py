@@ -1,4 +1,4 @@
-"""datagen.output_lock across real processes: a holder blocks a second one, a killed holder does not (not even
+"""tracker.common.output_lock across real processes: a holder blocks a second one, a killed holder does not (not even
 while a child it forked lives on), and two takers in one process conflict."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from datagen.output_lock import LOCK_NAME, OutputBusyError, folder_lock
+from tracker.common.output_lock import LOCK_NAME, OutputBusyError, folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\n"
-        "from datagen.output_lock import folder_lock\n"
+        "from tracker.common.output_lock import folder_lock\n"
         "with folder_lock(sys.argv[1], 'testing'):\n"
         "    print('HELD', flush=True)\n"
         "    time.sleep(600)\n")

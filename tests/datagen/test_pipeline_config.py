@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from datagen.config import ConfigError, DataConfig, load_data_config
-from datagen.generate import task_shards
+from datagen.pipeline.layout import task_shards
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = sorted((REPO / "configs" / "data").glob("*.yaml"))

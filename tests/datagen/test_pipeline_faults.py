@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from datagen.config import load_data_config
-from datagen.generate import FAULT_ENV, derive_seed, generate_dataset
-from datagen.shards import iter_tar_samples, read_shards
+from datagen.pipeline.generate import FAULT_ENV, generate_dataset
+from datagen.pipeline.layout import derive_seed
+from datagen.formats.shard_io import iter_tar_samples
+from datagen.formats.shards import read_shards
 from tests.conftest import fill_disk, procs_mentioning, small_disk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +85,7 @@ def _server_pid(out: Path, generator: int) -> int:
             ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if b"datagen.scene_server" in cmd and str(out).encode() in cmd and ppid == generator:
+        if b"datagen.pipeline.server" in cmd and str(out).encode() in cmd and ppid == generator:
             return int(d.name)
     raise AssertionError("no warm scene server found")
 
@@ -127,7 +129,7 @@ def test_warm_server_refuses_to_import_blender(extra, event):
     error event, because a scene forked after `import bpy` would render on one thread (TBB's pool is not copied)."""
     from datagen.config import DEFAULT_WARM_IMPORTS
 
-    argv = [sys.executable, "-m", "datagen.scene_server", "--parent-pid", str(os.getpid())]
+    argv = [sys.executable, "-m", "datagen.pipeline.server", "--parent-pid", str(os.getpid())]
     for spec in [*DEFAULT_WARM_IMPORTS, *extra]:
         argv += ["--import", spec]
     proc = subprocess.run(argv, cwd=REPO, input="", capture_output=True, text=True, timeout=300,
@@ -262,7 +264,7 @@ def test_generator_killed_at_a_random_moment_then_identical(tmp_path, reference,
 
 def test_gpu_requested_without_gpu_stops_at_once(tmp_path):
     """scene.render_device=gpu where Cycles finds none: one line, no retries (every scene would fail alike)."""
-    probe = subprocess.run([sys.executable, "-m", "datagen.cycles_device"], cwd=REPO, capture_output=True, text=True,
+    probe = subprocess.run([sys.executable, "-m", "datagen.scene.cycles_device"], cwd=REPO, capture_output=True, text=True,
                            timeout=300)
     if probe.returncode == 0:
         pytest.skip(f"this machine has a GPU: {probe.stdout.strip()}")

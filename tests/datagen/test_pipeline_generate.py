@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from datagen.config import load_data_config
-from datagen.generate import available_cpus, derive_seed, generate_dataset
-from datagen.shards import iter_tar_samples, read_shards
+from datagen.pipeline.generate import available_cpus, generate_dataset
+from datagen.pipeline.layout import derive_seed
+from datagen.formats.shard_io import iter_tar_samples
+from datagen.formats.shards import read_shards
 from tests.conftest import procs_mentioning
 
 REPO = Path(__file__).resolve().parents[2]

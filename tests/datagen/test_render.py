@@ -12,7 +12,7 @@ SEED = 7
 
 
 def _tiny_cfg(cache_dir):
-    from datagen.scene_config import SceneConfig
+    from datagen.config.scene import SceneConfig
 
     return SceneConfig(resolution=[64, 64], num_frames=5, samples_per_pixel=4, num_static_objects=[1, 1],
                        num_tossed_objects=[1, 1], object_scale=[1.0, 1.4], spawn_region_half=1.5,
@@ -24,11 +24,12 @@ def _tiny_cfg(cache_dir):
 def rendered(tmp_path_factory):
     pytest.importorskip("bpy")
     pytest.importorskip("kubric")
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
     cache = tmp_path_factory.mktemp("assets")
     debug: dict = {}
-    sample = render_scene(_tiny_cfg(cache), SEED, tmp_path_factory.mktemp("scene"), debug=debug)
+    rendered = render_scene(_tiny_cfg(cache), SEED, tmp_path_factory.mktemp("scene"), debug=debug)
+    sample = rendered.sample
     return sample, debug, cache, tmp_path_factory
 
 
@@ -43,8 +44,7 @@ def test_sample_shapes_and_meta(rendered):
     assert meta["seed"] == SEED and meta["fps"] == 12
     assert np.array(meta["intrinsics"]).shape == (3, 3)
     assert np.array(meta["extrinsics"]).shape == (T, 4, 4)
-    assert {"simulate_s", "render_s", "annotate_s"} <= set(meta["timings"])
-    assert all(v >= 0 for v in meta["timings"].values())
+    assert not {"timings", "render_threads"} & set(meta)  # run facts come beside the sample (RenderedScene.run)
     names = meta["category_names"]
     cats = {names[c] for c in meta["track_category"]}
     assert {"background", "object", "human", "animal"} <= cats, cats
@@ -96,11 +96,14 @@ def test_visibility_marks_occlusion_and_query_frame(rendered):
 
 def test_same_seed_same_scene(rendered):
     """Same seed, same scene, also with a different number of render threads (parallel workers get fewer)."""
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
     s, _, cache, factory = rendered
     again = render_scene(_tiny_cfg(cache), SEED, factory.mktemp("again"), threads=1)
-    assert again.meta["render_threads"] == 1
+    assert again.run["render_threads"] == 1
+    assert {"simulate_s", "render_s", "annotate_s", "render_gt_s"} <= set(again.run["timings"])
+    assert all(v >= 0 for v in again.run["timings"].values())
+    again = again.sample
     # Across thread counts the rendered depth may differ in its last bits on some CPUs (Intel): a tolerance, not
     # bit-identity (docs/datagen_pipeline.md, "Rerendering is byte-identical").
     np.testing.assert_allclose(again.tracks, s.tracks, rtol=0, atol=1e-4)
@@ -113,15 +116,15 @@ def test_motion_blur_and_static_camera_scene(tmp_path):
     """Compositor vector blur on (Kubric's motion_blur), static camera, objects only, and a
     panorama image file on the dome."""
     pytest.importorskip("bpy")
-    from datagen.assets import pybullet_data_dir
-    from datagen.scene import render_scene
-    from datagen.scene_config import SceneConfig
+    from datagen.scene.assets import pybullet_data_dir
+    from datagen.scene.render import render_scene
+    from datagen.config.scene import SceneConfig
 
     panorama = str(pybullet_data_dir() / "checker_grid.jpg")
     cfg = SceneConfig(resolution=[32, 48], num_frames=3, samples_per_pixel=2, num_static_objects=[1, 1],
                       num_tossed_objects=[1, 1], motion_blur=[1.0, 1.0], camera_motion=["static"],
                       dome_textures=[panorama], num_tracks=64, asset_cache_dir=str(tmp_path / "assets"))
-    s = render_scene(cfg, 3, tmp_path / "scene")
+    s = render_scene(cfg, 3, tmp_path / "scene").sample
     assert s.video.shape == (3, 32, 48, 3) and s.meta["motion_blur"] == 1.0
     assert s.meta["camera_motion"] == "static"
     dome = next(a for a in s.meta["assets"] if a.get("name") == "dome")

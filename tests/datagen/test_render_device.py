@@ -1,4 +1,4 @@
-"""datagen.cycles_device with real renders: denoising and adaptive sampling change the RGB video only (the
+"""datagen.scene.cycles_device with real renders: denoising and adaptive sampling change the RGB video only (the
 ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu` without a GPU is an
 error before anything renders."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen.scene_config import SceneConfig
+from datagen.config.scene import SceneConfig
 
 pytestmark = pytest.mark.slow
 
@@ -19,11 +19,11 @@ def _cfg(**kw) -> SceneConfig:
 
 def test_denoising_and_adaptive_sampling_keep_ground_truth_exact(tmp_path):
     pytest.importorskip("bpy")
-    from datagen.scene import render_scene
+    from datagen.scene.render import render_scene
 
-    plain = render_scene(_cfg(render_device="cpu"), 11, tmp_path / "plain")
+    plain = render_scene(_cfg(render_device="cpu"), 11, tmp_path / "plain").sample
     fancy = render_scene(_cfg(render_device="cpu", use_denoising=True, adaptive_sampling=True), 11,
-                         tmp_path / "fancy")
+                         tmp_path / "fancy").sample
     np.testing.assert_array_equal(fancy.tracks, plain.tracks)
     np.testing.assert_array_equal(fancy.visibility, plain.visibility)
     np.testing.assert_array_equal(fancy.tracks3d, plain.tracks3d)
@@ -34,12 +34,12 @@ def test_denoising_and_adaptive_sampling_keep_ground_truth_exact(tmp_path):
 
 def test_gpu_without_gpu_is_an_error_and_auto_falls_back(tmp_path):
     pytest.importorskip("bpy")
-    from datagen.cycles_device import RenderDeviceError, find_gpus
-    from datagen.scene import render_scene
+    from datagen.scene.cycles_device import RenderDeviceError, find_gpus
+    from datagen.scene.render import render_scene
 
     if find_gpus()[1]:
         pytest.skip("this machine has a GPU")
     with pytest.raises(RenderDeviceError, match="render_device=gpu but Cycles finds no GPU"):
         render_scene(_cfg(render_device="gpu", samples_per_pixel=1), 1, tmp_path / "gpu")
     assert render_scene(_cfg(render_device="auto", samples_per_pixel=1), 1,
-                        tmp_path / "auto").meta["render_device"] == "CPU"
+                        tmp_path / "auto").sample.meta["render_device"] == "CPU"

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from datagen.safe_pickle import UnsafePickleError, load_npy, load_pickle, loads_pickle
+from datagen.formats.safe_pickle import UnsafePickleError, load_npy, load_pickle, loads_pickle
 
 
 class _Payload:

@@ -1,11 +1,11 @@
-"""datagen.sample.TrackSample: validation, unlabelled points, query points, and the shard round trip without 3-D."""
+"""datagen.formats.sample.TrackSample: validation, unlabelled points, query points, and the shard round trip without 3-D."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datagen.sample import TrackSample
-from datagen.shards import CorruptSampleError, decode_sample, encode_sample
+from datagen.formats.sample import TrackSample
+from datagen.formats.shard_io import CorruptSampleError, decode_sample, encode_sample
 
 
 def _sample(T: int = 5, H: int = 8, W: int = 10, N: int = 4, **kw) -> TrackSample:

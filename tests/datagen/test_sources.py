@@ -1,4 +1,4 @@
-"""datagen.sources on real files: our shards <-> the CoTracker3 Kubric layout (inverted visibility), TAP-Vid export,
+"""datagen.formats on real files: our shards <-> the CoTracker3 Kubric layout (inverted visibility), TAP-Vid export,
 a payload pickle refused, corrupt and missing files as one-line errors, through the library and `python -m datagen`."""
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen.safe_pickle import load_pickle
-from datagen.sample import TrackSample
-from datagen.shards import CorruptSampleError, read_shards
-from datagen.sources import READERS, SourceError, SourceNotFoundError, detect_format, open_source, writer
+from datagen.formats.safe_pickle import load_pickle
+from datagen.formats.sample import TrackSample
+from datagen.formats.shard_io import CorruptSampleError
+from datagen.formats.shards import read_shards
+from datagen.formats import READERS, SourceError, SourceNotFoundError, detect_format, open_source, writer
 
 REPO = Path(__file__).resolve().parents[2]
 

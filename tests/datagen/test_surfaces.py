@@ -1,4 +1,4 @@
-"""datagen.surfaces and deforming surfaces in datagen.tracks, on analytic meshes (numpy only, < 2 s).
+"""datagen.scene.surfaces and deforming surfaces in datagen.scene.tracks, on analytic meshes (numpy only, < 2 s).
 
 The "renders" here are an independent brute-force ray caster (Moller-Trumbore over every triangle), so the
 tiled ray casting, the barycentric anchoring and the self-occlusion test are checked against other code.
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen import surfaces as surf
-from datagen import tracks as tl
+from datagen.scene import surfaces as surf
+from datagen.scene import tracks as tl
 
 H, W, T = 48, 64, 5
 

@@ -1,10 +1,10 @@
-"""datagen.tracks on an analytic scene (numpy only): a textured back wall and a moving square."""
+"""datagen.scene.tracks on an analytic scene (numpy only): a textured back wall and a moving square."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datagen import tracks as tl
+from datagen.scene import tracks as tl
 
 H, W, T = 40, 48, 4
 WALL_Z, SQUARE_Z, HALF = 10.0, 5.0, 0.6

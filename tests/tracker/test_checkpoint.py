@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from tracker import CheckpointError, CoTracker3Offline, CoTracker3Online, load_tracker
-from tracker.checkpoint import default_cache_dir, infer_arch
+from tracker.checkpoint import VARIANTS, default_cache_dir, infer_arch, kind_of, tracker_metadata
 
 TINY = dict(hidden_size=32, num_heads=4, time_depth=2, space_depth=1, num_virtual_tracks=8, latent_dim=16,
             corr_levels=2, corr_radius=2, corr_hidden=32, corr_dim=16, encoder_dims=(8, 8, 16, 16),
@@ -186,3 +186,12 @@ def test_cli_reports_bad_checkpoints_in_one_line(tmp_path, shared_dir):
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "t.npz").exists()
+
+
+def test_model_kind_is_the_one_online_offline_test():
+    """Variants, checkpoint metadata and evaluation all read the model class's `kind`."""
+    for variant, (cls, _, _) in VARIANTS.items():
+        assert kind_of(variant) == cls.kind == ("online" if "online" in variant else "offline")
+    with torch.device("meta"):
+        models = CoTracker3Offline(window_len=8, **TINY), CoTracker3Online(window_len=8, **TINY)
+    assert [tracker_metadata(m, (32, 48))["variant"] for m in models] == ["offline", "online"]

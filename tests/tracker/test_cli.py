@@ -56,6 +56,15 @@ def assert_user_error(proc, *words):
         assert word in lines[0], (word, lines[0])
 
 
+def test_cli_errors_are_user_errors_with_usage_status():
+    """One kind of expected failure across the project: CLIError is a tracker.common.errors.UserError (exit 2)."""
+    from tracker.cli import CLIError
+    from tracker.common.errors import UserError
+
+    err = CLIError("bad\n  input")
+    assert isinstance(err, UserError) and err.exit_code == 2 and str(err) == "bad input"
+
+
 def test_missing_video(tmp_path):
     assert_user_error(run_cli(tmp_path / "nope.mp4", "--checkpoint", __file__), "not found", "nope.mp4")
 

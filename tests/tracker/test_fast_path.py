@@ -185,3 +185,21 @@ def test_compiled_hot_paths_match():
         out = model(video, queries, iters=2)
     assert list(model.state_dict()) == keys
     assert max_err(out.coords, ref.coords) < 1e-3
+
+
+def test_the_switch_alone_chooses_the_path():
+    """reference_implementation() is the one chooser (tracker.model.implementation): the pyramid's layout follows it,
+    and so do window_of and support_features, which take the pyramid of the same implementation."""
+    model, video, queries = _tiny_offline()
+    frames, xy = queries[..., 0].long(), queries[..., 1:] / model.stride
+    with torch.no_grad():
+        pyramid = model.encode(video)
+        assert isinstance(pyramid, fast.FeaturePyramid)
+        assert model.window_of(pyramid, 1, 3).length == 3
+        new = model.support_features(pyramid, frames, xy)
+        with reference_implementation():
+            pyramid = model.encode(video)
+            assert isinstance(pyramid, list) and len(pyramid) == model.corr_levels
+            assert model.window_of(pyramid, 1, 3)[0].shape[1] == 3
+            ref = model.support_features(pyramid, frames, xy)
+    assert all(max_err(a, b) < 1e-6 for a, b in zip(new, ref))

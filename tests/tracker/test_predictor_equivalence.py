@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import tracker.common.prediction
 from tracker.model import CoTracker3Offline, CoTracker3Online, FrameFeatureCache
 from tracker.predictor import (
     EvaluationPredictor,
@@ -223,7 +224,8 @@ def test_track_offline_numpy_queries(tiny_models, tiny_video):
     queries = np.array([[0, 3.0, 4.0], [5, 39.0, 23.0], [9, 20.5, 11.25]], dtype=np.float32)
     calls = []
     pred = track(offline, tiny_video, queries, chunk_callback=lambda done, total: calls.append((done, total)))
-    assert isinstance(pred, Prediction)
+    assert isinstance(pred, Prediction) and Prediction is tracker.common.prediction.Prediction  # one type
+    assert pred.visibility is pred.visible  # the name track's callers have used
     assert pred.tracks.shape == (1, 10, 3, 2) and pred.tracks.dtype == torch.float32
     assert pred.visibility.shape == (1, 10, 3) and pred.visibility.dtype == torch.bool
     assert pred.confidence.shape == (1, 10, 3) and pred.confidence.dtype == torch.float32

@@ -1,6 +1,8 @@
 """Video IO: a real mp4 round trip through PyAV, and clear errors for bad files."""
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,19 @@ def test_write_then_read_round_trip(tmp_path):
         assert decoded[t, 12:18, 6 + 4 * t : 12 + 4 * t].min() > 200
     first4, _ = read_video(path, max_frames=4)
     np.testing.assert_array_equal(first4, decoded[:4])
+
+
+def test_full_disk_is_an_os_error_and_leaves_nothing(tmp_path):
+    """A disk that fills up during the encoding is the OSError it is (the CLI reports it in one line), and neither
+    the video nor its temporary file is left (tracker.common.atomic.atomic_path)."""
+    from tests.conftest import small_disk
+
+    with small_disk(tmp_path / "disk", size="256k") as disk:
+        noise = np.random.default_rng(0).integers(0, 256, (20, 240, 320, 3), dtype=np.uint8)  # megabytes encoded
+        with pytest.raises(OSError) as err:
+            write_video(disk / "clip.mp4", noise, fps=10)
+        assert err.value.errno == errno.ENOSPC
+        assert not any(disk.iterdir())
 
 
 def test_odd_size_is_padded_to_even(tmp_path):

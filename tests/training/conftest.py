@@ -93,8 +93,8 @@ def benchmarks(moving_shards: Path, tmp_path_factory) -> dict[str, Path]:
     import numpy as np
     from PIL import Image
 
-    from datagen.sample import TrackSample
-    from datagen.sources import open_source, writer
+    from datagen.formats.sample import TrackSample
+    from datagen.formats import open_source, writer
 
     root = tmp_path_factory.mktemp("bench")
     samples = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from datagen.sample import TrackSample
+from datagen.formats.sample import TrackSample
 from lightning_modules.augment import eraser, make_train_clip, select_tracks
 from lightning_modules.config import load_train_config
 from lightning_modules.module import sample_queries

@@ -108,9 +108,10 @@ def test_resolution_taken_from_the_data_is_checked_too(tmp_path: Path) -> None:
     before any model is built (real shards written by the shards writer)."""
     import numpy as np
 
-    from datagen.sample import TrackSample
-    from datagen.sources import writer
-    from lightning_modules.data import DataError, resolve_data
+    from datagen.formats.sample import TrackSample
+    from datagen.formats import writer
+    from lightning_modules.data_failures import DataError
+    from lightning_modules.data_plan import build_data_plan
 
     rng = np.random.default_rng(0)
     samples = [TrackSample(video=rng.integers(0, 255, (12, 8, 8, 3), dtype=np.uint8),
@@ -122,7 +123,7 @@ def test_resolution_taken_from_the_data_is_checked_too(tmp_path: Path) -> None:
                              "data.clip_len=12", "model.arch.model_resolution=null"])
     with pytest.raises(DataError, match=r"data.resolution=\[8, 8\] \(unset: the frame size of the data\) is too "
                                         r"small for the model: both sides must be at least 16"):
-        resolve_data(cfg)
+        build_data_plan(cfg)
 
 
 def test_bad_key_in_yaml(tmp_path: Path) -> None:
@@ -161,12 +162,12 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path, config_text, over
 
 
 def test_cli_one_line_for_our_errors_traceback_for_bugs(monkeypatch, capsys) -> None:
-    """Any of our error types (datagen.errors.UserError) is one line with its exit status; anything
+    """Any of our error types (tracker.common.errors.UserError) is one line with its exit status; anything
     else is a bug and propagates with its traceback. (`eval` is used: `train` installs process-wide signal
     handlers, which must not land in the pytest process.)"""
     import lightning_modules.evaluation.cli as evaluate
     from lightning_modules.cli import main
-    from datagen.output_lock import OutputBusyError
+    from tracker.common.output_lock import OutputBusyError
 
     args = ["eval", "--checkpoint", "x.ckpt", "--data", "y.pkl"]
 

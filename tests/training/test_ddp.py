@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.ddp
 def test_ddp_two_cpu_processes(moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
     run_dir = tmp_path / "ddp"
-    # One validation clip for two ranks: rank 1 only runs a filler step (data.rank_val_clips).
+    # One validation clip for two ranks: rank 1 only runs a filler step (val_clips.rank_val_clips).
     overrides = tiny_overrides(moving_shards, run_dir, steps=4, data__log_keys="true", data__val_clips=1)
     overrides += ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TRACKFORGE_RUN_DIR"))}

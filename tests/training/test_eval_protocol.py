@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen.sample import TrackSample
-from datagen.sources import open_source
+from datagen.formats.sample import TrackSample
+from datagen.formats import open_source
 from lightning_modules.evaluation.protocol import make_example
 from lightning_modules.evaluation.scoring import Prediction, mean_scores, score, zero_motion
 

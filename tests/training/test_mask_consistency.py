@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen.sample import TrackSample
+from datagen.formats.sample import TrackSample
 from lightning_modules.evaluation.mask_queries import erode, grid_points, place_mask_queries
 from lightning_modules.evaluation.mask_scoring import mask_consistency, mask_hits
 from tests.conftest import moving_square_video
@@ -130,12 +130,12 @@ def _sample(masks, video=None, key="goat"):
 
 
 def test_protocol_round_trip_through_the_raster():
-    """Queries go to the 256 raster and predictions come back with tracker.pixels.rescale_xy: exact tracking in
+    """Queries go to the 256 raster and predictions come back with tracker.common.pixels.rescale_xy: exact tracking in
     raster pixels scores 100, zero motion scores what it scores at the source resolution."""
     from lightning_modules.evaluation.mask_queries import EROSION
     from lightning_modules.evaluation.protocol import make_example
     from lightning_modules.evaluation.scoring import Prediction, score, zero_motion
-    from tracker.pixels import rescale_xy
+    from tracker.common.pixels import rescale_xy
 
     T, step = 8, 3
     video, masks = moving_square_video(T=T, H=48, W=80, size=20, step=step)
@@ -195,7 +195,7 @@ def test_zero_motion_on_the_shared_davis_sequences():
     score is the one docs/evaluation.md gives."""
     if not DAVIS.is_dir():
         pytest.skip(f"DAVIS sequences not found at {DAVIS} (../shared/data/davis)")
-    from datagen.sources.davis import read_davis_sequence
+    from datagen.formats.davis import read_davis_sequence
     from lightning_modules.evaluation.mask_benchmark import evaluate_mask_benchmark
     from lightning_modules.evaluation.protocol import make_example
     from lightning_modules.evaluation.scoring import score, zero_motion

@@ -36,7 +36,7 @@ def blocked(request, tmp_path) -> tuple[str, Path]:
 @pytest.fixture(scope="module")
 def clip(moving_shards, tmp_path_factory) -> Path:
     """A real video file: the first rendered test clip (12 frames of 64x64)."""
-    from datagen.sources import open_source
+    from datagen.formats import open_source
     from tracker.video import write_video
 
     sample = next(iter(open_source(str(moving_shards))))

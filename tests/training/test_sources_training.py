@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from lightning_modules.config import ConfigError, load_train_config
 
@@ -24,7 +25,7 @@ TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
 @pytest.fixture(scope="module")
 def kubric_dir(moving_shards: Path, tmp_path_factory) -> Path:
     """The moving shards exported to the official CoTracker3 Kubric layout (4 sequences)."""
-    from datagen.sources import open_source, writer
+    from datagen.formats import open_source, writer
 
     out = tmp_path_factory.mktemp("kubric")
     assert writer("cotracker3_kubric")(open_source(str(moving_shards)), out) == 4
@@ -47,20 +48,20 @@ def _env() -> dict:
 # ---------------------------------------------------------------------------------------------- mixtures
 @pytest.mark.slow
 def test_mixture_stream_draws_sources_by_weight(moving_shards, kubric_dir, tmp_path, tiny_overrides):
-    from lightning_modules.data import MixtureStream, StreamSeed, resolve_data_config, resolve_sources
+    from lightning_modules.data_plan import build_data_plan
+    from lightning_modules.train_stream import MixtureStream, StreamSeed
 
-    cfg = resolve_data_config(load_train_config(TINY, tiny_overrides(moving_shards, tmp_path, steps=1)
-                                                + _mixture(moving_shards, kubric_dir)
-                                                + ["data.num_tracks=8", "data.augment.enabled=false"]))
-    data = cfg.data
-    sources = resolve_sources(data)
+    plan = build_data_plan(load_train_config(TINY, tiny_overrides(moving_shards, tmp_path, steps=1)
+                                             + _mixture(moving_shards, kubric_dir)
+                                             + ["data.num_tracks=8", "data.augment.enabled=false"]))
+    sources = plan.sources
     assert [(s.name, s.train.format, len(s.train.items)) for s in sources] == [
         ("ours", "shards", 1), ("kub", "cotracker3_kubric", 3)]
     assert sources[1].cfg.augment.pad_max == 0 and sources[0].cfg.augment.pad_max == 4  # per-source override
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: thread hand-offs would cost more than the work
     try:
-        batches = list(zip(range(200), MixtureStream(sources, data, StreamSeed(0, 0))))
+        batches = list(zip(range(200), MixtureStream(plan, StreamSeed(0, 0))))
     finally:
         torch.set_num_threads(threads)
     counts = batches[-1][1]["source_counts"].numpy()
@@ -88,6 +89,7 @@ def test_mixture_trains_in_a_real_trainer_with_shares_and_global_batch(moving_sh
     assert prefixes == {"ours", "kub"}
     saved = load_train_config(run_dir / "config.yaml")  # the resolved config: the data decided the resolution
     assert list(saved.data.resolution) == [64, 64] and list(saved.model.arch.model_resolution) == [64, 64]
+    assert cfg.data.resolution is None and cfg.model.arch.model_resolution is None  # the caller's config: as given
     metrics = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
     shares = [(float(m["data/share/ours"]), float(m["data/share/kub"])) for m in metrics if m.get("data/share/ours")]
     assert shares and all(abs(a + b - 1) < 1e-6 for a, b in shares) and 0 < shares[-1][0] < 1
@@ -118,42 +120,50 @@ def test_ddp_with_two_sources(moving_shards, kubric_dir, tmp_path, tiny_override
 
 # ---------------------------------------------------------------------------------------------- config vs data
 def test_clip_len_longer_than_the_videos_is_an_error(moving_shards, kubric_dir, tmp_path, tiny_overrides):
-    from lightning_modules.data import DataError, resolve_data_config
+    from lightning_modules.data_failures import DataError
+    from lightning_modules.data_plan import build_data_plan
 
     base = tiny_overrides(moving_shards, tmp_path, steps=1)
     with pytest.raises(DataError, match=r"data.clip_len=16 exceeds the 12 frames of data source 'default' "
                                         r"\(shards, 1 shard\(s\), 12 frames of 64x64 \(from .*dataset.json\)\)"):
-        resolve_data_config(load_train_config(TINY, base + ["data.clip_len=16"]))
+        build_data_plan(load_train_config(TINY, base + ["data.clip_len=16"]))
     with pytest.raises(DataError, match=r"data.clip_len=13 exceeds the 12 frames of data source 'kub' "
                                         r"\(cotracker3_kubric, 3 sequence\(s\), 12 frames of 64x64"):
-        resolve_data_config(load_train_config(TINY, base + _mixture(moving_shards, kubric_dir)
-                                              + ["data.sources.ours.weight=0", "data.clip_len=13",
-                                                 "data.val_clip_len=12"]))
+        build_data_plan(load_train_config(TINY, base + _mixture(moving_shards, kubric_dir)
+                                          + ["data.sources.ours.weight=0", "data.clip_len=13",
+                                             "data.val_clip_len=12"]))
     with pytest.raises(DataError, match=r"data.clip_len=13 \(also the validation clip length\) exceeds the 12 "
                                         r"frames of data source 'ours'"):
-        resolve_data_config(load_train_config(TINY, base + _mixture(moving_shards, kubric_dir)
-                                              + ["data.sources.ours.weight=0", "data.clip_len=13"]))
+        build_data_plan(load_train_config(TINY, base + _mixture(moving_shards, kubric_dir)
+                                          + ["data.sources.ours.weight=0", "data.clip_len=13"]))
     with pytest.raises(DataError, match="data.val_clip_len=20 exceeds the 12 frames"):
-        resolve_data_config(load_train_config(TINY, base + ["data.val_clip_len=20"]))
+        build_data_plan(load_train_config(TINY, base + ["data.val_clip_len=20"]))
     from lightning_modules.cli import main
 
     assert main(["train", "--config", str(TINY), *base, "data.clip_len=16"]) == 2  # one line, no traceback
 
 
 def test_resolution_follows_the_data_and_mismatches_are_reported(moving_shards, tmp_path, tiny_overrides):
-    from lightning_modules.data import resolve_data_config
+    from lightning_modules.data_plan import build_data_plan, resolved_config
 
     base = tiny_overrides(moving_shards, tmp_path, steps=1)
-    cfg = resolve_data_config(load_train_config(TINY, base + ["data.resolution=null",
-                                                              "model.arch.model_resolution=null"]))
-    assert list(cfg.data.resolution) == [64, 64] and list(cfg.model.arch.model_resolution) == [64, 64]
-    cfg = resolve_data_config(load_train_config(TINY, base + ["data.resolution=[48,48]",
-                                                              "model.arch.model_resolution=null"]))
-    assert list(cfg.model.arch.model_resolution) == [48, 48]  # the model follows the training crop
+    cfg = load_train_config(TINY, base + ["data.resolution=null", "model.arch.model_resolution=null"])
+    before = OmegaConf.to_yaml(cfg)
+    plan = build_data_plan(cfg)
+    assert plan.input_size == (64, 64) and plan.arch_input_size == (64, 64)
+    assert list(plan.settings.resolution) == [64, 64] and all(s.cfg.resolution == [64, 64] for s in plan.sources)
+    assert OmegaConf.to_yaml(cfg) == before  # the plan is built without editing the config
+    resolved = resolved_config(cfg, plan)  # what the run records: concrete values under the user's keys
+    assert list(resolved.data.resolution) == [64, 64] and list(resolved.model.arch.model_resolution) == [64, 64]
+    assert OmegaConf.to_yaml(cfg) == before
+    plan = build_data_plan(load_train_config(TINY, base + ["data.resolution=[48,48]",
+                                                           "model.arch.model_resolution=null"]))
+    assert plan.input_size == plan.arch_input_size == (48, 48)  # the model follows the training crop
     with pytest.warns(UserWarning, match=r"64x64 frames are smaller than the 96x128 training crop .* upsampled"):
-        resolve_data_config(load_train_config(TINY, base + ["data.resolution=[96,128]"]))
+        build_data_plan(load_train_config(TINY, base + ["data.resolution=[96,128]"]))
     with pytest.warns(UserWarning, match=r"model.arch.model_resolution=\[64, 64\] differs from the training crop"):
-        resolve_data_config(load_train_config(TINY, base + ["data.resolution=[48,48]"]))
+        plan = build_data_plan(load_train_config(TINY, base + ["data.resolution=[48,48]"]))
+    assert plan.input_size == (48, 48) and plan.arch_input_size == (64, 64)
 
 
 def test_sources_config_is_typed_and_the_old_shards_key_migrates(tmp_path):
@@ -169,7 +179,8 @@ def test_sources_config_is_typed_and_the_old_shards_key_migrates(tmp_path):
     with pytest.raises(ConfigError, match="global_batch_size=3 must be a positive multiple of data.batch_size=2"):
         load_train_config(TINY, ["data.batch_size=2", "data.global_batch_size=3"])
     from lightning_modules.config import data_sources
-    from lightning_modules.data import DataError, accumulation_steps
+    from lightning_modules.data_failures import DataError
+    from lightning_modules.global_batch import accumulation_steps
 
     legacy = load_train_config(TINY, ["data.shards=a/*.tar", "data.val_shards=b.tar"])
     (name, src), = data_sources(legacy.data).items()
@@ -214,11 +225,13 @@ def test_all_shards_unreadable_ends_with_one_line_in_bounded_time(moving_shards,
 
 
 def test_stream_that_drops_every_clip_ends_with_the_reason(moving_shards, tmp_path, tiny_overrides):
-    from lightning_modules.data import DataError, TrackDataModule, resolve_data_config
+    from lightning_modules.data import TrackDataModule
+    from lightning_modules.data_failures import DataError
+    from lightning_modules.data_plan import build_data_plan
 
-    cfg = resolve_data_config(load_train_config(TINY, tiny_overrides(
+    plan = build_data_plan(load_train_config(TINY, tiny_overrides(
         moving_shards, tmp_path, steps=1, data__min_tracks=100000, data__max_consecutive_failures=20)))
-    dm = TrackDataModule(cfg.data, seed=0)
+    dm = TrackDataModule(plan, seed=0)
     with pytest.raises(DataError, match=r"source 'default' gave no usable clip in 20 consecutive attempts \(20 too "
                                         r"few candidate tracks\); shards: .*shard-000000.tar"):
         next(iter(dm.train_dataloader()))

@@ -292,10 +292,10 @@ def test_csv_rows_survive_a_kill_and_resume(moving_shards: Path, tmp_path: Path,
 @pytest.mark.slow
 def test_second_run_into_a_busy_run_dir_is_refused(moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
     """Two runs into one run dir mixed their checkpoints (last-v1.ckpt, ...) and metrics rows. The holder here is
-    a process holding the run dir's lock as a training run does (datagen.output_lock, tested with
+    a process holding the run dir's lock as a training run does (tracker.common.output_lock, tested with
     killed holders in tests/datagen) and stands for a first training run, which takes seconds to start."""
     run_dir = tmp_path / "run"
-    hold = ("import sys, time\nfrom datagen.output_lock import folder_lock\n"
+    hold = ("import sys, time\nfrom tracker.common.output_lock import folder_lock\n"
             "with folder_lock(sys.argv[1], 'training'):\n    print('HELD', flush=True)\n    time.sleep(600)\n")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], cwd=REPO, env=_env(),
                               stdout=subprocess.PIPE, text=True)
@@ -362,7 +362,7 @@ def test_sigterm_stops_both_ddp_ranks_at_the_same_step(moving_shards: Path, tmp_
 
 # ------------------------------------------------------------------------------------------ kill at a random step
 # Every step is an epoch of its own (data.epoch_samples=1, batch 1): the training stream is seeded from the global
-# step at each epoch start (lightning_modules.data.StreamSeed), so a run resumed at step k draws the clips an
+# step at each epoch start (lightning_modules.train_stream.StreamSeed), so a run resumed at step k draws the clips an
 # uninterrupted run draws from step k on, and the two must end with the same weights.
 KILL_STEPS = 6
 

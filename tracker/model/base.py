@@ -15,7 +15,7 @@ from .cache import FrameFeatureCache
 from .correlation import CorrMLP, local_correlation, support_features
 from .embeddings import DISP_DIM, displacement_encoding, time_embedding_table
 from .encoder import BasicEncoder, encoder_input_problem
-from .impl import reference_enabled
+from .implementation import reference_enabled
 from .pyramid import FeaturePyramid, pyramid_min_side, pyramid_pad
 from .transformer import UpdateFormer
 
@@ -59,6 +59,10 @@ class CoTracker3Base(nn.Module):
 
     Architecture keywords default to the official values (spec section 1); override them for small models.
     """
+
+    # "offline" or "online", set by each subclass: the one online/offline test (checkpoints record it, evaluation
+    # and the command line read it) rather than a type test at every site.
+    kind: str
 
     def __init__(
         self,
@@ -189,7 +193,8 @@ class CoTracker3Base(nn.Module):
         """video (B, T, 3, H, W) in 0..255 -> the feature pyramid of corr_levels levels.
 
         Default: a `FeaturePyramid` (padded channels-last maps, encoded in bounded chunks of frames). Reference
-        implementation: a list of maps (B, T, C, H/4/2^l, W/4/2^l)."""
+        implementation: a list of maps (B, T, C, H/4/2^l, W/4/2^l). `window_of`, `support_features` and `refine`
+        take the pyramid of the same implementation (the switch: tracker.model.implementation)."""
         if not reference_enabled():
             return self._encode_pyramid(video)
         B, T = video.shape[:2]
@@ -225,8 +230,8 @@ class CoTracker3Base(nn.Module):
 
     @staticmethod
     def window_of(pyramid: FeaturePyramid | list[torch.Tensor], start: int, length: int):
-        """The pyramid of frames [start, start + length) (a view)."""
-        if isinstance(pyramid, FeaturePyramid):
+        """The pyramid of frames [start, start + length) (a view), in the layout `encode` made it."""
+        if not reference_enabled():
             return pyramid.window(start, length)
         return [p[:, start : start + length] for p in pyramid]
 
@@ -234,7 +239,7 @@ class CoTracker3Base(nn.Module):
         self, pyramid: FeaturePyramid | list[torch.Tensor], frames: torch.Tensor, xy: torch.Tensor
     ) -> list[torch.Tensor]:
         """Per level (B, P*P, N, C) support patches at the query frames; xy (B, N, 2) in feature units."""
-        if isinstance(pyramid, FeaturePyramid):
+        if not reference_enabled():
             feats = [fast.support_patches(pyramid, lvl, frames, xy / 2**lvl, self.corr_radius)
                      for lvl in range(self.corr_levels)]
         else:
@@ -276,7 +281,7 @@ class CoTracker3Base(nn.Module):
         if iters < 1:
             raise ValueError("iters must be >= 1")
         self._record("time_emb", time_emb)
-        if isinstance(pyramid, FeaturePyramid):
+        if not reference_enabled():
             return self._refine_blocks(pyramid, support, coords, vis, conf, iters, time_emb)
         return self._refine_reference(pyramid, support, coords, vis, conf, iters, time_emb)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .sampling import patch_offsets, sample_points, sample_video_points
 from .transformer import Mlp

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .impl import reference_enabled
+from .implementation import reference_enabled
 
 # Below this many rows the weight reorder of a oneDNN call costs more than sgemm loses (measured: equal near 64).
 MIN_ROWS = 256

@@ -11,6 +11,8 @@ from .outputs import TrackerOutput, TrainOutput
 class CoTracker3Offline(CoTracker3Base):
     """Bidirectional tracker over all frames at once; the window_len-row time embedding is resampled to T."""
 
+    kind = "offline"
+
     def __init__(self, window_len: int = 60, **arch) -> None:
         super().__init__(window_len, **arch)
 

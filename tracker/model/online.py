@@ -19,6 +19,8 @@ class CoTracker3Online(CoTracker3Base):
     """Causal tracker. `forward(..., is_online=False)` runs all windows over a whole clip (training, evaluation);
     `is_online=True` processes one chunk per call (streaming; call `reset_online()` first for every new video)."""
 
+    kind = "online"
+
     def __init__(self, window_len: int = 16, **arch) -> None:
         super().__init__(window_len, **arch)
         if window_len % 2:

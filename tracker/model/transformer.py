@@ -7,7 +7,7 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .impl import reference_enabled
+from .implementation import reference_enabled
 from .linear import Linear
 
 

@@ -1,0 +1,420 @@
+"""Blender materials for anny people: skin tones, face details, hair and fabrics (all procedural).
+
+Every texture is looked up in REST coordinates: the mesh carries a point attribute ``rest`` (the
+vertex's position in the unposed body, metres) and the shaders read it with an Attribute node, so a
+stripe or a freckle stays on the same spot of the surface however the body deforms (never world or
+object coordinates, which would swim over a deforming mesh). Irises read the point attribute
+``eye_r`` (distance from the eye's optical axis at rest, see ``regions.eye_coordinates``).
+
+``Look`` holds the colours and pattern choices of one person (numpy only, JSON-able, drawn from a
+seeded generator); ``build_materials(bpy, look, name)`` makes one material per ``regions.SLOTS`` entry,
+in that order (the mesh's polygon material indices point into it).
+
+Colours are given in sRGB (as people pick them) and converted to Blender's linear values here.
+Skin tones span the 10 swatches of the Monk Skin Tone scale (very light to very dark) with small
+hue jitter; no subsurface scattering (its CPU cost is high and the pixel-level texture, which is what
+the tracker needs, does not depend on it).
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Monk Skin Tone scale swatches (sRGB), lightest to darkest.
+SKIN_TONES = ["#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96", "#a07e56", "#825c43", "#604134",
+              "#3a312a", "#292420"]
+HAIR_COLORS = {"black": "#1c1a17", "dark_brown": "#3b2a1e", "brown": "#5a3d25", "light_brown": "#8b6a4a",
+               "blond": "#c8a86b", "platinum": "#e0d2b0", "auburn": "#7a3420", "grey": "#9a9590",
+               "white": "#d8d4cc"}
+IRIS_COLORS = {"dark_brown": "#2b1a0e", "brown": "#4a2c17", "hazel": "#6b5a2e", "green": "#4f6b3a",
+               "blue": "#4a6f98", "grey": "#7a8590"}
+FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit")
+FABRIC_P = (0.3, 0.15, 0.12, 0.08, 0.12, 0.13, 0.1)
+
+
+def srgb_to_linear(c):
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def hex_rgb(h: str) -> tuple[float, float, float]:
+    h = h.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """A fabric look: pattern name, two sRGB colours, pattern scale (repeats per metre), roughness."""
+
+    pattern: str
+    color: tuple[float, float, float]
+    color2: tuple[float, float, float]
+    scale: float
+    roughness: float
+    direction: int  # stripes: 0 horizontal bands, 1 vertical
+
+
+@dataclass(frozen=True)
+class Look:
+    """Everything about how one person looks (sRGB colours)."""
+
+    skin: tuple[float, float, float]
+    skin_tone: float  # position on the Monk scale, 0 (lightest) .. 9 (darkest)
+    lips: tuple[float, float, float]
+    hair: tuple[float, float, float]
+    hair_name: str
+    iris: tuple[float, float, float]
+    iris_name: str
+    top: Fabric
+    bottom: Fabric
+    shoes: tuple[float, float, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def sample(rng: np.random.Generator, age: float = 0.67, dress: bool = False) -> "Look":
+        tone = float(rng.uniform(0, len(SKIN_TONES) - 1))
+        lo = int(np.floor(tone))
+        hi = min(lo + 1, len(SKIN_TONES) - 1)
+        w = tone - lo
+        skin = (1 - w) * np.array(hex_rgb(SKIN_TONES[lo])) + w * np.array(hex_rgb(SKIN_TONES[hi]))
+        h, s, v = colorsys.rgb_to_hsv(*skin)
+        skin = colorsys.hsv_to_rgb((h + rng.uniform(-0.015, 0.015)) % 1.0, np.clip(s * rng.uniform(0.85, 1.2), 0, 1),
+                                   np.clip(v * rng.uniform(0.92, 1.05), 0, 1))
+        # lips: darker and redder than the skin
+        lh, ls, lv = colorsys.rgb_to_hsv(*skin)
+        lips = colorsys.hsv_to_rgb((0.99 + rng.uniform(-0.02, 0.02)) % 1.0, np.clip(ls + rng.uniform(0.15, 0.3), 0, 1),
+                                   lv * rng.uniform(0.6, 0.8))
+        names = list(HAIR_COLORS)
+        p = np.array([3, 3, 3, 2, 1.5, 0.5, 1, 0.5, 0.3])
+        if age > 0.85:  # older people: grey/white more likely
+            p = p + np.array([0, 0, 0, 0, 0, 0, 0, 6, 4])
+        hair_name = str(rng.choice(names, p=p / p.sum()))
+        hair = tuple(np.clip(np.array(hex_rgb(HAIR_COLORS[hair_name])) * rng.uniform(0.85, 1.15), 0, 1))
+        if rng.uniform() < 0.04:  # dyed
+            hair_name = "dyed"
+            hair = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.5, 0.9), rng.uniform(0.3, 0.8))
+        iris_name = str(rng.choice(list(IRIS_COLORS), p=[0.35, 0.25, 0.12, 0.08, 0.12, 0.08]))
+        top = _sample_fabric(rng, allow_denim=False)
+        bottom = top if dress else _sample_fabric(rng, allow_denim=True)
+        shoes = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.6), rng.choice([rng.uniform(0.05, 0.2),
+                                                                                   rng.uniform(0.3, 0.95)]))
+        return Look(skin=tuple(float(c) for c in skin), skin_tone=tone, lips=tuple(float(c) for c in lips),
+                    hair=tuple(float(c) for c in hair), hair_name=hair_name,
+                    iris=tuple(float(c) for c in hex_rgb(IRIS_COLORS[iris_name])), iris_name=iris_name,
+                    top=top, bottom=bottom, shoes=tuple(float(c) for c in shoes))
+
+
+def _sample_fabric(rng: np.random.Generator, allow_denim: bool) -> Fabric:
+    p = np.array(FABRIC_P)
+    if not allow_denim:
+        p[FABRIC_PATTERNS.index("denim")] = 0
+    pattern = str(rng.choice(FABRIC_PATTERNS, p=p / p.sum()))
+    c1 = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.05, 0.85), rng.uniform(0.08, 0.95))
+    c2 = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.1, 1.0))
+    if pattern == "denim":
+        c1 = colorsys.hsv_to_rgb(rng.uniform(0.58, 0.64), rng.uniform(0.4, 0.75), rng.uniform(0.2, 0.55))
+        c2 = (0.85, 0.87, 0.9)
+    scale = {"solid": 1.0, "stripes": rng.uniform(10, 40), "checks": rng.uniform(6, 20), "dots": rng.uniform(15, 40),
+             "denim": 1.0, "mottled": rng.uniform(4, 12), "knit": rng.uniform(40, 80)}[pattern]
+    return Fabric(pattern=pattern, color=tuple(float(c) for c in c1), color2=tuple(float(c) for c in c2),
+                  scale=float(scale), roughness=float(rng.uniform(0.55, 0.95)), direction=int(rng.integers(2)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Blender node building
+
+
+# Blender's wave texture computes sin(20 * coordinate) (bands/rings): this mapping scale gives one
+# period per 1/r metres for r repeats per metre.
+WAVE_PERIOD = 2.0 * np.pi / 20.0
+
+
+class NodeGraph:
+    """Small helper around a new material's node tree; procedural textures look up ``rest_attribute`` (the mesh's
+    rest-position point attribute, so they stick to a deforming surface). Also used for the animals' coats."""
+
+    def __init__(self, bpy, name: str, rest_attribute: str = "rest"):
+        self.rest_attribute = rest_attribute
+        self.mat = bpy.data.materials.new(name)
+        self.mat.use_nodes = True
+        self.nodes, self.links = self.mat.node_tree.nodes, self.mat.node_tree.links
+        self.bsdf = self.nodes["Principled BSDF"]
+        self._rest = None
+
+    def node(self, kind: str, **inputs):
+        n = self.nodes.new(kind)
+        for k, v in inputs.items():
+            n.inputs[k].default_value = v
+        return n
+
+    def link(self, a, b):
+        self.links.new(a, b)
+
+    def rest(self):
+        """Output socket of the rest-position attribute (metres)."""
+        if self._rest is None:
+            self._rest = self.nodes.new("ShaderNodeAttribute")
+            self._rest.attribute_type = "GEOMETRY"
+            self._rest.attribute_name = self.rest_attribute
+        return self._rest.outputs["Vector"]
+
+    def scaled_rest(self, scale):
+        m = self.node("ShaderNodeMapping")
+        m.inputs["Scale"].default_value = scale if isinstance(scale, (tuple, list)) else (scale,) * 3
+        self.link(self.rest(), m.inputs["Vector"])
+        return m.outputs["Vector"]
+
+    def noise(self, scale, detail=4.0, roughness=0.5):
+        n = self.node("ShaderNodeTexNoise")
+        n.inputs["Scale"].default_value = 1.0
+        n.inputs["Detail"].default_value = detail
+        n.inputs["Roughness"].default_value = roughness
+        self.link(self.scaled_rest(scale), n.inputs["Vector"])
+        return n.outputs["Fac"]
+
+    def mix(self, fac, a, b):
+        """Colour a -> b by fac (socket or float); a, b: colour sockets or linear RGB tuples."""
+        m = self.nodes.new("ShaderNodeMix")
+        m.data_type = "RGBA"
+        self._set(m.inputs[0], fac)
+        self._set(m.inputs[6], a)
+        self._set(m.inputs[7], b)
+        return m.outputs[2]
+
+    def math(self, op, a, b=0.0):
+        m = self.nodes.new("ShaderNodeMath")
+        m.operation = op
+        self._set(m.inputs[0], a)
+        self._set(m.inputs[1], b)
+        return m.outputs[0]
+
+    def ramp(self, fac, stops):
+        """Colour ramp from [(position, linear rgb), ...] (constant interpolation if stops say so)."""
+        r = self.nodes.new("ShaderNodeValToRGB")
+        self._set(r.inputs["Fac"], fac)
+        els = r.color_ramp.elements
+        while len(els) < len(stops):
+            els.new(0.5)
+        for el, (pos, rgb) in zip(els, stops):
+            el.position = pos
+            el.color = (*rgb, 1.0)
+        return r.outputs["Color"], r
+
+    def attribute(self, name: str):
+        """Float output of the mesh's point attribute ``name``."""
+        a = self.nodes.new("ShaderNodeAttribute")
+        a.attribute_type = "GEOMETRY"
+        a.attribute_name = name
+        return a.outputs["Fac"]
+
+    def smoothstep(self, value, lo: float, hi: float):
+        """0 below lo, 1 above hi, smooth in between."""
+        m = self.nodes.new("ShaderNodeMapRange")
+        m.interpolation_type = "SMOOTHSTEP"
+        m.inputs["From Min"].default_value, m.inputs["From Max"].default_value = lo, hi
+        self.link(value, m.inputs["Value"])
+        return m.outputs["Result"]
+
+    def bump(self, height, strength, distance: float = 0.002):
+        """Bump from ``height``; a second call stacks on the first (its normal feeds the next)."""
+        b = self.node("ShaderNodeBump", Strength=strength, Distance=distance)
+        self.link(height, b.inputs["Height"])
+        if self.bsdf.inputs["Normal"].is_linked:
+            self.link(self.bsdf.inputs["Normal"].links[0].from_socket, b.inputs["Normal"])
+        self.link(b.outputs["Normal"], self.bsdf.inputs["Normal"])
+
+    def finish(self, color, roughness: float, specular: float = 0.5):
+        self._set(self.bsdf.inputs["Base Color"], color)
+        self.bsdf.inputs["Roughness"].default_value = roughness
+        self.bsdf.inputs["Specular IOR Level"].default_value = specular
+        return self.mat
+
+    def _set(self, socket, value):
+        if hasattr(value, "is_linked"):  # a node socket
+            self.link(value, socket)
+        elif isinstance(value, (tuple, list, np.ndarray)):
+            v = tuple(float(x) for x in value)
+            socket.default_value = (*v, 1.0) if len(socket.default_value) == 4 and len(v) == 3 else v
+        else:
+            socket.default_value = float(value)
+
+
+def _lin(rgb) -> tuple[float, float, float]:
+    return tuple(float(c) for c in srgb_to_linear(rgb))
+
+
+def _skin(bpy, name: str, look: Look, blush: float = 0.0):
+    g = NodeGraph(bpy, name)
+    base = np.array(_lin(look.skin))
+    darker = base * 0.8
+    redder = base * np.array([1.08, 0.85, 0.82])
+    # blotches (cm scale) + pores/freckles (mm scale): texture a tracker can lock onto, stuck to the skin
+    c = g.mix(g.noise(14.0, detail=3.0), tuple(darker), tuple(redder))
+    c = g.mix(g.math("MULTIPLY", g.noise(14.0, detail=2.0), 0.9), tuple(base), c)
+    fine = g.noise(120.0, detail=2.0)
+    c = g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7))
+    if blush:
+        c = g.mix(blush, c, tuple(redder))
+    # painted hair (regions.BodyLabels): brows from their density, the scalp's hair up to the hairline; both
+    # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
+    # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
+    # of _strands made the skin ~20 % dearer to render)
+    streaks = g.noise((400.0, 280.0, 30.0), detail=1.0)
+    hair = np.array(_lin(look.hair))
+    brow_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.8 * 0.55)), (0.65, tuple(np.clip(hair * 0.8 * 1.35, 0, 1)))])
+    brow = g.smoothstep(g.attribute("brow"), 0.15, 0.55)
+    c = g.mix(g.math("MULTIPLY", brow, g.math("ADD", g.math("MULTIPLY", streaks, 0.35), 0.65)), c, brow_c)
+    hair_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.55)), (0.65, tuple(np.clip(hair * 1.35 + 0.02, 0, 1)))])
+    c = g.mix(g.smoothstep(g.attribute("hairline"), -0.03, 0.03), c, hair_c)
+    lash_rgb = tuple(np.minimum(_lin(look.hair), 0.03) * 0.6)  # lashes are dark, whatever the hair colour
+    c = g.mix(g.math("MULTIPLY", g.smoothstep(g.attribute("lash"), 0.3, 0.9), 0.9), c, lash_rgb)
+    g.bump(fine, 0.05)
+    return g.finish(c, roughness=0.5, specular=0.45)
+
+
+def _lips(bpy, name: str, look: Look):
+    g = NodeGraph(bpy, name)
+    base = np.array(_lin(look.lips))
+    c = g.mix(g.noise(120.0, detail=2.0), tuple(base * 0.8), tuple(base * 1.1))
+    return g.finish(c, roughness=0.35, specular=0.5)
+
+
+def _strands(g: "NodeGraph", rgb, strand_scale: float = 260.0):
+    """Hair colour: thin bands (varying along x and y at rest, i.e. strands falling down) with distortion, plus
+    clumps. Returns (colour socket, strand height socket for the bump)."""
+    base = np.array(_lin(rgb))
+    w = g.nodes.new("ShaderNodeTexWave")
+    w.wave_type = "BANDS"
+    w.bands_direction = "X"
+    w.inputs["Scale"].default_value = 1.0
+    w.inputs["Distortion"].default_value = 6.0
+    w.inputs["Detail"].default_value = 3.0
+    w.inputs["Detail Scale"].default_value = 2.0
+    g.link(g.scaled_rest(tuple(np.array([strand_scale, strand_scale * 0.7, 12.0]) * WAVE_PERIOD)),
+           w.inputs["Vector"])
+    c = g.mix(w.outputs["Fac"], tuple(base * 0.55), tuple(np.clip(base * 1.35 + 0.02, 0, 1)))
+    clumps = g.noise(25.0, detail=2.0)
+    return g.mix(g.math("MULTIPLY", clumps, 0.6), c, tuple(base * 0.5)), w.outputs["Fac"]
+
+
+def _hair(bpy, name: str, rgb):
+    g = NodeGraph(bpy, name)
+    c, height = _strands(g, rgb)
+    g.bump(height, 0.25)
+    return g.finish(c, roughness=0.45, specular=0.6)
+
+
+def _eye(bpy, name: str, look: Look):
+    g = NodeGraph(bpy, name)
+    r = g.nodes.new("ShaderNodeAttribute")
+    r.attribute_type = "GEOMETRY"
+    r.attribute_name = "eye_r"
+    iris = np.array(_lin(look.iris))
+    # radial fibres: noise along the angle makes the iris texture
+    radial = g.math("MULTIPLY", r.outputs["Fac"], 1.0 / 0.0065)  # 0 at the pupil centre, 1 at the iris edge
+    tex = g.noise(900.0, detail=2.0)
+    iris_c = g.mix(tex, tuple(iris * 0.6), tuple(np.clip(iris * 1.5, 0, 1)))
+    col, _ = g.ramp(radial, [(0.0, (0.01, 0.01, 0.01)), (0.36, (0.01, 0.01, 0.01)), (0.4, tuple(iris)),
+                             (0.95, tuple(iris * 0.7)), (1.0, (0.8, 0.78, 0.75))])
+    # the iris band (0.4-0.95) takes the textured colour
+    band = g.math("MULTIPLY", g.math("GREATER_THAN", radial, 0.4), g.math("LESS_THAN", radial, 0.95))
+    c = g.mix(band, col, iris_c)
+    return g.finish(c, roughness=0.08, specular=0.6)
+
+
+def _folds(g: NodeGraph, softness: float):
+    """Fold height: soft ridges running around the limbs and the body (bands along z, strongly distorted) with a
+    slow noise over them; 3-6 folds per 10 cm."""
+    w = g.nodes.new("ShaderNodeTexWave")
+    w.wave_type = "BANDS"
+    w.bands_direction = "Z"
+    w.inputs["Scale"].default_value = 1.0
+    w.inputs["Distortion"].default_value = 8.0 + 6.0 * softness
+    w.inputs["Detail"].default_value = 1.0
+    w.inputs["Detail Scale"].default_value = 1.5
+    g.link(g.scaled_rest((12.0 * WAVE_PERIOD, 12.0 * WAVE_PERIOD, (30.0 + 30.0 * softness) * WAVE_PERIOD)),
+           w.inputs["Vector"])
+    return g.math("MULTIPLY", w.outputs["Fac"], g.noise(4.0, detail=1.0))
+
+
+def _fabric(bpy, name: str, fabric: Fabric):
+    g = NodeGraph(bpy, name)
+    a, b = np.array(_lin(fabric.color)), np.array(_lin(fabric.color2))
+    weave = g.noise(220.0, detail=1.0)  # thread-scale grain for every fabric
+    # folds and creases (shading only: the surface, hence the ground truth, stays where it is)
+    g.bump(_folds(g, fabric.roughness), 0.35, distance=0.01)
+    p = fabric.pattern
+    if p == "stripes":
+        w = g.nodes.new("ShaderNodeTexWave")
+        w.wave_type = "BANDS"
+        w.bands_direction = "Z" if fabric.direction == 0 else "X"
+        w.wave_profile = "SAW"
+        w.inputs["Scale"].default_value = 1.0
+        g.link(g.scaled_rest(fabric.scale * WAVE_PERIOD), w.inputs["Vector"])
+        c = g.mix(g.math("GREATER_THAN", w.outputs["Fac"], 0.55), tuple(a), tuple(b))
+    elif p == "checks":
+        def bands(axis):
+            w = g.nodes.new("ShaderNodeTexWave")
+            w.wave_type = "BANDS"
+            w.bands_direction = axis
+            w.inputs["Scale"].default_value = 1.0
+            g.link(g.scaled_rest(fabric.scale * WAVE_PERIOD), w.inputs["Vector"])
+            return g.math("GREATER_THAN", w.outputs["Fac"], 0.5)
+        c = g.mix(g.math("MULTIPLY", g.math("ADD", bands("X"), bands("Z")), 0.5), tuple(a), tuple(b))
+    elif p == "dots":
+        v = g.nodes.new("ShaderNodeTexVoronoi")
+        v.inputs["Scale"].default_value = 1.0
+        g.link(g.scaled_rest(fabric.scale), v.inputs["Vector"])
+        c = g.mix(g.math("LESS_THAN", v.outputs["Distance"], 0.3), tuple(a), tuple(b))
+    elif p == "denim":
+        diag = g.noise((600.0, 600.0, 40.0), detail=2.0)
+        c = g.mix(g.math("MULTIPLY", diag, 0.7), tuple(a), tuple(a * 0.5 + b * 0.5))
+        wear = g.noise(6.0, detail=2.0)
+        c = g.mix(g.math("MULTIPLY", wear, 0.5), c, tuple(a * 1.6))
+    elif p == "mottled":
+        c, _ = g.ramp(g.noise(fabric.scale, detail=3.0), [(0.4, tuple(a)), (0.6, tuple(b))])
+    elif p == "knit":
+        w = g.nodes.new("ShaderNodeTexWave")
+        w.wave_type = "RINGS"
+        w.inputs["Scale"].default_value = 1.0
+        w.inputs["Distortion"].default_value = 2.0
+        g.link(g.scaled_rest(fabric.scale * WAVE_PERIOD), w.inputs["Vector"])
+        c = g.mix(g.math("MULTIPLY", w.outputs["Fac"], 0.6), tuple(a), tuple(a * 0.6 + b * 0.4))
+        g.bump(w.outputs["Fac"], 0.3)
+    else:  # solid with large soft shading variation
+        c = g.mix(g.math("MULTIPLY", g.noise(8.0, detail=2.0), 0.5), tuple(a), tuple(a * 0.75))
+    c = g.mix(g.math("MULTIPLY", weave, 0.3), c, tuple(a * 0.6))
+    if p != "knit":
+        g.bump(weave, 0.08)
+    return g.finish(c, roughness=fabric.roughness, specular=0.3)
+
+
+def _plain(bpy, name: str, rgb, roughness: float, grain: float = 0.0):
+    g = NodeGraph(bpy, name)
+    base = np.array(_lin(rgb))
+    c = tuple(base)
+    if grain:
+        c = g.mix(g.math("MULTIPLY", g.noise(150.0, detail=2.0), grain), c, tuple(base * 0.6))
+    return g.finish(c, roughness=roughness)
+
+
+def build_materials(bpy, look: Look, name: str) -> list:
+    """One Blender material per ``regions.SLOTS`` entry, in that order."""
+    from datagen.actors.humans.regions import SLOTS
+
+    mats = {
+        "skin": _skin(bpy, f"{name}_skin", look),
+        "face_skin": _skin(bpy, f"{name}_face", look, blush=0.15),
+        "lips": _lips(bpy, f"{name}_lips", look),
+        "eye": _eye(bpy, f"{name}_eye", look),
+        "hair": _hair(bpy, f"{name}_hair", look.hair),
+        "top": _fabric(bpy, f"{name}_top", look.top),
+        "bottom": _fabric(bpy, f"{name}_bottom", look.bottom),
+        "shoes": _plain(bpy, f"{name}_shoes", look.shoes, roughness=0.35, grain=0.25),
+        "inner": _plain(bpy, f"{name}_inner", (0.35, 0.08, 0.08), roughness=0.5),
+    }
+    return [mats[s] for s in SLOTS]
