@@ -8,7 +8,7 @@ first seeds) with the preset's settings and with variants, and once as a high-sa
 psnr_db: per scene, the PSNR (8-bit RGB, all frames) against the reference of the same scene (same seed, same
 geometry and motion, only the colour pass differs); time_ratio: seconds per scene over the first variant's, both
 measured in this run. Only the RGB pass changes between variants: the ground-truth layers come from their own
-one-sample pass (datagen.scene exact_gt_pass) whatever the colour settings.
+one-sample pass (scene.exact_gt_pass, datagen.scene.render._render_passes) whatever the colour settings.
 
     python bench/bench_image_quality.py                                     # every preset, preset settings
     python bench/bench_image_quality.py --presets default,face_closeup \\

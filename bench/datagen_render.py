@@ -1,4 +1,4 @@
-"""Render-time benchmark for datagen.scene.render_scene: one line per setting.
+"""Render-time benchmark for datagen.scene.render.render_scene: one line per setting.
 
     python bench/datagen_render.py [--settings tiny,movi256] [--seed 0] [--device auto|cpu|gpu]
                                    [--workdir /tmp/trackforge_bench]

@@ -280,6 +280,14 @@ def check_model_input(input_size: Any, arch: ArchConfig, note: str = "",
 DEFAULT_SHARDS = "data/shards/default/shard-*.tar"
 
 
+def recorded_input_size(cfg: Any) -> tuple[int, int]:
+    """The input size a resolved config records (its data.resolution): (H, W). ValueError when unresolved."""
+    if cfg.data.resolution is None:
+        raise ValueError("data.resolution is unresolved: use data_plan.resolved_config(cfg, build_data_plan(cfg))")
+    h, w = (int(v) for v in cfg.data.resolution)
+    return h, w
+
+
 def data_sources(data: DataConfig) -> dict[str, SourceConfig]:
     """The named training sources: `data.sources`, or the `data.shards` shorthand as one source named "default"."""
     if data.sources:
@@ -289,7 +297,7 @@ def data_sources(data: DataConfig) -> dict[str, SourceConfig]:
 
 
 def _validate_data(data: DataConfig) -> None:
-    """Data-section checks that need no file access (the data module checks the data itself)."""
+    """Data-section checks that need no file access (data_plan.build_data_plan checks the data itself)."""
     from datagen.formats import READERS
 
     if data.sources and (data.shards or data.val_shards):

@@ -39,10 +39,6 @@ class TrackDataModule(L.LightningDataModule):
         self.val_skipped = 0
         self._stream_seed: StreamSeed | None = None
 
-    @property
-    def source_names(self) -> list[str]:
-        return self.plan.source_names
-
     def _rank_info(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

@@ -50,11 +50,6 @@ class FailureLog:
         self._last_warn = -math.inf
         self._suppressed = 0
 
-    def __call__(self, exn: BaseException) -> bool:
-        """WebDataset-style handler (also used by evaluation): count and warn, then continue."""
-        self.fail("", "unreadable", exn)
-        return True
-
     def fail(self, item: str, kind: str, err: BaseException | str) -> None:
         msg = one_line(err, 300) if isinstance(err, str) else f"{type(err).__name__}: {one_line(err, 300)}"
         self.consecutive += 1

@@ -1,8 +1,8 @@
 """The run's data plan: the training sources resolved once, against the config, into an immutable `DataPlan`.
 
 `build_data_plan(cfg)` opens the sources (data_sources), checks the settings that must agree with the data and
-decides the data-dependent ones; the data module, the stream, the validation clips and the model's construction
-read the plan. The TrainConfig is never edited: `resolved_config(cfg, plan)` is a new config holding the plan's
+decides the data-dependent ones; the data module, the stream and the validation clips read the plan, the model
+its values as recorded in the resolved config (a checkpoint must rebuild the model on its own). The TrainConfig is never edited: `resolved_config(cfg, plan)` is a new config holding the plan's
 values under the user's keys, which is what a run dir's config.yaml, the checkpoints' hyper-parameters and the
 logger record (concrete values, as they always have).
 
@@ -23,7 +23,7 @@ Checkpoints of older runs load unchanged: they record data.resolution (and input
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Optional
+from typing import Optional
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import OmegaConf
@@ -44,22 +44,36 @@ class ResolvedSource(OpenedSource):
 class DataPlan:
     """What a run trains and validates on, decided once from the config and the data (see module docstring).
 
-    input_size:      (H, W) the model's input size: training crop and validation clip size
     arch_input_size: (H, W) the architecture's displacement scale (model.arch.model_resolution, resolved)
-    clip_len:        frames of a training clip (offline recipe: the longest; clip_len_min the shortest, or None)
-    val_clip_len:    frames of a validation clip (data.val_clip_len, else clip_len)
     sources:         every configured source in config order, weight 0 included (its share of clips is logged)
-    settings:        the data section as the run records it (data.resolution = input_size), a private plain copy:
-                     batching, workers, shuffle buffer, failure bound, validation counts
+    settings:        the data section as the run records it (data.resolution = the input size), a private plain
+                     copy: clip lengths, batching, workers, shuffle buffer, failure bound, validation counts
+    The input size and the clip lengths are read from `settings` (properties below), so they cannot disagree.
     """
 
-    input_size: tuple[int, int]
     arch_input_size: tuple[int, int]
-    clip_len: int
-    clip_len_min: Optional[int]
-    val_clip_len: int
     sources: tuple[ResolvedSource, ...]
     settings: DataConfig
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) the model's input size: training crop and validation clip size."""
+        h, w = (int(v) for v in self.settings.resolution)
+        return h, w
+
+    @property
+    def clip_len(self) -> int:
+        """Frames of a training clip (offline recipe: the longest; clip_len_min the shortest, or None)."""
+        return self.settings.clip_len
+
+    @property
+    def clip_len_min(self) -> Optional[int]:
+        return self.settings.clip_len_min
+
+    @property
+    def val_clip_len(self) -> int:
+        """Frames of a validation clip (data.val_clip_len, else clip_len)."""
+        return self.settings.val_clip_len or self.settings.clip_len
 
     @property
     def source_names(self) -> list[str]:
@@ -161,9 +175,7 @@ def build_data_plan(cfg: TrainConfig) -> DataPlan:
                                    cfg=source_clip_config(settings, s)) for s in opened)
     warn_upsampled(list(sources), input_size)
     arch_input_size = decide_arch_input_size(cfg.model.arch, input_size)
-    plan = DataPlan(input_size=input_size, arch_input_size=arch_input_size, clip_len=data.clip_len,
-                    clip_len_min=data.clip_len_min, val_clip_len=data.val_clip_len or data.clip_len,
-                    sources=sources, settings=settings)
+    plan = DataPlan(arch_input_size=arch_input_size, sources=sources, settings=settings)
     total = sum(s.weight for s in sources)
     h, w = input_size
     for s in sources:
@@ -178,10 +190,3 @@ def resolved_config(cfg: TrainConfig, plan: DataPlan) -> TrainConfig:
     return OmegaConf.merge(cfg, {"data": {"resolution": list(plan.input_size)},  # type: ignore[return-value]
                                  "model": {"arch": {"model_resolution": list(plan.arch_input_size)}}})
 
-
-def recorded_input_size(cfg: Any) -> tuple[int, int]:
-    """The input size a resolved config records (its data.resolution): (H, W). ValueError when unresolved."""
-    if cfg.data.resolution is None:
-        raise ValueError("data.resolution is unresolved: use data_plan.resolved_config(cfg, build_data_plan(cfg))")
-    h, w = (int(v) for v in cfg.data.resolution)
-    return h, w

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .config import TrainConfig, arch_kwargs, from_container, to_container
-from .data_plan import recorded_input_size
+from .config import TrainConfig, arch_kwargs, from_container, recorded_input_size, to_container
 # One scoring path with evaluation: the visibility threshold, the metric names, the per-clip scores (in the TAP-Vid
 # raster) and their means are evaluation.scoring's.
 from .evaluation.scoring import (METRIC_KEYS, VIS_THRESHOLD, Prediction, clip_scores, means_of_totals, metric_totals,

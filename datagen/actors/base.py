@@ -49,8 +49,8 @@ class Spawn:
         """(rank, side) of this member in its group's formation, the rule every kind places members by.
 
         The first member (index 0) leads at the spawn point, rank 0; the others pair up around it, rank
-        ``(index + 1) // 2``, odd indices on the left of the heading (side +1), even ones on the right (-1).
-        How far apart a rank and a side are is the kind's choice (a crowd's row, a herd's stagger).
+        ``(index + 1) // 2``, on alternating sides: side +1 for odd indices, -1 for even ones. Which way a side
+        points and how far apart ranks stand is the kind's choice (a crowd's row, a herd's stagger).
         """
         return (self.index + 1) // 2, (1 if self.index % 2 else -1)
 

@@ -5,7 +5,7 @@
     for sample in src: ...                                    # TrackSample, strict (first corrupt sample raises)
     src.items, src.info()                                     # shards / sequences; frames and size from metadata
 
-Training (`lightning_modules.data`), evaluation and `python -m datagen export` all read through here.
+Training (`lightning_modules.data_sources`), evaluation and `python -m datagen export` all read through here.
 
 Adding a reader = one file + one line:
   1. `datagen/formats/<format>.py` with a `TrackSource` subclass (`datagen.formats.base`): set `format` and

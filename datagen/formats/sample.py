@@ -1,6 +1,6 @@
 """`TrackSample`: one video with ground-truth point tracks, the sample every data source yields (numpy only).
 
-Rendered scenes (`datagen.scene.render_scene`), our shards (`datagen.formats.shard_io.decode_sample`) and every reader in
+Rendered scenes (`datagen.scene.render.render_scene`), our shards (`datagen.formats.shard_io.decode_sample`) and every reader in
 `datagen.formats` (CoTracker3 Kubric folders, TAP-Vid pickles, ...) return this one type, so training, evaluation
 and the data tools never see a source's own layout.
 

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Iterator
 from tracker.common.atomic import TMP_MARK
 from tracker.common.errors import one_line
 from datagen.formats.sample import TrackSample
-from datagen.formats.shard_io import DATASET_FILE, SHARD_GLOB, expand_shards, is_url, shard_name
+from datagen.formats.shard_io import (DATASET_FILE, SHARD_GLOB, CorruptShardError, decode_sample, encode_sample,
+                                      expand_shards, is_url, iter_tar_samples, shard_name, write_tar)
 from datagen.formats.base import SourceError, SourceInfo, TrackSource, export_folder, first_path
 
 
@@ -37,8 +38,6 @@ class ShardSource(TrackSource):
 
     def iter_raw(self, item: str) -> Iterator[dict[str, Any]]:
         """Member bytes of each sample of one shard ({"__key__", "__url__", "video.npy.zst": b"...", ...})."""
-        from datagen.formats.shard_io import CorruptShardError, iter_tar_samples
-
         if not is_url(item):
             yield from iter_tar_samples(item)
             return
@@ -50,8 +49,6 @@ class ShardSource(TrackSource):
             raise CorruptShardError(item, one_line(err, 300)) from None
 
     def decode(self, raw: dict[str, Any]) -> TrackSample:
-        from datagen.formats.shard_io import decode_sample
-
         return decode_sample(raw)
 
     def info(self) -> SourceInfo:
@@ -103,8 +100,6 @@ def write_shards(samples: Iterable[TrackSample], out: str | os.PathLike, *, samp
 def _write_shard_files(samples: Iterable[TrackSample], out: Path, samples_per_shard: int, codec: str) -> int:
     import re
 
-    from datagen.formats.shard_io import encode_sample, write_tar
-
     count, shard, pending = 0, 0, []
     for sample in samples:
         key = re.sub(r"[./\s]", "_", sample.key) or f"sample-{count:06d}"
@@ -124,10 +119,10 @@ def read_shards(patterns, *, decode: bool = True) -> Iterator["TrackSample | dic
     decode=True yields decode_sample() TrackSamples; decode=False yields raw member bytes. Raises NoShardsError when
     nothing matches and CorruptSampleError / CorruptShardError on bad data.
     """
-    from datagen.formats.shard_io import decode_sample
-
     shards = expand_shards(patterns)
     source = ShardSource(",".join(shards), shards)
+    if decode:
+        yield from source
+        return
     for shard in shards:
-        for raw in source.iter_raw(shard):
-            yield decode_sample(raw) if decode else raw
+        yield from source.iter_raw(shard)

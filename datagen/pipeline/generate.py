@@ -148,7 +148,9 @@ class _Generator:
 
     def _env(self) -> dict:
         env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[1])  # the datagen package's parent (repo root)
+        import datagen
+
+        root = str(Path(datagen.__file__).resolve().parents[1])  # the datagen package's parent (repo root)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["OMP_NUM_THREADS"] = str(self.render_threads)

@@ -45,7 +45,7 @@ from tracker.common.errors import one_line
 from datagen.pipeline.worker import kill_process_group, run_scene_job, set_parent_death_signal
 
 # What every child imports right after the fork, never the server (see "Fork safety" above).
-AFTER_FORK_IMPORTS = ("bpy", "kubric.renderer.blender", "datagen.scene", "datagen.actors.humans.actor")
+AFTER_FORK_IMPORTS = ("bpy", "kubric.renderer.blender", "datagen.scene.render", "datagen.actors.humans.actor")
 # How long the server waits for its first spare's imports before it reports ready (bounded: a spare that hangs
 # in its imports is killed by the scene timeout once it has a job).
 SPARE_READY_WAIT_S = 120.0

@@ -111,7 +111,7 @@ def _run_scene_job(job_path: str | os.PathLike) -> int:
     t_encode = time.perf_counter()
     write_tar(job["out"], [raw])
     t_done = time.perf_counter()
-    timings = dict(run.get("timings", {}))
+    timings = dict(run["timings"])
     timings.update(
         import_s=t_import - t_start,  # interpreter start is measured by the parent (process_s)
         scene_total_s=t_render - t_import,
@@ -120,7 +120,7 @@ def _run_scene_job(job_path: str | os.PathLike) -> int:
     )
     shutil.rmtree(workdir, ignore_errors=True)
     result = {"scene_index": job["scene_index"], "timings": timings,
-              "render_threads": run.get("render_threads"), "render_device": sample.meta.get("render_device"),
+              "render_threads": run["render_threads"], "render_device": sample.meta.get("render_device"),
               # modules the scene imported itself: candidates for generate.warm_imports
               "late_imports": sorted(_top_level_modules() - modules_before)}
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -36,18 +36,17 @@ def annotate(cfg, seed: int, rng: np.random.RandomState, rgb: np.ndarray, layers
     seg = layers["segmentation"][..., 0].astype(np.int64)
     category = segments.category
     gen = np.random.default_rng(rng.randint(2**31))
+    per_actor = segments.of_actors(len(built.actors))
     actor_ids = np.zeros(len(category), bool)
-    actor_categories = {built.category_index(a.category) for a in built.actors}
-    actor_ids[np.isin(category, list(actor_categories))] = True
+    actor_ids[[sid for ids in per_actor for sid in ids]] = True
     priority = [(actor_ids, cfg.actor_fraction)] if cfg.actor_fraction > 0 else []
     queries = tracks_lib.sample_queries(z, seg, category > 0, cfg.num_tracks, cfg.foreground_fraction, gen,
                                         priority=priority)
     res = tracks_lib.compute_tracks(z, seg, K, w2c, surfaces, queries, cfg.depth_tolerance,
                                     cfg.depth_tolerance_abs)
-    heights = actor_screen_heights(seg, segments, built)
-    actors_meta = [{"name": a.name, "kind": a.kind, "category": a.category, "screen_height": h,
-                    "segments": [sid for sid, k, _ in segments.meshes if k == i]}
-                   for i, (a, h) in enumerate(zip(built.actors, heights))]
+    heights = actor_screen_heights(seg, per_actor)
+    actors_meta = [{"name": a.name, "kind": a.kind, "category": a.category, "screen_height": h, "segments": ids}
+                   for a, h, ids in zip(built.actors, heights, per_actor)]
     meta = {
         "seed": int(seed),
         "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg),
@@ -74,14 +73,12 @@ def annotate(cfg, seed: int, rng: np.random.RandomState, rgb: np.ndarray, layers
     return Annotation(sample, z, seg, res.anchor_gap)
 
 
-def actor_screen_heights(seg: np.ndarray, segments: Segments, built) -> list[list[float]]:
-    """Per actor, per frame: height of its on-screen bounding box / image height (0 when not visible)."""
+def actor_screen_heights(seg: np.ndarray, per_actor: list[list[int]]) -> list[list[float]]:
+    """Per actor, per frame: height of its on-screen bounding box / image height (0 when not visible).
+    seg: (T, H, W) segmentation ids; per_actor: each actor's segmentation ids (Segments.of_actors)."""
     T, H, _ = seg.shape
-    ids_of = [[] for _ in built.actors]
-    for sid, k, _ in segments.meshes:
-        ids_of[k].append(sid)
     out = []
-    for ids in ids_of:  # loop over actors only
+    for ids in per_actor:  # loop over actors only
         rows = np.isin(seg, ids).any(axis=2)  # (T, H)
         top, bottom = rows.argmax(1), H - 1 - rows[:, ::-1].argmax(1)
         out.append(np.where(rows.any(1), (bottom - top + 1) / H, 0.0).round(4).tolist())

@@ -1,4 +1,4 @@
-"""Build one scene's content in Kubric (step 1 of `datagen.scene.render.render_scene`): floor and dome
+"""Build one scene's content in Kubric (step 2 of `datagen.scene.render.render_scene`): floor and dome
 (`add_background`), lights, actors (kinds from datagen.actors), static and tossed objects; `Built` keeps what was
 placed (categories, metadata, actors). Every random choice comes from the scene's one seeded RandomState, in a fixed
 order: background, lights, actors, camera (datagen.scene.camera), objects."""

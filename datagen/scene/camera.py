@@ -1,4 +1,4 @@
-"""The scene camera (step 1 of render_scene, after the actors): static, linear or orbiting around a target, or a
+"""The scene camera (step 2 of render_scene, after the actors): static, linear or orbiting around a target, or a
 close-up that follows one person's face, upper body or body like a steadicam; keyframed at frames 0..T+1."""
 from __future__ import annotations
 

@@ -22,6 +22,13 @@ class Segments:
     category: np.ndarray
     meshes: list
 
+    def of_actors(self, num_actors: int) -> list[list[int]]:
+        """Per actor (in build order), the segmentation ids of its meshes: every actor surface is a mesh."""
+        ids: list[list[int]] = [[] for _ in range(num_actors)]
+        for sid, k, _ in self.meshes:
+            ids[k].append(sid)
+        return ids
+
 
 def segmentation_ids(scene, built) -> Segments:
     from kubric.renderer.blender_utils import mm3hash
@@ -115,7 +122,6 @@ def surface_set(poses, segments: Segments, meshes: dict) -> surf.SurfaceSet:
             region_names.append(name)
         return region_names.index(name)
 
-    segment_region = np.zeros(len(segments.names), np.int64)  # Kubric's rigid assets: no region
     deforming = {}
     for sid, _, mesh in segments.meshes:
         vertices, faces, polygon, n_polygons = meshes[sid]
@@ -124,5 +130,4 @@ def surface_set(poses, segments: Segments, meshes: dict) -> surf.SurfaceSet:
                                f"{n_polygons} polygons")
         local = np.array([region_id(n) for n in mesh.region_names], np.int64)
         deforming[sid] = surf.DeformingSurface(vertices, faces, local[mesh.polygon_region[polygon]])
-    return surf.SurfaceSet(poses=poses, deforming=deforming, segment_region=segment_region,
-                           region_names=region_names)
+    return surf.SurfaceSet(poses=poses, deforming=deforming, region_names=region_names)

@@ -67,20 +67,16 @@ class SurfaceSet:
     """Every surface of a scene, indexed by segmentation id s (0 = nothing hit).
 
     poses: (T, S, 4, 4) world-from-local of rigid surfaces (identity for ids that are not rigid);
-    deforming: segmentation id -> DeformingSurface; segment_region: (S,) region of each rigid surface;
-    region_names: names of the regions, region_names[0] == "none".
+    deforming: segmentation id -> DeformingSurface; region_names: names of the regions, region_names[0] == "none"
+    (rigid surfaces have no region: region 0).
     """
 
     poses: np.ndarray
     deforming: dict[int, DeformingSurface] = field(default_factory=dict)
-    segment_region: np.ndarray | None = None
     region_names: list[str] = field(default_factory=lambda: [NONE_REGION])
 
     def __post_init__(self) -> None:
         self.poses = np.asarray(self.poses, dtype=np.float64)
-        if self.segment_region is None:
-            self.segment_region = np.zeros(self.poses.shape[1], dtype=np.int64)
-        self.segment_region = np.asarray(self.segment_region, dtype=np.int64)
         if not self.region_names or self.region_names[0] != NONE_REGION:
             raise ValueError(f'region_names must start with "{NONE_REGION}", got {self.region_names}')
         bad = [s for s in self.deforming if not 0 < s < self.poses.shape[1]]

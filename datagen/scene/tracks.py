@@ -123,7 +123,7 @@ def compute_tracks(z: np.ndarray, seg: np.ndarray, K: np.ndarray, world_to_cam: 
     tq, (px, py) = queries.frame, queries.pixel.T
     s = seg[tq, py, px].astype(np.int64)
     depth = z[tq, py, px]
-    region = surfaces.segment_region[s].copy()
+    region = np.zeros(Q, np.int64)  # rigid surfaces have no region; deforming ones set theirs below
     gap = np.zeros(Q)
     # rigid: unproject the pixel centre at its query frame (camera -> world -> body-local), move with the body
     ray = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1], np.ones_like(depth)], -1)

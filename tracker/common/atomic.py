@@ -49,23 +49,17 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = Fals
     """Open a temporary file next to `path` for writing (`mode`: "wb", "w", ...; `open_kwargs` go to open()),
     and rename it to `path` when the block succeeds (fsync'ed first with `fsync`); delete it on failure. The parent
     folder must exist."""
-    path = Path(path)
-    tmp = tmp_path_for(path, hidden)
-    try:
-        with open(tmp, mode, **open_kwargs) as fh:
-            yield fh
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # gone after the rename; a leftover after a failure
+    with atomic_path(path, hidden=hidden) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, hidden: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path` for a writer that opens the file by name; rename what it wrote there
-    to `path` when the block succeeds, delete it on failure (as atomic_file, without fsync). The parent folder
+    to `path` when the block succeeds, delete it on failure (atomic_file writes through it). The parent folder
     must exist."""
     path = Path(path)
     tmp = tmp_path_for(path, hidden)

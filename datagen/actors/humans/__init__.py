@@ -5,6 +5,7 @@ Modules, each with one job (data flows top to bottom):
 * ``body``: the one `anny` model TrackForge uses (its cache, built once with a progress bar), random
   phenotypes, rest geometry, UVs, per-frame skinning (T, V, 3) vectorised in torch.
 * ``bvh``: a small BVH reader/writer with forward kinematics.
+* ``deepmimic``: the DeepMimic humanoid clips of pybullet_data and their pybullet forward kinematics.
 * ``retarget``: motion sources (the DeepMimic clips of pybullet_data, BVH files) -> anny bone
   world orientations, by swinging each anny bone onto the source's bone direction.
 * ``face``: facial-expression tracks over time (face units), blinks, gaze and head motion.

@@ -298,16 +298,15 @@ class Skeleton:
     ``link_poses(state)`` returns the (len(links), 4, 4) world frames of ``links``.
     """
 
-    def __init__(self, urdf: Path | None = None, global_scale: float = SCALE):
+    def __init__(self):
         import pybullet as pb
 
-        self.urdf = Path(urdf) if urdf else data_path() / URDF
-        self.global_scale = global_scale
+        urdf = data_path() / URDF
         self._pb = pb
         self._client = pb.connect(pb.DIRECT)
-        self._body = _load_kinematic_urdf(pb, self.urdf, self.global_scale, self._client)
+        self._body = _load_kinematic_urdf(pb, urdf, SCALE, self._client)
         if self._body < 0:
-            raise RuntimeError(f"pybullet could not load {self.urdf}")
+            raise RuntimeError(f"pybullet could not load {urdf}")
         n = pb.getNumJoints(self._body, physicsClientId=self._client)
         self.link_index = {pb.getBodyInfo(self._body, physicsClientId=self._client)[0].decode(): -1}
         self.joint_type: dict[int, int] = {}
