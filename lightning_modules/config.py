@@ -41,6 +41,9 @@ class ArchConfig:
     # Scale of the displacement encoding (official: 384x512 whatever the input size); None: data.resolution (the
     # plan's `arch_input_size`, recorded resolved). Tiny configs set theirs.
     model_resolution: Optional[list[int]] = None
+    # Starting [visibility, confidence] logits of every track (official [0, 0]); short runs from scratch start at the
+    # data's prior (tiny_cpu, cpu_hour; docs/training.md "Occlusion accuracy").
+    initial_logits: Optional[list[float]] = None
     # Anything else the tracker constructor accepts (passed through verbatim).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +75,10 @@ class ModelConfig:
     # when visibility x confidence > 0.6, so a model whose tracks are rarely this close calls most points occluded;
     # small CPU recipes widen it (docs/training.md, "Why the first runs did not track").
     loss_conf_radius: Optional[float] = None
+    # Weight of visible points in the visibility loss (the recipe's 1). w > 1 makes the model call a point occluded
+    # only with w times the evidence: a young model that barely tells occlusion (CPU recipes) otherwise calls every
+    # point it is unsure of occluded (docs/training.md "Occlusion accuracy").
+    loss_visible_weight: float = 1.0
     # Recompute the update transformer's block activations in the backward pass instead of keeping them: less
     # training memory (longer clips, more tracks or a larger batch per GPU) for about one more transformer forward.
     activation_checkpointing: bool = False
@@ -232,6 +239,11 @@ def _validate(cfg: TrainConfig) -> None:
          f"logger.mode must be offline|online|disabled, got {cfg.logger.mode!r}"),
         (cfg.data.num_tracks > 0 and cfg.data.batch_size > 0, "data.num_tracks and data.batch_size must be > 0"),
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
+        (cfg.model.arch.initial_logits is None or len(cfg.model.arch.initial_logits) == 2
+         and all(math.isfinite(v) for v in cfg.model.arch.initial_logits),
+         f"model.arch.initial_logits must be [visibility, confidence] logits, got {cfg.model.arch.initial_logits}"),
+        (math.isfinite(cfg.model.loss_visible_weight) and cfg.model.loss_visible_weight > 0,
+         f"model.loss_visible_weight must be a finite number > 0 (1: the recipe), got {cfg.model.loss_visible_weight}"),
         (cfg.model.loss_conf_radius is None or math.isfinite(cfg.model.loss_conf_radius) and cfg.model.loss_conf_radius > 0,
          f"model.loss_conf_radius must be a finite number > 0 (or null: the recipe's 12), got {cfg.model.loss_conf_radius}"),
         (cfg.model.loss_coord_scale is None or math.isfinite(cfg.model.loss_coord_scale) and cfg.model.loss_coord_scale > 0,

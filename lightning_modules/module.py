@@ -66,12 +66,13 @@ def sample_queries(tracks: torch.Tensor, vis: torch.Tensor, variant: str, genera
 
 
 def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, coord_scale: float,
-                conf_radius: float | None = None):
+                conf_radius: float | None = None, visible_weight: float = 1.0):
     """The Kubric recipe loss of a batch (tracker.losses.kubric_loss) -> KubricLoss with confidence (B,).
 
     train: the model's TrainOutput; tracks (B, L, N, 2) px; vis (B, L, N) bool; ok (B,) from `sample_queries`;
     coordinates are multiplied by coord_scale first; conf_radius: the confidence target's radius in those scaled
-    coordinates (None: the recipe's 12). The recipe's masked means and window means are per clip (it
+    coordinates (None: the recipe's 12); visible_weight: the visibility BCE's weight of visible entries (recipe 1).
+    The recipe's masked means and window means are per clip (it
     trains with one clip per batch), so each clip's loss is computed as in a batch of one and the batch loss is their
     mean: a batch of B clips gives the loss and gradients of B accumulated batches of one, averaged.
     """
@@ -91,7 +92,7 @@ def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor
             valid_w.append(valid[clip, window])
         coords_w = [c[:, clip] * coord_scale for c in train.coords]
         per_clip.append(kubric_loss(coords_w, [v[:, clip] for v in train.vis], [c[:, clip] for c in train.conf],
-                                    gt_w, vis_w, valid_w, conf_dist_thresh=radius))
+                                    gt_w, vis_w, valid_w, conf_dist_thresh=radius, visible_weight=visible_weight))
     mean = lambda name: torch.stack([getattr(loss, name) for loss in per_clip]).mean()  # noqa: E731
     return KubricLoss(mean("total"), mean("visible_track"), mean("occluded_track"), mean("visibility"),
                       torch.cat([loss.confidence for loss in per_clip]))
@@ -99,9 +100,10 @@ def recipe_loss(train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor
 
 def configured_loss(model_cfg, train, tracks: torch.Tensor, vis: torch.Tensor, ok: torch.Tensor, width: int):
     """recipe_loss with a ModelConfig's loss settings: coordinates scaled by model.loss_coord_scale (None: 512 / the
-    clips' width `width`, the recipe's 384x512 pixels) and the confidence radius model.loss_conf_radius."""
+    clips' width `width`, the recipe's 384x512 pixels), the confidence radius model.loss_conf_radius and the
+    visibility loss's weight of visible points model.loss_visible_weight."""
     scale = model_cfg.loss_coord_scale or 512.0 / width
-    return recipe_loss(train, tracks, vis, ok, scale, model_cfg.loss_conf_radius)
+    return recipe_loss(train, tracks, vis, ok, scale, model_cfg.loss_conf_radius, model_cfg.loss_visible_weight)
 
 
 def first_visible_queries(tracks: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:

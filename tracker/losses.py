@@ -95,16 +95,19 @@ def sequence_track_loss(
     return _window_mean(term, coords, gt_tracks, valid, visibility)
 
 
-def visibility_bce_loss(vis: TensorSeq, visibility: TensorSeq) -> torch.Tensor:
+def visibility_bce_loss(vis: TensorSeq, visibility: TensorSeq, *, visible_weight: float = 1.0) -> torch.Tensor:
     """BCE between predicted visibility probabilities and GT visibility -> scalar.
 
     Plain mean over (B, S, N) (no validity mask, as in the official recipe), mean over iterations and windows.
+    visible_weight: the weight of visible entries' terms (the recipe's 1). A weight w moves the minimiser from the
+    probability p of being visible to odds w x p / (1 - p): calling a point occluded then takes w times the evidence.
     """
 
     def term(prob_j, gt_j):
+        weight = 1.0 if visible_weight == 1.0 else 1.0 + (visible_weight - 1.0) * gt_j
         window = 0.0
         for i in range(prob_j.shape[0]):
-            window = window + _bce(prob_j[i], gt_j).mean()
+            window = window + (_bce(prob_j[i], gt_j) * weight).mean()
         return window / prob_j.shape[0]
 
     return _window_mean(term, vis, visibility)
@@ -167,12 +170,13 @@ def kubric_loss(
     *,
     with_vis_conf: bool = True,
     conf_dist_thresh: float = CONF_DIST_THRESH,
+    visible_weight: float = 1.0,
 ) -> KubricLoss:
     """Total = 0.05 visible-track + 0.01 occluded-track + visibility BCE + confidence BCE (mean over batch).
 
     with_vis_conf=False drops the visibility and confidence terms (they are then zeros), as in the pseudo-label
     fine-tuning recipe (spec 16.2). conf_dist_thresh: the confidence target's radius (px of the loss coordinates;
-    the recipe's 12).
+    the recipe's 12). visible_weight: the visibility BCE's weight of visible entries (visibility_bce_loss; recipe 1).
     """
     coords, vis, conf = list(coords), list(vis), list(conf)
     gt_tracks, gt_visibility, valid = list(gt_tracks), list(gt_visibility), list(valid)
@@ -180,7 +184,7 @@ def kubric_loss(
     occluded = sequence_track_loss(coords, gt_tracks, valid, gt_visibility, visible_term=False)
     total = W_VISIBLE_TRACK * visible + W_OCCLUDED_TRACK * occluded
     if with_vis_conf:
-        vis_term = visibility_bce_loss(vis, gt_visibility)
+        vis_term = visibility_bce_loss(vis, gt_visibility, visible_weight=visible_weight)
         conf_term = confidence_loss(coords, conf, gt_tracks, gt_visibility, dist_thresh=conf_dist_thresh)
         total = total + vis_term + conf_term.mean()
     else:

@@ -195,3 +195,31 @@ def test_model_kind_is_the_one_online_offline_test():
     with torch.device("meta"):
         models = CoTracker3Offline(window_len=8, **TINY), CoTracker3Online(window_len=8, **TINY)
     assert [tracker_metadata(m, (32, 48))["variant"] for m in models] == ["offline", "online"]
+
+
+@pytest.mark.parametrize("cls", [CoTracker3Online, CoTracker3Offline])
+def test_initial_logits_set_where_tracks_start_and_travel_with_the_checkpoint(tmp_path, cls):
+    """A fresh model's heads add almost nothing, so its outputs sit at the starting logits: 0.5 by default (the
+    official start), sigmoid(start) when set; a TrackForge checkpoint records the start and reloads it."""
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 8, 3, 32, 48, generator=g) * 255
+    queries = torch.tensor([[[0.0, 10.0, 12.0], [2.0, 30.0, 20.0]]])
+    torch.manual_seed(0)
+    plain = cls(window_len=8, **TINY).eval()
+    torch.manual_seed(0)
+    primed = cls(window_len=8, **TINY, initial_logits=(2.0, -1.0)).eval()
+    with torch.no_grad():
+        a, b = plain(video, queries, iters=2), primed(video, queries, iters=2)
+    assert torch.allclose(a.vis, torch.full_like(a.vis, 0.5), atol=0.05)
+    assert torch.allclose(b.vis, torch.full_like(b.vis, torch.sigmoid(torch.tensor(2.0)).item()), atol=0.05)
+    assert torch.allclose(b.conf, torch.full_like(b.conf, torch.sigmoid(torch.tensor(-1.0)).item()), atol=0.05)
+    assert torch.allclose(a.coords, b.coords, atol=0.1)  # the logits are token inputs too: positions move a little
+    path = tmp_path / "primed.ckpt"
+    torch.save({"state_dict": {"model." + k: v for k, v in primed.state_dict().items()},
+                "hyper_parameters": {"model": {"arch": primed.arch}}}, path)
+    loaded = load_tracker(cls.kind, path)
+    assert loaded.arch["initial_logits"] == [2.0, -1.0]
+    with torch.no_grad():
+        assert torch.allclose(loaded(video, queries, iters=2).vis, b.vis, atol=1e-5)
+    with pytest.raises(ValueError, match="initial_logits"):
+        cls(window_len=8, **TINY, initial_logits=(1.0,))

@@ -154,3 +154,24 @@ def test_without_vis_conf_terms(ref):
     full = kubric_loss(coords, vis, conf, gt, gt_vis, valid)
     tracks_only = kubric_loss(coords, vis, conf, gt, gt_vis, valid, with_vis_conf=False)
     torch.testing.assert_close(tracks_only.total, 0.05 * full.visible_track + 0.01 * full.occluded_track)
+
+
+def test_visible_weight_scales_visible_terms_and_moves_the_minimiser():
+    # Hand-computed: 2 visible, 2 occluded entries at p = 0.8; visible terms count w times, the mean divides by 4.
+    prob = [torch.full((1, 1, 1, 4), 0.8)]
+    gt = [torch.tensor([[[1.0, 1.0, 0.0, 0.0]]])]
+    log8, log2 = torch.log(torch.tensor(0.8)).item(), torch.log(torch.tensor(0.2)).item()
+    for w in (1.0, 4.0):
+        out = visibility_bce_loss(prob, gt, visible_weight=w)
+        assert out.item() == pytest.approx((-2 * w * log8 - 2 * log2) / 4, rel=1e-6)
+    # Fitting one probability to entries that are visible a fraction p of the time: the recipe's minimiser is p,
+    # with weight w the odds become w p / (1 - p).
+    p, w = 0.6, 4.0
+    gt = [(torch.arange(10) < 6).float().view(1, 1, 10)]
+    logit = torch.zeros((), requires_grad=True)
+    opt = torch.optim.SGD([logit], lr=2.0)
+    for _ in range(400):
+        opt.zero_grad()
+        visibility_bce_loss([torch.sigmoid(logit).expand(1, 1, 1, 10)], gt, visible_weight=w).backward()
+        opt.step()
+    assert torch.sigmoid(logit).item() == pytest.approx(w * p / (w * p + 1 - p), abs=1e-3)

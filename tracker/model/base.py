@@ -83,6 +83,7 @@ class CoTracker3Base(nn.Module):
         encoder_dims: Sequence[int] = (64, 96, 128, 128),
         encoder_fuse_dim: int = 256,
         model_resolution: Sequence[int] = (384, 512),
+        initial_logits: Sequence[float] = (0.0, 0.0),
     ) -> None:
         super().__init__()
         if stride != 4:
@@ -93,6 +94,7 @@ class CoTracker3Base(nn.Module):
             num_heads=num_heads, time_depth=time_depth, space_depth=space_depth,
             num_virtual_tracks=num_virtual_tracks, mlp_ratio=mlp_ratio, encoder_dims=list(encoder_dims),
             encoder_fuse_dim=encoder_fuse_dim, model_resolution=list(model_resolution),
+            initial_logits=[float(v) for v in initial_logits],
         )
         self.window_len = window_len
         self.stride = stride
@@ -100,6 +102,13 @@ class CoTracker3Base(nn.Module):
         self.corr_radius = corr_radius
         self.corr_levels = corr_levels
         self.model_resolution = tuple(model_resolution)
+        if len(initial_logits) != 2:
+            raise ValueError(f"initial_logits must be [visibility, confidence], got {list(initial_logits)}")
+        # Where every track's visibility and confidence logits start before the first iteration (official: 0,
+        # i.e. 0.5). The refinement adds to them, so a model trained from scratch whose head starts near 0 keeps
+        # the start; a short run that starts at the data's prior (most points visible and near the truth) begins
+        # at "all visible" under visibility x confidence > 0.6 instead of "all occluded" (docs/training.md).
+        self.initial_vis_logit, self.initial_conf_logit = (float(v) for v in initial_logits)
         token_dim = 2 + corr_levels * corr_dim + DISP_DIM
         self.fnet = BasicEncoder(latent_dim, encoder_dims, encoder_fuse_dim)
         self.updateformer = UpdateFormer(
@@ -110,6 +119,10 @@ class CoTracker3Base(nn.Module):
         self.register_buffer("time_emb", time_embedding_table(window_len, token_dim), persistent=True)
         self.feature_cache: FrameFeatureCache | None = None
         self._trace: dict[str, list] | None = None
+
+    def initial_vis_conf(self, like: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Starting (visibility, confidence) logits of the given shape (B, S, N), on like's device and dtype."""
+        return like.new_full(shape, self.initial_vis_logit), like.new_full(shape, self.initial_conf_logit)
 
     # ----------------------------------------------------------------------------------------------------------
     # debugging / caching helpers

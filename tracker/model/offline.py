@@ -29,9 +29,9 @@ class CoTracker3Offline(CoTracker3Base):
         pyramid = self.encode(video)
         support = self.support_features(pyramid, frames, xy)
         coords = xy[:, None].expand(B, T, N, 2)  # every frame, including those before the query frame
-        zeros = video.new_zeros(B, T, N)
+        vis0, conf0 = self.initial_vis_conf(video, (B, T, N))
         time_emb = resample_time_embedding(self.time_emb, T)
-        cs, vs, ws = self.refine(pyramid, support, coords, zeros, zeros, iters, time_emb)
+        cs, vs, ws = self.refine(pyramid, support, coords, vis0, conf0, iters, time_emb)
         vis = [torch.sigmoid(v) for v in vs]
         conf = [torch.sigmoid(w) for w in ws]
         train = None

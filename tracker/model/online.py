@@ -49,8 +49,7 @@ class CoTracker3Online(CoTracker3Base):
         overlap = S - step
         B, N = frames.shape
         coords = xy[:, None].expand(B, S, N, 2)
-        vis = xy.new_zeros(B, S, N)
-        conf = xy.new_zeros(B, S, N)
+        vis, conf = self.initial_vis_conf(xy, (B, S, N))
         if ind > 0:
             # Tracks already started in the overlap continue from the previous window's predictions; the
             # second half of the window repeats the last overlap frame (spec 11.1 step 5; pitfall 14).
