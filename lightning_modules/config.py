@@ -42,7 +42,7 @@ class ArchConfig:
     # plan's `arch_input_size`, recorded resolved). Tiny configs set theirs.
     model_resolution: Optional[list[int]] = None
     # Starting [visibility, confidence] logits of every track (official [0, 0]); short runs from scratch start at the
-    # data's prior (tiny_cpu, cpu_hour; docs/training.md "Occlusion accuracy").
+    # data's prior (tiny_cpu; docs/training.md "Occlusion accuracy at 200 steps").
     initial_logits: Optional[list[float]] = None
     # Anything else the tracker constructor accepts (passed through verbatim).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class ModelConfig:
     loss_conf_radius: Optional[float] = None
     # Weight of visible points in the visibility loss (the recipe's 1). w > 1 makes the model call a point occluded
     # only with w times the evidence: a young model that barely tells occlusion (CPU recipes) otherwise calls every
-    # point it is unsure of occluded (docs/training.md "Occlusion accuracy").
+    # point it is unsure of occluded (docs/training.md "Occlusion accuracy at 200 steps").
     loss_visible_weight: float = 1.0
     # Recompute the update transformer's block activations in the backward pass instead of keeping them: less
     # training memory (longer clips, more tracks or a larger batch per GPU) for about one more transformer forward.
