@@ -58,9 +58,11 @@ def read_resume_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model, optim_groups: int | None = None) -> None:
-    """ResumeError unless the tracker weights of `ckpt` (read_resume_checkpoint) load strictly into `model` and its
-    optimizer has `optim_groups` parameter groups (when given: the configured optimizer's)."""
+def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model, optim_groups: int | None = None,
+                      max_steps: int | None = None) -> None:
+    """ResumeError unless the tracker weights of `ckpt` (read_resume_checkpoint) load strictly into `model`, its
+    optimizer has `optim_groups` parameter groups (when given: the configured optimizer's) and its learning-rate
+    schedule reaches `max_steps` (when given: the configured trainer.max_steps)."""
     from tracker.checkpoint import CheckpointError, parse_checkpoint, weights_mismatch
 
     try:
@@ -75,6 +77,14 @@ def check_resume_fits(path: str | Path, ckpt: dict[str, Any], model, optim_group
         raise ResumeError(f"cannot resume from {path}: its optimizer has {saved[0]} parameter group(s), this config "
                           f"makes {optim_groups} (optim.vis_conf_lr_scale: 1 makes one group, any other value two); "
                           "resume with the run's own optim settings")
+    # The OneCycle schedule is restored with the checkpoint (its length fixed by the first run's max_steps +
+    # optim.extra_total_steps); stepping past its end is torch's "Tried to step N times" error mid-run.
+    scheds = ckpt.get("lr_schedulers") or [{}]
+    total = scheds[0].get("total_steps") if isinstance(scheds[0], dict) else None
+    if max_steps is not None and isinstance(total, int) and max_steps > total:
+        raise ResumeError(f"cannot resume from {path} with trainer.max_steps={max_steps}: its learning-rate schedule "
+                          f"ends at step {total} (the first run's max_steps + optim.extra_total_steps); resume with "
+                          f"trainer.max_steps <= {total}, or start a new run from its weights (model.init_from=...)")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

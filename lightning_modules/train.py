@@ -271,7 +271,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     module = TrackerModule(to_container(run_cfg), run_dir=str(run_dir))
     if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
         groups = len(module.configure_optimizers()["optimizer"].param_groups)
-        check_resume_fits(resume, resume_ckpt, module.model, groups)
+        check_resume_fits(resume, resume_ckpt, module.model, groups, run_cfg.trainer.max_steps)
         del resume_ckpt  # Lightning reads the file again (weights_only) in fit
     if rank_zero:
         OmegaConf.save(run_cfg, run_dir / "config.yaml", resolve=True)

@@ -29,7 +29,8 @@ def test_preset_loads(path):
 
 def test_preset_contents():
     default = load_data_config(REPO / "configs/data/default.yaml", [])
-    assert default.scene.resolution == [256, 256] and default.scene.num_frames == 24
+    # Rendered at the size tiny_cpu trains at (its crop), 24 frames: several windows of 8.
+    assert default.scene.resolution == [128, 128] and default.scene.num_frames == 24
     assert default.scene.num_humans >= 1 and default.scene.num_animals >= 1  # every category appears
     assert default.scene.num_static_objects[0] + default.scene.num_tossed_objects[0] >= 1
     assert "static" not in default.scene.camera_motion  # every pixel moves: zero motion is a real baseline

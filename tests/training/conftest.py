@@ -15,6 +15,7 @@ def _tiny_overrides(shards: Path, run_dir: Path, *, steps: int, logger: str = "c
         "name": "test",
         "run_dir": str(run_dir),
         "data.shards": f"{shards}/shard-*.tar",
+        "data.num_val_shards": 1,
         "data.resolution": "[64,64]",
         "data.clip_len": 12,
         "data.num_tracks": 48,

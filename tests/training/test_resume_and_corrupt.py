@@ -23,12 +23,14 @@ def _ckpt(path: str | Path) -> dict:
 
 @pytest.mark.slow
 def test_resume_continues_step_optimizer_and_schedule(moving_shards: Path, tmp_path: Path, tiny_overrides) -> None:
-    first = run_training(load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "a", steps=4)))
+    # The recipe's schedule runs 100 steps past max_steps, so the run can be extended (tiny_cpu anneals to its end).
+    first = run_training(load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "a", steps=4,
+                                                                optim__extra_total_steps=100)))
     assert first.global_step == 4
     a = _ckpt(first.last_checkpoint)
     assert a["global_step"] == 4 and a["hyper_parameters"]["config"]["trainer"]["max_steps"] == 4
     second = run_training(load_train_config(TINY, tiny_overrides(
-        moving_shards, tmp_path / "b", steps=8, resume=first.last_checkpoint)))
+        moving_shards, tmp_path / "b", steps=8, resume=first.last_checkpoint, optim__extra_total_steps=100)))
     assert second.global_step == 8 and len(second.train_losses) == 4  # only the 4 new steps ran
     b = _ckpt(second.last_checkpoint)
     assert b["global_step"] == 8
@@ -217,3 +219,22 @@ def test_resume_with_another_optimizer_layout_is_one_line(tmp_path: Path, tiny_o
         run_training(cfg)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]
+
+
+@pytest.mark.slow
+def test_resume_past_the_schedule_end_is_one_line(tmp_path: Path, tiny_overrides, tiny_checkpoint,
+                                                  moving_shards: Path) -> None:
+    """tiny_cpu anneals its learning rate to the last step (optim.extra_total_steps: 0): extending a finished run by
+    resuming it with a larger max_steps would step the restored OneCycle past its end (torch's "Tried to step 3
+    times" mid-run). Refused before fit, naming the limit; up to the schedule's end it resumes."""
+    from lightning_modules.checkpoint_io import ResumeError
+
+    ckpt = tiny_checkpoint("online")  # 2 steps of tiny_cpu: schedule of 2 steps
+    assert _ckpt(ckpt)["lr_schedulers"][0]["total_steps"] == 2
+    cfg = load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "run", steps=4, resume=str(ckpt)))
+    with pytest.raises(ResumeError, match=r"with trainer.max_steps=4: its learning-rate schedule ends at step 2 "
+                                          r".*trainer.max_steps <= 2") as err:
+        run_training(cfg)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]  # config.yaml not written
+

@@ -4,6 +4,9 @@ Why: PyTorch's CPU `F.linear` calls MKL's sgemm, which on AMD processors takes a
 kernels (measured on a 2-core AMD EPYC with AVX-512, float32, 8544x384 @ 384x1536: 81 GMAC/s through `F.linear`,
 138 GMAC/s through a 1x1 convolution on a channels-last view, which PyTorch hands to oneDNN). Linear layers are
 about half of the tracker's CPU time (transformer and correlation MLP), so this is the largest single CPU gain.
+Inference only: where autograd records the call (training), the convolution's backward is slower than sgemm's
+(measured on a 2-core Intel Xeon: a tiny_cpu training step takes 0.81-0.82 s with F.linear against 0.875 s through
+the convolution; docs/training.md "Training speed on CPU").
 
 The convolution computes the same sums in another order: outputs agree with `F.linear` to float32 rounding
 (~1e-6 relative), inside the fixture tolerances. Views only: a (M, K) input is seen as a (1, K, M, 1) channels-last
@@ -33,6 +36,7 @@ def onednn_linear_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.numel() >= MIN_ROWS * x.shape[-1]
         and torch.backends.mkldnn.is_available()
         and not reference_enabled()
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     )
 
 
