@@ -226,7 +226,7 @@ def test_resume_past_the_schedule_end_is_one_line(tmp_path: Path, tiny_overrides
                                                   moving_shards: Path) -> None:
     """tiny_cpu anneals its learning rate to the last step (optim.extra_total_steps: 0): extending a finished run by
     resuming it with a larger max_steps would step the restored OneCycle past its end (torch's "Tried to step 3
-    times" mid-run). Refused before fit, naming the limit; up to the schedule's end it resumes."""
+    times" mid-run). Refused before fit with one line naming the limit."""
     from lightning_modules.checkpoint_io import ResumeError
 
     ckpt = tiny_checkpoint("online")  # 2 steps of tiny_cpu: schedule of 2 steps
@@ -237,4 +237,3 @@ def test_resume_past_the_schedule_end_is_one_line(tmp_path: Path, tiny_overrides
         run_training(cfg)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".trackforge.lock"]  # config.yaml not written
-
