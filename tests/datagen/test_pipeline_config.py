@@ -153,3 +153,15 @@ def test_render_device_is_not_content():
     assert gpu.content_hash() == base.content_hash()
     assert load_data_config(REPO / "configs/data/tiny.yaml", ["scene.use_denoising=true"]).content_hash() \
         != base.content_hash()
+
+
+def test_denoising_a_single_sample_is_refused():
+    """Blender 4.2 corrupts its heap denoising a 1-sample render (the scene process aborts in most tries): the config
+    says so in one line naming the key, instead of a data run whose scenes crash and retry."""
+    tiny = REPO / "configs/data/tiny.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_data_config(tiny, ["scene.use_denoising=true", "scene.samples_per_pixel=1"])
+    assert "scene.samples_per_pixel" in str(info.value) and "use_denoising" in str(info.value)
+    assert "\n" not in str(info.value)
+    load_data_config(tiny, ["scene.use_denoising=true", "scene.samples_per_pixel=2"])
+    load_data_config(tiny, ["scene.use_denoising=false", "scene.samples_per_pixel=1"])
