@@ -22,6 +22,11 @@ ASSET_CACHE ?= $(or $(TRACKFORGE_ASSET_CACHE),$(HOME)/.cache/trackforge/assets)
 PMNDRS_ASSETS := @pmndrs/assets@1.7.0
 
 ABLATION ?= configs/ablation/tiny.yaml
+# When this command started (seconds since the epoch): a training config's trainer.time_budget_min counts from it, so
+# the budget covers rendering the data too (cpu_hour: the whole `make train` within the hour). A caller may set it.
+ifndef TRACKFORGE_STARTED_AT
+TRACKFORGE_STARTED_AT := $(shell date +%s)
+endif
 
 .PHONY: env data train eval ablation test test-fast bench slurm-data slurm-train clean
 
@@ -53,7 +58,7 @@ data: env
 train: env
 	@if ! $(PY) -m datagen complete --config $(DATA_CONFIG) --out $(DATA_DIR) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory data ARGS=; fi
-	$(PY) -m lightning_modules train --config $(TRAIN_CONFIG) $(ARGS)
+	TRACKFORGE_STARTED_AT=$(TRACKFORGE_STARTED_AT) $(PY) -m lightning_modules train --config $(TRAIN_CONFIG) $(ARGS)
 
 eval: env
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to.ckpt|scaled_offline.pth [BENCH=configs/eval/x.yaml] [DATA=tapvid.pkl|'shards/*.tar'|dir/*.npz] [ARGS='key=value ...']"; exit 2; }

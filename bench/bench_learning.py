@@ -4,7 +4,8 @@ baseline, and whether the run meets the bar:
 
     python bench/bench_learning.py --seeds 3                                   # make train's config (tiny_cpu)
     python bench/bench_learning.py --seeds 1 --config configs/train/cpu_hour.yaml \
-        --data-config configs/data/cpu_hour.yaml --data-dir data/shards/cpu_hour --min-delta-gain 20 --min-oa 88
+        --data-config configs/data/cpu_hour.yaml --data-dir data/shards/cpu_hour --min-delta-gain 20 --min-oa 88 \
+        --started-ago 1200      # cpu_hour trains for what its hour leaves after rendering (trainer.time_budget_min)
     python bench/bench_learning.py --seeds 2 -- optim.lr=1e-3                  # overrides after --
 
 Bar (issue 17; x100 TAP-Vid metrics on the held-out clips, 256x256 raster): delta_avg >= zero motion's +
@@ -42,6 +43,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-oa", type=float, default=85.0)
     p.add_argument("--davis", default=None, help="a DAVIS root to score each trained checkpoint on")
     p.add_argument("--min-davis-gain", type=float, default=15.0)
+    p.add_argument("--started-ago", type=float, default=0.0,
+                   help="for configs with trainer.time_budget_min (cpu_hour): seconds the budget has already run "
+                        "when training starts, e.g. `make train`'s rendering time (default 0: the whole budget)")
     p.add_argument("overrides", nargs="*", help="training config overrides (key=value), after --")
     return p.parse_args(argv)
 
@@ -82,8 +86,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> bool:
         import shutil
 
         shutil.rmtree(run_dir)
+    import os
+
+    env = {**os.environ, "TRACKFORGE_STARTED_AT": str(time.time() - args.started_ago)}  # time_budget.STARTED_ENV
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     train_s = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]

@@ -42,8 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lightning_modules.config import load_train_config  # noqa: E402
-from lightning_modules.module import build_model, configured_loss, sample_queries  # noqa: E402
+from lightning_modules.module import build_model  # noqa: E402
 from lightning_modules.schedule import make_optimizer_and_scheduler  # noqa: E402
+from lightning_modules.step_probe import apply_gradients, forward_loss, random_clips  # noqa: E402
 
 CONFIGS = {  # name -> (reference implementation, clips per step, activation checkpointing)
     "baseline": (True, 1, False),
@@ -70,13 +71,9 @@ class Setting:
         self.model = build_model(self.cfg).to(device).train()
         self.opt, self.sched = make_optimizer_and_scheduler(self.model.named_parameters(), self.cfg.optim,
                                                             self.cfg.trainer.max_steps)
-        g = torch.Generator().manual_seed(0)
-        H, W = hw
-        self.video = (torch.rand(batch, frames, 3, H, W, generator=g) * 255).to(device)
-        start = torch.rand(batch, 1, tracks, 2, generator=g) * torch.tensor([W - 1, H - 1])
-        self.tracks = (start + torch.cumsum(torch.randn(batch, frames, tracks, 2, generator=g), dim=1)).to(device)
-        self.vis = (torch.rand(batch, frames, tracks, generator=g) > 0.2).to(device)
-        self.vis[:, 0] = True
+        self.clips = random_clips(batch, frames, tracks, hw, torch.Generator().manual_seed(0), device)
+        self.video = self.clips.video  # (B, T, 3, H, W): its shape names the setting in the printed line
+        self.tracks = self.clips.tracks
         self.times: list[float] = []
         self.windows = 0
 
@@ -86,14 +83,8 @@ class Setting:
         with reference_implementation(self.reference), torch.autocast(
             device_type=self.device, dtype=torch.bfloat16, enabled=self.device == "cuda"
         ):
-            queries, ok = sample_queries(self.tracks, self.vis, self.cfg.model.variant)
-            out = self.model(self.video, queries, iters=self.cfg.model.train_iters, is_train=True)
-            loss = configured_loss(self.cfg.model, out.train, self.tracks, self.vis, ok, self.video.shape[-1])
-        loss.total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
+            out, loss = forward_loss(self.model, self.cfg.model, self.clips)
+        apply_gradients(self.model, self.opt, self.sched, loss)
         self.windows = len(out.train.window_starts)
 
     def timed_step(self, warmup: bool) -> None:

@@ -189,6 +189,10 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     slurm_auto_requeue: bool = True  # SIGUSR1 -> hpc_ckpt_<n>.ckpt at an agreed step + scontrol requeue
     threads: Optional[int] = None  # torch intra-op threads per process (None: leave torch's default)
+    # Wall-clock minutes for the whole command (from $TRACKFORGE_STARTED_AT, which `make train` sets before it renders
+    # missing data; else from the training's start): max_steps becomes the steps that fit on this machine, measured
+    # before training, at most max_steps (lightning_modules/time_budget.py). None: exactly max_steps. One CPU process.
+    time_budget_min: Optional[float] = None
 
 
 @dataclass
@@ -260,6 +264,9 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    from .time_budget import check_budget_config
+
+    check_budget_config(cfg.trainer)
     if cfg.data.resolution is not None:
         check_model_input(cfg.data.resolution, cfg.model.arch)
     _validate_data(cfg.data)

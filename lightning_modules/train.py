@@ -268,6 +268,12 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     # What the run records (config.yaml, the checkpoints' hyper-parameters, the logger): the config with the plan's
     # concrete values, a new object; the caller's `cfg` stays as given. Everything below reads this or the plan.
     run_cfg = resolved_config(cfg, plan)
+    budget = None
+    if run_cfg.trainer.time_budget_min is not None:  # the steps that fit this machine, before anything is built
+        from .time_budget import fit_to_budget
+
+        budget = fit_to_budget(run_cfg, resume_ckpt, log=print if rank_zero else lambda *_: None)
+        run_cfg.trainer.max_steps = budget.steps
     module = TrackerModule(to_container(run_cfg), run_dir=str(run_dir))
     if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config
         groups = len(module.configure_optimizers()["optimizer"].param_groups)
@@ -283,6 +289,10 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     video_cb = TrackVideoLogger(run_cfg.logger.video_every_n_steps, run_cfg.logger.video_fps, run_dir / "media")
     stats_cb = DataStatsLogger(plan.source_names, run_cfg.data.batch_size)
     callbacks = [recorder, video_cb, stats_cb, stop_cb, CSVRowsFollowCheckpoints()]
+    if budget is not None:
+        from .time_budget import deadline_stop
+
+        callbacks.append(deadline_stop(budget.deadline, reserve_s=budget.costs.val_s if budget.costs else 0.0))
     if run_cfg.trainer.slurm_auto_requeue and SLURMEnvironment.detect():
         requeue_cb = SlurmRequeue(run_dir)
         requeue_cb.install()  # before fit: a signal during setup is acted upon at the first step boundary

@@ -6,7 +6,8 @@ kernels (measured on a 2-core AMD EPYC with AVX-512, float32, 8544x384 @ 384x153
 about half of the tracker's CPU time (transformer and correlation MLP), so this is the largest single CPU gain.
 Inference only: where autograd records the call (training), the convolution's backward is slower than sgemm's
 (measured on a 2-core Intel Xeon: a tiny_cpu training step takes 0.81-0.82 s with F.linear against 0.875 s through
-the convolution; docs/training.md "Training speed on CPU").
+the convolution; on a 2-core AMD EPYC a cpu_hour step 2.49 s against 2.50 s: no gain either; docs/training.md
+"Training speed on CPU").
 
 The convolution computes the same sums in another order: outputs agree with `F.linear` to float32 rounding
 (~1e-6 relative), inside the fixture tolerances. Views only: a (M, K) input is seen as a (1, K, M, 1) channels-last
