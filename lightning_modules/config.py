@@ -264,8 +264,6 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
-    from .time_budget import check_budget_config
-
     check_budget_config(cfg.trainer)
     if cfg.data.resolution is not None:
         check_model_input(cfg.data.resolution, cfg.model.arch)
@@ -276,6 +274,22 @@ def _validate(cfg: TrainConfig) -> None:
         check_val_benchmarks(cfg.val_benchmarks, cfg.checkpoint.monitor)
     except EvalConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def check_budget_config(trainer: Any) -> None:
+    """trainer.time_budget_min is measured in the one process that trains (lightning_modules/time_budget.py): refuse it
+    where several processes train, and a budget that is not a positive number of minutes (one line)."""
+    if trainer.time_budget_min is None:
+        return
+    if not (math.isfinite(trainer.time_budget_min) and trainer.time_budget_min > 0):
+        raise ConfigError(f"trainer.time_budget_min must be a number of minutes > 0 (or null), got "
+                          f"{trainer.time_budget_min}")
+    single = trainer.accelerator == "cpu" and str(trainer.devices) in ("1", "auto") and trainer.num_nodes == 1
+    if not single:
+        raise ConfigError("trainer.time_budget_min measures the step of one CPU process: it needs "
+                          "trainer.accelerator=cpu, trainer.devices=1 and trainer.num_nodes=1, got "
+                          f"{trainer.accelerator}, {trainer.devices} and {trainer.num_nodes} (set "
+                          "trainer.time_budget_min=null and a trainer.max_steps)")
 
 
 def check_model_input(input_size: Any, arch: ArchConfig, note: str = "",

@@ -82,10 +82,11 @@ def steps_that_fit(seconds: float, costs: StepCosts, val_every: int, cap: int) -
 
 
 def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
-    """Median seconds of `steps` training steps (after one warm-up) of a fresh copy of cfg's model on random clips of
-    the training shapes, and of one validation: data.val_clips held-out clips of val_clip_len frames and
+    """Median seconds of `steps` training steps (after one warm-up; x the batches one optimizer step accumulates) of a
+    fresh copy of cfg's model on random clips of the training shapes, and of one validation: data.val_clips held-out clips of val_clip_len frames and
     val_num_tracks tracks at model.val_iters. The caller's random state is left as it was."""
     from .config import recorded_input_size
+    from .global_batch import accumulation_steps
     from .module import build_model
     from .schedule import make_optimizer_and_scheduler
     from .step_probe import apply_gradients, forward_loss, random_clips
@@ -110,22 +111,9 @@ def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
             model(val.video, torch.cat([torch.zeros_like(val.tracks[:, 0, :, :1]), val.tracks[:, 0]], dim=-1),
                   iters=cfg.model.val_iters)
             clip_s = time.perf_counter() - t0
-    return StepCosts(step_s=statistics.median(times), val_s=clip_s * cfg.data.val_clips)
-
-
-def check_budget_config(trainer: Any) -> None:
-    """A budget is measured in this one process: refuse it where several processes train (one line)."""
-    if trainer.time_budget_min is None:
-        return
-    if not (math.isfinite(trainer.time_budget_min) and trainer.time_budget_min > 0):
-        raise ConfigError(f"trainer.time_budget_min must be a number of minutes > 0 (or null), got "
-                          f"{trainer.time_budget_min}")
-    single = trainer.accelerator == "cpu" and str(trainer.devices) in ("1", "auto") and trainer.num_nodes == 1
-    if not single:
-        raise ConfigError("trainer.time_budget_min measures the step of one CPU process: it needs "
-                          "trainer.accelerator=cpu, trainer.devices=1 and trainer.num_nodes=1, got "
-                          f"{trainer.accelerator}, {trainer.devices} and {trainer.num_nodes} (set "
-                          "trainer.time_budget_min=null and a trainer.max_steps)")
+    # An optimizer step of data.global_batch_size accumulates that many batches (one process: global / batch).
+    accumulated = accumulation_steps(cfg.data, 1)
+    return StepCosts(step_s=statistics.median(times) * accumulated, val_s=clip_s * cfg.data.val_clips)
 
 
 def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print) -> Budget:
