@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -86,9 +87,9 @@ def run_seed(args: argparse.Namespace, seed: int) -> bool:
         import shutil
 
         shutil.rmtree(run_dir)
-    import os
+    from lightning_modules.time_budget import STARTED_ENV
 
-    env = {**os.environ, "TRACKFORGE_STARTED_AT": str(time.time() - args.started_ago)}  # time_budget.STARTED_ENV
+    env = {**os.environ, STARTED_ENV: str(time.time() - args.started_ago)}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
     train_s = time.perf_counter() - t0

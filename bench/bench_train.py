@@ -72,8 +72,6 @@ class Setting:
         self.opt, self.sched = make_optimizer_and_scheduler(self.model.named_parameters(), self.cfg.optim,
                                                             self.cfg.trainer.max_steps)
         self.clips = random_clips(batch, frames, tracks, hw, torch.Generator().manual_seed(0), device)
-        self.video = self.clips.video  # (B, T, 3, H, W): its shape names the setting in the printed line
-        self.tracks = self.clips.tracks
         self.times: list[float] = []
         self.windows = 0
 
@@ -213,8 +211,10 @@ def run_train_configs(args) -> None:
     base_rate = 1 / statistics.median(settings[0].times)
     for s in settings:
         step_s = statistics.median(s.times)
-        print(f"bench_train train_config={s.name} device=cpu res={s.video.shape[-2]}x{s.video.shape[-1]} "
-              f"frames={s.video.shape[1]} tracks={s.tracks.shape[2]} window={s.model.window_len} windows={s.windows} "
+        video = s.clips.video  # (B, T, 3, H, W)
+        print(f"bench_train train_config={s.name} device=cpu res={video.shape[-2]}x{video.shape[-1]} "
+              f"frames={video.shape[1]} tracks={s.clips.tracks.shape[2]} window={s.model.window_len} "
+              f"windows={s.windows} "
               f"threads={torch.get_num_threads()} step_s={step_s:.3f} samples_per_s={1 / step_s:.3f} "
               f"ratio_vs_{settings[0].name}={1 / step_s / base_rate:.2f}", flush=True)
 

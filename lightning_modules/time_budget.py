@@ -83,8 +83,9 @@ def steps_that_fit(seconds: float, costs: StepCosts, val_every: int, cap: int) -
 
 def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
     """Median seconds of `steps` training steps (after one warm-up; x the batches one optimizer step accumulates) of a
-    fresh copy of cfg's model on random clips of the training shapes, and of one validation: data.val_clips held-out clips of val_clip_len frames and
-    val_num_tracks tracks at model.val_iters. The caller's random state is left as it was."""
+    fresh copy of cfg's model on random clips of the training shapes, and of one validation: data.val_clips held-out
+    clips of val_clip_len frames and val_num_tracks tracks at model.val_iters. The caller's random state is left as
+    it was."""
     from .config import recorded_input_size
     from .global_batch import accumulation_steps
     from .module import build_model
