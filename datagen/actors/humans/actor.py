@@ -318,7 +318,7 @@ def add_human_object(bpy, motion: HumanMotion, name: str, first_frame: int):
     mesh = build_mesh(bpy, name, motion)
     obj = bpy.data.objects.new(name, mesh)
     bpy.context.scene.collection.objects.link(obj)
-    for m in mat_lib.build_materials(bpy, motion.look, name):
+    for m in mat_lib.build_materials(bpy, motion.look, name, floor_z=float(motion.rest[:, 2].min())):
         mesh.materials.append(m)
     key_frames(bpy, obj, motion.vertices, first_frame)
     obj.cycles.use_motion_blur = True

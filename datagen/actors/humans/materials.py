@@ -7,7 +7,7 @@ object coordinates, which would swim over a deforming mesh). Irises read the poi
 ``eye_r`` (distance from the eye's optical axis at rest, see ``regions.eye_coordinates``).
 
 ``Look`` holds the colours and pattern choices of one person (numpy only, JSON-able, drawn from a
-seeded generator); ``build_materials(bpy, look, name)`` makes one material per ``regions.SLOTS`` entry,
+seeded generator); ``build_materials(bpy, look, name, floor_z)`` makes one material per ``regions.SLOTS`` entry,
 in that order (the mesh's polygon material indices point into it).
 
 Colours are given in sRGB (as people pick them) and converted to Blender's linear values here.
@@ -30,8 +30,8 @@ HAIR_COLORS = {"black": "#1c1a17", "dark_brown": "#3b2a1e", "brown": "#5a3d25", 
                "white": "#d8d4cc"}
 IRIS_COLORS = {"dark_brown": "#2b1a0e", "brown": "#4a2c17", "hazel": "#6b5a2e", "green": "#4f6b3a",
                "blue": "#4a6f98", "grey": "#7a8590"}
-FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit")
-FABRIC_P = (0.3, 0.15, 0.12, 0.08, 0.12, 0.13, 0.1)
+FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit", "plaid", "floral", "camo")
+FABRIC_P = (0.24, 0.13, 0.1, 0.07, 0.12, 0.1, 0.09, 0.07, 0.05, 0.03)
 
 
 def srgb_to_linear(c):
@@ -70,6 +70,8 @@ class Look:
     top: Fabric
     bottom: Fabric
     shoes: tuple[float, float, float]
+    sole: tuple[float, float, float] = (0.9, 0.9, 0.88)  # the shoes' soles (sRGB)
+    sole_height: float = 0.02  # metres of sole above the floor, at rest
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,10 +104,14 @@ class Look:
         bottom = top if dress else _sample_fabric(rng, allow_denim=True)
         shoes = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.6), rng.choice([rng.uniform(0.05, 0.2),
                                                                                    rng.uniform(0.3, 0.95)]))
+        # soles: white, black, gum or the upper's colour darkened; trainers' soles are thicker than shoes'
+        sole = [(0.92, 0.92, 0.9), (0.08, 0.08, 0.08), (0.62, 0.42, 0.25),
+                tuple(np.array(shoes) * 0.6)][int(rng.choice(4, p=[0.4, 0.3, 0.15, 0.15]))]
         return Look(skin=tuple(float(c) for c in skin), skin_tone=tone, lips=tuple(float(c) for c in lips),
                     hair=tuple(float(c) for c in hair), hair_name=hair_name,
                     iris=tuple(float(c) for c in hex_rgb(IRIS_COLORS[iris_name])), iris_name=iris_name,
-                    top=top, bottom=bottom, shoes=tuple(float(c) for c in shoes))
+                    top=top, bottom=bottom, shoes=tuple(float(c) for c in shoes),
+                    sole=tuple(float(c) for c in sole), sole_height=float(rng.uniform(0.012, 0.032)))
 
 
 def _sample_fabric(rng: np.random.Generator, allow_denim: bool) -> Fabric:
@@ -119,7 +125,8 @@ def _sample_fabric(rng: np.random.Generator, allow_denim: bool) -> Fabric:
         c1 = colorsys.hsv_to_rgb(rng.uniform(0.58, 0.64), rng.uniform(0.4, 0.75), rng.uniform(0.2, 0.55))
         c2 = (0.85, 0.87, 0.9)
     scale = {"solid": 1.0, "stripes": rng.uniform(10, 40), "checks": rng.uniform(6, 20), "dots": rng.uniform(15, 40),
-             "denim": 1.0, "mottled": rng.uniform(4, 12), "knit": rng.uniform(40, 80)}[pattern]
+             "denim": 1.0, "mottled": rng.uniform(4, 12), "knit": rng.uniform(40, 80), "plaid": rng.uniform(4, 10),
+             "floral": rng.uniform(8, 20), "camo": rng.uniform(3, 8)}[pattern]
     return Fabric(pattern=pattern, color=tuple(float(c) for c in c1), color2=tuple(float(c) for c in c2),
                   scale=float(scale), roughness=float(rng.uniform(0.55, 0.95)), direction=int(rng.integers(2)))
 
@@ -341,7 +348,58 @@ def _folds(g: NodeGraph, softness: float):
     return g.math("MULTIPLY", w.outputs["Fac"], g.noise(4.0, detail=1.0))
 
 
-def _fabric(bpy, name: str, fabric: Fabric):
+def _bands(g: NodeGraph, axis: str, repeats: float, threshold: float):
+    """1 on the bands (a `threshold` share of each period off), 0 between: stripes across `axis` (rest coords)."""
+    w = g.nodes.new("ShaderNodeTexWave")
+    w.wave_type = "BANDS"
+    w.bands_direction = axis
+    w.wave_profile = "SAW"
+    w.inputs["Scale"].default_value = 1.0
+    g.link(g.scaled_rest(repeats * WAVE_PERIOD), w.inputs["Vector"])
+    return g.math("GREATER_THAN", w.outputs["Fac"], threshold)
+
+
+def _plaid(g: NodeGraph, repeats: float, a, b):
+    """Tartan: wide bands of `b` across both directions over `a` (darker where they cross, as woven threads mix),
+    thin light lines at three times the frequency."""
+    wide = g.math("ADD", _bands(g, "X", repeats, 0.6), _bands(g, "Z", repeats, 0.6))  # 0, 1 or 2
+    c, ramp = g.ramp(g.math("MULTIPLY", wide, 0.5), [(0.0, tuple(a)), (0.5, tuple(b)), (1.0, tuple(b * 0.55))])
+    ramp.color_ramp.interpolation = "CONSTANT"
+    thin = g.math("MAXIMUM", _bands(g, "X", repeats * 3.0, 0.93), _bands(g, "Z", repeats * 3.0, 0.93))
+    return g.mix(g.math("MULTIPLY", thin, 0.7), c, tuple(np.clip(a * 0.3 + 0.6, 0, 1)))
+
+
+def _floral(g: NodeGraph, cells: float, a, b):
+    """Scattered flowers: in about 3 of 4 Voronoi cells (`cells` per metre) a five-petal flower in `b` around the
+    cell's point (petals from the angle around it, each flower turned at random) with a contrasting centre."""
+    v = g.nodes.new("ShaderNodeTexVoronoi")
+    v.inputs["Scale"].default_value = 1.0
+    coords = g.scaled_rest(cells)
+    g.link(coords, v.inputs["Vector"])
+    rel = g.nodes.new("ShaderNodeVectorMath")
+    rel.operation = "SUBTRACT"
+    g.link(coords, rel.inputs[0])
+    g.link(v.outputs["Position"], rel.inputs[1])
+    xyz = g.nodes.new("ShaderNodeSeparateXYZ")
+    g.link(rel.outputs["Vector"], xyz.inputs["Vector"])
+    rnd = g.nodes.new("ShaderNodeSeparateColor")  # the cell's random colour: turn and presence of its flower
+    g.link(v.outputs["Color"], rnd.inputs["Color"])
+    # the angle around the cell's point, in the surface's plane on the front/back and (roughly) on the sides
+    angle = g.math("ARCTAN2", xyz.outputs["Z"], g.math("ADD", xyz.outputs["X"], xyz.outputs["Y"]))
+    lobes = g.math("COSINE", g.math("ADD", g.math("MULTIPLY", angle, 5.0), g.math("MULTIPLY", rnd.outputs["Red"],
+                                                                                   6.283)))
+    # petals reach 0.3-0.55 of a cell from its point: the cells are 3-D, so a surface cuts each flower off-centre
+    # (flowers of varied sizes; a point far from the surface shows none)
+    radius = g.math("ADD", g.math("MULTIPLY", lobes, 0.125), 0.425)
+    petals = g.math("MULTIPLY", g.math("LESS_THAN", v.outputs["Distance"], radius),
+                    g.math("GREATER_THAN", rnd.outputs["Green"], 0.25))
+    c = g.mix(petals, tuple(a), tuple(b))
+    centre = g.math("MULTIPLY", g.math("LESS_THAN", v.outputs["Distance"], 0.12), petals)
+    return g.mix(centre, c, tuple(np.clip(1.0 - b * 0.8, 0.02, 1)))
+
+
+def fabric_material(bpy, name: str, fabric: Fabric):
+    """A garment material of `fabric` (pattern in rest coordinates, weave grain, folds as bump)."""
     g = NodeGraph(bpy, name)
     a, b = np.array(_lin(fabric.color)), np.array(_lin(fabric.color2))
     weave = g.noise(220.0, detail=1.0)  # thread-scale grain for every fabric
@@ -349,13 +407,7 @@ def _fabric(bpy, name: str, fabric: Fabric):
     g.bump(_folds(g, fabric.roughness), 0.35, distance=0.01)
     p = fabric.pattern
     if p == "stripes":
-        w = g.nodes.new("ShaderNodeTexWave")
-        w.wave_type = "BANDS"
-        w.bands_direction = "Z" if fabric.direction == 0 else "X"
-        w.wave_profile = "SAW"
-        w.inputs["Scale"].default_value = 1.0
-        g.link(g.scaled_rest(fabric.scale * WAVE_PERIOD), w.inputs["Vector"])
-        c = g.mix(g.math("GREATER_THAN", w.outputs["Fac"], 0.55), tuple(a), tuple(b))
+        c = g.mix(_bands(g, "Z" if fabric.direction == 0 else "X", fabric.scale, 0.55), tuple(a), tuple(b))
     elif p == "checks":
         def bands(axis):
             w = g.nodes.new("ShaderNodeTexWave")
@@ -385,6 +437,14 @@ def _fabric(bpy, name: str, fabric: Fabric):
         g.link(g.scaled_rest(fabric.scale * WAVE_PERIOD), w.inputs["Vector"])
         c = g.mix(g.math("MULTIPLY", w.outputs["Fac"], 0.6), tuple(a), tuple(a * 0.6 + b * 0.4))
         g.bump(w.outputs["Fac"], 0.3)
+    elif p == "plaid":
+        c = _plaid(g, fabric.scale, a, b)
+    elif p == "floral":
+        c = _floral(g, fabric.scale, a, b)
+    elif p == "camo":
+        c, ramp = g.ramp(g.noise(fabric.scale, detail=3.0, roughness=0.6),
+                         [(0.0, tuple(a)), (0.44, tuple(a * 0.5 + b * 0.5)), (0.53, tuple(b)), (0.6, tuple(a * 0.45))])
+        ramp.color_ramp.interpolation = "CONSTANT"  # hard-edged blotches
     else:  # solid with large soft shading variation
         c = g.mix(g.math("MULTIPLY", g.noise(8.0, detail=2.0), 0.5), tuple(a), tuple(a * 0.75))
     c = g.mix(g.math("MULTIPLY", weave, 0.3), c, tuple(a * 0.6))
@@ -393,17 +453,30 @@ def _fabric(bpy, name: str, fabric: Fabric):
     return g.finish(c, roughness=fabric.roughness, specular=0.3)
 
 
-def _plain(bpy, name: str, rgb, roughness: float, grain: float = 0.0):
+def _plain(bpy, name: str, rgb, roughness: float):
+    return NodeGraph(bpy, name).finish(tuple(_lin(rgb)), roughness=roughness)
+
+
+def _shoes(bpy, name: str, look: Look, floor_z: float):
+    """Shoes: the upper in the shoe colour with grain, a sole of its own colour up to ``look.sole_height`` above the
+    body's lowest rest point ``floor_z`` (a soft 2 mm edge) and a dark stitch line just above it."""
     g = NodeGraph(bpy, name)
-    base = np.array(_lin(rgb))
-    c = tuple(base)
-    if grain:
-        c = g.mix(g.math("MULTIPLY", g.noise(150.0, detail=2.0), grain), c, tuple(base * 0.6))
-    return g.finish(c, roughness=roughness)
+    upper = np.array(_lin(look.shoes))
+    c = g.mix(g.math("MULTIPLY", g.noise(150.0, detail=2.0), 0.25), tuple(upper), tuple(upper * 0.6))
+    z = g.nodes.new("ShaderNodeSeparateXYZ")
+    g.link(g.rest(), z.inputs["Vector"])
+    height = g.math("SUBTRACT", z.outputs["Z"], floor_z)
+    top = look.sole_height
+    on_sole = g.math("SUBTRACT", 1.0, g.smoothstep(height, top - 0.001, top + 0.001))
+    c = g.mix(on_sole, c, _lin(look.sole))
+    stitch = g.math("LESS_THAN", g.math("ABSOLUTE", g.math("SUBTRACT", height, top + 0.005)), 0.0012)
+    c = g.mix(g.math("MULTIPLY", stitch, 0.7), c, tuple(upper * 0.3))
+    return g.finish(c, roughness=0.35)
 
 
-def build_materials(bpy, look: Look, name: str) -> list:
-    """One Blender material per ``regions.SLOTS`` entry, in that order."""
+def build_materials(bpy, look: Look, name: str, floor_z: float) -> list:
+    """One Blender material per ``regions.SLOTS`` entry, in that order. floor_z: the body's lowest rest height (z,
+    metres: the soles of the feet), where the shoes' soles start."""
     from datagen.actors.humans.regions import SLOTS
 
     mats = {
@@ -412,9 +485,9 @@ def build_materials(bpy, look: Look, name: str) -> list:
         "lips": _lips(bpy, f"{name}_lips", look),
         "eye": _eye(bpy, f"{name}_eye", look),
         "hair": _hair(bpy, f"{name}_hair", look.hair),
-        "top": _fabric(bpy, f"{name}_top", look.top),
-        "bottom": _fabric(bpy, f"{name}_bottom", look.bottom),
-        "shoes": _plain(bpy, f"{name}_shoes", look.shoes, roughness=0.35, grain=0.25),
+        "top": fabric_material(bpy, f"{name}_top", look.top),
+        "bottom": fabric_material(bpy, f"{name}_bottom", look.bottom),
+        "shoes": _shoes(bpy, f"{name}_shoes", look, floor_z),
         "inner": _plain(bpy, f"{name}_inner", (0.35, 0.08, 0.08), roughness=0.5),
     }
     return [mats[s] for s in SLOTS]

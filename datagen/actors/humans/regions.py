@@ -23,6 +23,7 @@ Where the labels come from (all on the REST body, so they stick to the deforming
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -173,19 +174,45 @@ class BodyLabels:
 
 
 _UV_LABELS: dict = {}
+UV_MASKS = ("face", "eyelids", "ears", "lips")
 
 
 def _uv_labels(uv: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per polygon from its UV centroid (uv: (F, 3, 2) per corner): anny's body part and MPFB2's face / eyelids /
-    ears / lips masks. They depend on the topology's UVs only (the same for every phenotype), so they are computed
-    once per process."""
-    key = (uv.shape, hash(uv.tobytes()))
-    if key not in _UV_LABELS:
-        uvc = uv.mean(1)
+    ears / lips masks. They depend on the topology's UVs only (the same for every phenotype): computed once per
+    machine and kept in the asset cache (every scene runs in a process of its own, where decoding anny's label
+    images cost ~0.15 s a scene), then once per process."""
+    digest = hashlib.sha1(uv.tobytes() + str(uv.shape).encode()).hexdigest()[:16]
+    if digest not in _UV_LABELS:
         _UV_LABELS.clear()
-        _UV_LABELS[key] = (body_parts(uvc), {m: _lookup(_mask(m), uvc) > 100 for m in ("face", "eyelids", "ears",
-                                                                                         "lips")})
-    return _UV_LABELS[key]
+        _UV_LABELS[digest] = _uv_labels_from_disk(uv, digest)
+    return _UV_LABELS[digest]
+
+
+def _uv_labels_from_disk(uv: np.ndarray, digest: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    from importlib.metadata import version
+
+    from datagen.actors.humans.body import cache_dir
+    from tracker.common.atomic import atomic_file
+
+    # next to anny's model cache; the labels come from anny's images: a new anny version gets a file of its own
+    path = cache_dir() / f"trackforge_uv_labels-{version('anny')}-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                names = [str(n) for n in z["part_names"]]
+                return (np.array(names, dtype=object)[z["part"]], {m: z[f"mask_{m}"] for m in UV_MASKS})
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable (a disk fault): computed again below and rewritten
+    uvc = uv.mean(1)
+    parts = body_parts(uvc)
+    masks = {m: _lookup(_mask(m), uvc) > 100 for m in UV_MASKS}
+    names = sorted(set(parts))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as fh:
+        np.savez(fh, part=np.array([names.index(p) for p in parts], np.int16), part_names=np.array(names),
+                 **{f"mask_{m}": v for m, v in masks.items()})
+    return parts, masks
 
 
 def label_body(rest, outfit: Outfit) -> BodyLabels:

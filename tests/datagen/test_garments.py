@@ -1,0 +1,105 @@
+"""Garment fabrics (datagen.actors.humans.materials): every pattern is drawn, looks are seeded, and each print
+renders in Cycles as a pattern of the fabric's colours stuck to the rest coordinates (a flat cloth, 48x48, a few
+samples; ~10 s)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datagen.actors.humans import materials as mat_lib
+from datagen.actors.humans.regions import SLOTS
+
+
+def test_every_fabric_pattern_is_drawn_and_looks_are_seeded():
+    looks = [mat_lib.Look.sample(np.random.default_rng(s)) for s in range(400)]
+    fabrics = [f for look in looks for f in (look.top, look.bottom)]
+    assert {f.pattern for f in fabrics} == set(mat_lib.FABRIC_PATTERNS)
+    assert "denim" not in {look.top.pattern for look in looks}  # tops are never denim
+    assert mat_lib.Look.sample(np.random.default_rng(9)) == mat_lib.Look.sample(np.random.default_rng(9))
+    assert sum(mat_lib.FABRIC_P) == pytest.approx(1.0) and len(mat_lib.FABRIC_P) == len(mat_lib.FABRIC_PATTERNS)
+
+
+def _render_cloth(bpy, make_material, rest_scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    """A 1 m square of cloth with the material `make_material(bpy)` seen from above in orthographic view, lit by a
+    sun; its `rest` attribute is its own position (x across the image, z = the image's y, upwards; scaled), plus
+    `shift` along x. -> (48, 48, 3) linear RGB, row 0 at the bottom (rest z = -0.5 x rest_scale)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    material = make_material(bpy)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 4
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x = scene.render.resolution_y = 48
+    scene.render.image_settings.file_format = "OPEN_EXR"
+    mesh = bpy.data.meshes.new("cloth")
+    n = 24
+    xs = np.linspace(-0.5, 0.5, n + 1)
+    verts = [(x, y, 0.0) for y in xs for x in xs]
+    faces = [(j * (n + 1) + i, j * (n + 1) + i + 1, (j + 1) * (n + 1) + i + 1, (j + 1) * (n + 1) + i)
+             for j in range(n) for i in range(n)]
+    mesh.from_pydata(verts, [], faces)
+    rest = mesh.attributes.new("rest", "FLOAT_VECTOR", "POINT")
+    # the cloth faces the camera like the front of a body: rest x across, rest z up the image
+    rest.data.foreach_set("vector", np.array([(rest_scale * x + shift, 0.0, rest_scale * y) for x, y, _ in verts],
+                                             np.float32).ravel())
+    mesh.materials.append(material)
+    obj = bpy.data.objects.new("cloth", mesh)
+    scene.collection.objects.link(obj)
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    cam.data.type = "ORTHO"
+    cam.data.ortho_scale = 1.0
+    cam.location = (0.0, 0.0, 2.0)
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    sun.data.energy = 3.0
+    sun.rotation_euler = (0.7, 0.3, 0.0)  # not straight down: no mirror highlight of the sun into the camera
+    scene.collection.objects.link(sun)
+    world = bpy.data.worlds.new("w")
+    scene.world = world
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.5
+    scene.render.filepath = str(Path(bpy.app.tempdir) / "cloth.exr")
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(scene.render.filepath)
+    px = np.array(img.pixels[:], np.float32).reshape(48, 48, 4)[..., :3]
+    bpy.data.images.remove(img)
+    return px
+
+
+
+@pytest.mark.parametrize("pattern", ["plaid", "floral", "camo"])
+def test_prints_render_as_a_pattern_of_the_fabric_colours(pattern):
+    bpy = pytest.importorskip("bpy")
+    red, blue = (0.8, 0.1, 0.1), (0.1, 0.2, 0.8)
+    fabric = mat_lib.Fabric(pattern=pattern, color=red, color2=blue, scale=6.0, roughness=0.8, direction=0)
+    # rest coordinates at 1/1 scale across the 1 m cloth: several repeats of the print in view
+    px = _render_cloth(bpy, lambda bpy: mat_lib.fabric_material(bpy, "cloth", fabric))
+    chroma = px / np.maximum(px.sum(-1, keepdims=True), 1e-6)
+    reddish, bluish = chroma[..., 0] > 0.5, chroma[..., 2] > 0.4
+    # both colours of the fabric show, each on a fair share of the cloth (a print, not one flat colour)
+    assert 0.05 < reddish.mean() < 0.95 and 0.03 < bluish.mean() < 0.95, (reddish.mean(), bluish.mean())
+    # the pattern is stuck to the rest coordinates: shifting them by a fraction of a repeat moves it
+    moved = _render_cloth(bpy, lambda bpy: mat_lib.fabric_material(bpy, "cloth", fabric), shift=0.37 / fabric.scale)
+    moved_red = (moved / np.maximum(moved.sum(-1, keepdims=True), 1e-6))[..., 0] > 0.5
+    assert (moved_red != reddish).mean() > 0.05
+
+
+def test_shoes_have_soles_at_the_bottom_of_the_feet():
+    """The shoe material: the sole colour from the body's lowest rest point up to the look's sole height, the
+    upper's colour above (a 1 m cloth stands in for a shoe: rest z from -0.5 to 0.5, the 'floor' at -0.5)."""
+    bpy = pytest.importorskip("bpy")
+    import dataclasses
+
+    look = dataclasses.replace(mat_lib.Look.sample(np.random.default_rng(3)), shoes=(0.1, 0.2, 0.8),
+                               sole=(0.8, 0.1, 0.1), sole_height=0.25)
+    px = _render_cloth(bpy, lambda bpy: mat_lib.build_materials(bpy, look, "person", floor_z=-0.5)[
+        SLOTS.index("shoes")])
+    rows = np.linspace(-0.5, 0.5, 49)[:-1] + 0.5 / 48  # rest z of each image row (row 0 at the bottom)
+    sole_rows, upper_rows = rows < -0.5 + 0.25 - 0.03, rows > -0.5 + 0.25 + 0.03
+    red, blue = px[..., 0], px[..., 2]
+    assert (red[sole_rows] > 2 * blue[sole_rows]).mean() > 0.9  # a red sole below the sole height
+    assert (blue[upper_rows] > 2 * red[upper_rows]).mean() > 0.9  # the blue upper above it
