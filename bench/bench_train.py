@@ -4,7 +4,8 @@ configuration, each with its samples/s ratio to the baseline configuration measu
     python bench/bench_train.py                          # CPU (reduced sizes) and CUDA (recipe sizes) when present
     python bench/bench_train.py --device cpu --frames 16 --tracks 64 --resolution 192 256 --steps 2
     python bench/bench_train.py --configs baseline,b1,b2,b2-ckpt --loader 'data/shards/default/shard-*.tar'
-    python bench/bench_train.py --train-configs configs/train/tiny_cpu.yaml,configs/train/cpu_hour.yaml --threads 2
+    python bench/bench_train.py --train-configs configs/train/tiny_cpu.yaml,configs/train/cpu_hour.yaml --threads 2 \
+        --cpu-precisions 32-true,bf16-mixed
 
 A step = `sample_queries` + forward with training outputs (recipe iterations) + the recipe loss
 (`lightning_modules.module.configured_loss`) + backward + gradient clipping + AdamW + OneCycle, on random clips.
@@ -15,7 +16,8 @@ Configurations (all from the same initial weights):
     b2, b4    the default implementation, 2 / 4 clips per step (data.batch_size)
     b2-ckpt   b2 with activation checkpointing of the update transformer (model.activation_checkpointing)
 
-CPU runs float32, CUDA bf16 autocast (Lightning's bf16-mixed, the training default on GPUs). The configurations'
+CPU runs float32 (with --train-configs also bf16 autocast: --cpu-precisions 32-true,bf16-mixed), CUDA bf16 autocast
+(Lightning's bf16-mixed, the training default on GPUs). The configurations'
 steps are interleaved (baseline, b1, b2, ..., baseline, b1, ...) so that a busy machine slows them alike; the
 first step of each is a warm-up, the reported time is the median of the others.
 
@@ -62,9 +64,10 @@ class Setting:
     """One configuration: its model, optimiser, data and timings."""
 
     def __init__(self, name: str, variant: str, device: str, frames: int, tracks: int, hw: tuple[int, int],
-                 train_config: str | None = None):
+                 train_config: str | None = None, cpu_bf16: bool = False):
         reference, batch, ckpt = CONFIGS.get(name, (False, 1, False))
         self.name, self.reference, self.batch, self.device = name, reference, batch, device
+        self.bf16 = device == "cuda" or cpu_bf16  # bf16 autocast (Lightning's bf16-mixed)
         path = train_config or REPO / f"configs/train/cotracker3_{variant}.yaml"
         self.cfg = load_train_config(path, [f"model.activation_checkpointing={ckpt}"])
         torch.manual_seed(0)
@@ -79,7 +82,7 @@ class Setting:
         from tracker.model import reference_implementation
 
         with reference_implementation(self.reference), torch.autocast(
-            device_type=self.device, dtype=torch.bfloat16, enabled=self.device == "cuda"
+            device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16
         ):
             out, loss = forward_loss(self.model, self.cfg.model, self.clips)
         apply_gradients(self.model, self.opt, self.sched, loss)
@@ -198,13 +201,17 @@ def run_device(device: str, variant: str, args) -> None:
 
 def run_train_configs(args) -> None:
     """--train-configs A.yaml,B.yaml: each training config's own model, clip length, tracks and crop (one clip per
-    step, its thread setting), interleaved in one process; samples/s ratios to the first."""
+    step, its thread setting) at each of --cpu-precisions, interleaved in one process; samples/s ratios to the
+    first."""
     settings = []
     for path in args.train_configs.split(","):
         cfg = load_train_config(path, [])
         input_size = tuple(cfg.data.resolution)  # the CPU recipes set it (lightning_modules.data_plan: input_size)
-        settings.append(Setting(Path(path).stem, cfg.model.variant, "cpu", cfg.data.clip_len, cfg.data.num_tracks,
-                                input_size, train_config=path))
+        for precision in args.cpu_precisions.split(","):
+            s = Setting(Path(path).stem, cfg.model.variant, "cpu", cfg.data.clip_len, cfg.data.num_tracks,
+                        input_size, train_config=path, cpu_bf16=precision == "bf16-mixed")
+            s.precision = precision
+            settings.append(s)
     for i in range(args.steps + 1):  # interleaved; step 0 is the warm-up
         for s in settings:
             s.timed_step(warmup=i == 0)
@@ -212,11 +219,12 @@ def run_train_configs(args) -> None:
     for s in settings:
         step_s = statistics.median(s.times)
         video = s.clips.video  # (B, T, 3, H, W)
-        print(f"bench_train train_config={s.name} device=cpu res={video.shape[-2]}x{video.shape[-1]} "
+        print(f"bench_train train_config={s.name} device=cpu precision={s.precision} "
+              f"res={video.shape[-2]}x{video.shape[-1]} "
               f"frames={video.shape[1]} tracks={s.clips.tracks.shape[2]} window={s.model.window_len} "
               f"windows={s.windows} "
               f"threads={torch.get_num_threads()} step_s={step_s:.3f} samples_per_s={1 / step_s:.3f} "
-              f"ratio_vs_{settings[0].name}={1 / step_s / base_rate:.2f}", flush=True)
+              f"ratio_vs_{settings[0].name}_{settings[0].precision}={1 / step_s / base_rate:.2f}", flush=True)
 
 
 def _memory_child(name: str, args) -> None:
@@ -245,6 +253,8 @@ def main() -> None:
     p.add_argument("--loader-batches", type=int, default=4)
     p.add_argument("--train-configs", default=None, help="comma-separated training YAMLs (e.g. the CPU recipes): "
                    "time their own model and clip sizes on CPU instead of --configs")
+    p.add_argument("--cpu-precisions", default="32-true", help="with --train-configs: comma-separated from 32-true, "
+                   "bf16-mixed (bf16 autocast on the CPU: what trainer.precision=fastest chooses between)")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:

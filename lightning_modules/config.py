@@ -181,7 +181,10 @@ class TrainerConfig:
     devices: Any = "auto"  # int, "auto" or a list of ids
     num_nodes: int = 1
     strategy: str = "auto"  # "ddp" for multi-GPU / multi-node
-    precision: Optional[str] = None  # None: bf16-mixed on CUDA, 32 on CPU
+    # None: bf16-mixed on CUDA, 32-true on the CPU. "fastest": on the CPU whichever of 32-true and bf16-mixed makes the
+    # faster step here, measured before training (lightning_modules/time_budget.py; config.yaml records the choice;
+    # bf16 only pays on CPUs with bf16 instructions), bf16-mixed on CUDA. One CPU process, like the time budget.
+    precision: Optional[str] = None
     gradient_clip_val: float = 1.0
     val_check_interval: int = 1000  # optimizer steps between validations
     log_every_n_steps: int = 10
@@ -193,6 +196,27 @@ class TrainerConfig:
     # missing data; else from the training's start): max_steps becomes the steps that fit on this machine, measured
     # before training, at most max_steps (lightning_modules/time_budget.py). None: exactly max_steps. One CPU process.
     time_budget_min: Optional[float] = None
+
+
+FASTEST = "fastest"  # trainer.precision: measured on the CPU (time_budget.choose_precision)
+CPU_PRECISIONS = ("32-true", "bf16-mixed")  # what "fastest" chooses from
+
+
+def precision_of(cfg) -> str:
+    """Lightning's precision for this run: trainer.precision, or bf16-mixed on CUDA and 32-true on the CPU
+    ("fastest" on the CPU must have been measured first: time_budget.choose_precision)."""
+    import torch
+
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
+                                                            and torch.cuda.is_available())
+    if cfg.trainer.precision == FASTEST:
+        if not on_gpu:
+            raise ConfigError("trainer.precision=fastest is chosen by measuring the step before training "
+                              "(lightning_modules.time_budget.choose_precision); it was not")
+        return "bf16-mixed"
+    if cfg.trainer.precision:
+        return cfg.trainer.precision
+    return "bf16-mixed" if on_gpu else "32-true"
 
 
 @dataclass
@@ -277,8 +301,14 @@ def _validate(cfg: TrainConfig) -> None:
 
 
 def check_budget_config(trainer: Any) -> None:
-    """trainer.time_budget_min is measured in the one process that trains (lightning_modules/time_budget.py): refuse it
-    where several processes train, and a budget that is not a positive number of minutes (one line)."""
+    """trainer.time_budget_min and trainer.precision=fastest on the CPU are measured in the one process that trains
+    (lightning_modules/time_budget.py): refuse them where several processes train, and a budget that is not a
+    positive number of minutes (one line)."""
+    if trainer.precision == FASTEST and trainer.accelerator == "cpu" and not (
+            str(trainer.devices) in ("1", "auto") and trainer.num_nodes == 1):
+        raise ConfigError("trainer.precision=fastest is measured in one CPU process: it needs trainer.devices=1 and "
+                          f"trainer.num_nodes=1 on the CPU, got {trainer.devices} and {trainer.num_nodes} (name a "
+                          "precision: 32-true or bf16-mixed)")
     if trainer.time_budget_min is None:
         return
     if not (math.isfinite(trainer.time_budget_min) and trainer.time_budget_min > 0):

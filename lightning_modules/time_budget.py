@@ -14,6 +14,7 @@ missing data, so the budget covers the whole command) or else from the moment th
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import statistics
@@ -81,18 +82,42 @@ def steps_that_fit(seconds: float, costs: StepCosts, val_every: int, cap: int) -
     return lo
 
 
+def choose_precision(cfg: Any, log=print) -> tuple[str, StepCosts | None]:
+    """trainer.precision=fastest: on the CPU, the precision (config.CPU_PRECISIONS) whose measured step is the
+    shortest, and its costs (for the time budget); elsewhere bf16-mixed, not measured. Leaves `cfg` as it was."""
+    from .config import CPU_PRECISIONS, precision_of
+
+    if cfg.trainer.accelerator != "cpu" and torch.cuda.is_available():
+        return precision_of(cfg), None
+    measured = {}
+    for precision in CPU_PRECISIONS:
+        trial = copy.deepcopy(cfg)
+        trial.trainer.precision = precision
+        measured[precision] = measure_costs(trial)
+    best = min(measured, key=lambda p: measured[p].step_s)
+    log("precision: " + ", ".join(f"{p} {c.step_s:.2f} s a step" for p, c in measured.items()) +
+        f" here, so {best} (trainer.precision=fastest)")
+    return best, measured[best]
+
+
 def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
     """Median seconds of `steps` training steps (after one warm-up; x the batches one optimizer step accumulates) of a
-    fresh copy of cfg's model on random clips of the training shapes, and of one validation: data.val_clips held-out
+    fresh copy of cfg's model on random clips of the training shapes, at the run's precision, and of one validation: data.val_clips held-out
     clips of val_clip_len frames and val_num_tracks tracks at model.val_iters. The caller's random state is left as
     it was."""
-    from .config import recorded_input_size
+    from .config import precision_of, recorded_input_size
     from .global_batch import accumulation_steps
     from .module import build_model
     from .schedule import make_optimizer_and_scheduler
     from .step_probe import apply_gradients, forward_loss, random_clips
 
     hw = recorded_input_size(cfg)
+    # the forward passes run as Lightning will run them: under bf16 autocast with a bf16 precision
+    bf16 = precision_of(cfg).startswith("bf16")
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg).train()
         opt, sched = make_optimizer_and_scheduler(model.named_parameters(), cfg.optim, cfg.trainer.max_steps + steps)
@@ -101,13 +126,14 @@ def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
         times = []
         for i in range(steps + 1):
             t0 = time.perf_counter()
-            _, loss = forward_loss(model, cfg.model, clips)
+            with autocast():
+                _, loss = forward_loss(model, cfg.model, clips)
             apply_gradients(model, opt, sched, loss, cfg.trainer.gradient_clip_val)
             if i:
                 times.append(time.perf_counter() - t0)
         val = random_clips(1, cfg.data.val_clip_len or cfg.data.clip_len, cfg.data.val_num_tracks, hw, g)
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             t0 = time.perf_counter()
             model(val.video, torch.cat([torch.zeros_like(val.tracks[:, 0, :, :1]), val.tracks[:, 0]], dim=-1),
                   iters=cfg.model.val_iters)
@@ -117,9 +143,10 @@ def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
     return StepCosts(step_s=statistics.median(times) * accumulated, val_s=clip_s * cfg.data.val_clips)
 
 
-def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print) -> Budget:
+def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print, costs: StepCosts | None = None) -> Budget:
     """The Budget of a run with trainer.time_budget_min set: measured steps that fit (at most trainer.max_steps), or
-    a resumed run's recorded max_steps (its schedule was built for them). TimeBudgetError if not one step fits."""
+    a resumed run's recorded max_steps (its schedule was built for them). TimeBudgetError if not one step fits.
+    costs: already measured at cfg's precision (choose_precision), else measured here."""
     now = time.time()
     start, origin = started_at(now)
     deadline = start + 60.0 * cfg.trainer.time_budget_min
@@ -134,7 +161,7 @@ def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print) -> Budget:
             f"the {gone:.1f} min gone since {origin}"
     if deadline <= now:  # nothing to measure
         raise TimeBudgetError(f"{spent} (a larger budget, or trainer.time_budget_min=null)")
-    costs = measure_costs(cfg)
+    costs = costs or measure_costs(cfg)
     left = deadline - time.time()
     loop = StepCosts(costs.step_s * LOOP_OVERHEAD, costs.val_s)
     steps = steps_that_fit(left, loop, cfg.trainer.val_check_interval, cfg.trainer.max_steps)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from .config import TrainConfig
+from .config import FASTEST, TrainConfig, precision_of
 
 RUN_DIR_ENV = "TRACKFORGE_RUN_DIR"  # shared by the DDP processes Lightning re-launches from the CLI
 
@@ -90,14 +90,6 @@ def ignore_requeue_signal() -> None:
                                                                   flush=True))
 
 
-def _precision(cfg: TrainConfig) -> str:
-    if cfg.trainer.precision:
-        return cfg.trainer.precision
-    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
-                                                            and torch.cuda.is_available())
-    return "bf16-mixed" if on_gpu else "32-true"
-
-
 class _LossRecorder:
     """Collects the per-step training loss on rank 0 (for the run summary and tests)."""
 
@@ -161,7 +153,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, logger) -> A
         devices=OmegaConf.to_container(devices) if OmegaConf.is_config(devices) else devices,
         num_nodes=cfg.trainer.num_nodes,
         strategy=cfg.trainer.strategy,
-        precision=_precision(cfg),
+        precision=precision_of(cfg),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         gradient_clip_algorithm="norm",
         val_check_interval=min(cfg.trainer.val_check_interval, cfg.trainer.max_steps),
@@ -268,11 +260,17 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     # What the run records (config.yaml, the checkpoints' hyper-parameters, the logger): the config with the plan's
     # concrete values, a new object; the caller's `cfg` stays as given. Everything below reads this or the plan.
     run_cfg = resolved_config(cfg, plan)
+    log = print if rank_zero else lambda *_: None
+    measured = None
+    if run_cfg.trainer.precision == FASTEST:  # measured here; config.yaml and the checkpoints record the choice
+        from .time_budget import choose_precision
+
+        run_cfg.trainer.precision, measured = choose_precision(run_cfg, log=log)
     budget = None
     if run_cfg.trainer.time_budget_min is not None:  # the steps that fit this machine, before anything is built
         from .time_budget import fit_to_budget
 
-        budget = fit_to_budget(run_cfg, resume_ckpt, log=print if rank_zero else lambda *_: None)
+        budget = fit_to_budget(run_cfg, resume_ckpt, log=log, costs=measured)
         run_cfg.trainer.max_steps = budget.steps
     module = TrackerModule(to_container(run_cfg), run_dir=str(run_dir))
     if resume_ckpt is not None:  # before the run dir's config.yaml is replaced by this (maybe mistaken) config

@@ -51,6 +51,23 @@ def test_start_time_comes_from_make_or_is_now(monkeypatch) -> None:
             started_at(now)
 
 
+def test_fastest_precision_is_measured_and_recorded(moving_shards: Path, tmp_path: Path, tiny_overrides,
+                                                    capsys) -> None:
+    """trainer.precision=fastest: both CPU precisions are timed before training, the faster one trains and
+    config.yaml records it (so a resumed run keeps it)."""
+    cfg = load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "p", steps=3,
+                                                 trainer__precision="fastest"))
+    result = run_training(cfg)
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("precision:"))
+    timed = {p: float(line.split(f"{p} ")[1].split(" s")[0]) for p in ("32-true", "bf16-mixed")}
+    chosen = line.rsplit("so ", 1)[1].split(" ")[0]
+    assert chosen == min(timed, key=timed.get) and all(t > 0 for t in timed.values())
+    assert yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())["trainer"]["precision"] == chosen
+    assert result.global_step == 3 and all(math.isfinite(x) for x in result.train_losses)
+    with pytest.raises(ConfigError, match="trainer.precision=fastest is measured in one CPU process"):
+        load_train_config(TINY, ["trainer.precision=fastest", "trainer.accelerator=cpu", "trainer.devices=2"])
+
+
 @pytest.mark.parametrize("overrides, match", [
     (["trainer.time_budget_min=0"], "time_budget_min must be a number of minutes > 0"),
     (["trainer.time_budget_min=5", "trainer.devices=2"], "needs trainer.accelerator=cpu, trainer.devices=1"),
@@ -76,8 +93,10 @@ def test_budget_sets_the_steps_and_a_resumed_run_keeps_them(moving_shards: Path,
     ckpt = torch.load(first.last_checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["lr_schedulers"][0]["total_steps"] == fitted + ckpt["hyper_parameters"]["config"]["optim"][
         "extra_total_steps"]  # the schedule was built for the fitted steps: it anneals to the last one
-    # The stop at the deadline may end it a step or two early on a loaded machine, never late.
-    assert fitted - 3 <= first.global_step <= fitted
+    # The stop at the deadline may end it early, never late: the run's own start-up (the Trainer, the first batches;
+    # seconds) is inside a 30 s budget and outside the measured steps (seen: 73 of 80 as the first training test of
+    # a process).
+    assert 0.75 * fitted <= first.global_step <= fitted
 
     monkeypatch.setenv(STARTED_ENV, str(time.time()))
     resumed = run_training(load_train_config(TINY, tiny_overrides(
