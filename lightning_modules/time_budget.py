@@ -82,13 +82,19 @@ def steps_that_fit(seconds: float, costs: StepCosts, val_every: int, cap: int) -
     return lo
 
 
-def choose_precision(cfg: Any, log=print) -> tuple[str, StepCosts | None]:
+def choose_precision(cfg: Any, resume_ckpt: dict | None = None, log=print) -> tuple[str, StepCosts | None]:
     """trainer.precision=fastest: on the CPU, the precision (config.CPU_PRECISIONS) whose measured step is the
-    shortest, and its costs (for the time budget); elsewhere bf16-mixed, not measured. Leaves `cfg` as it was."""
+    shortest, and its costs (for the time budget); a resumed run keeps the one its checkpoint recorded (not
+    measured); elsewhere bf16-mixed, not measured. Leaves `cfg` as it was."""
     from .config import CPU_PRECISIONS, precision_of
 
     if cfg.trainer.accelerator != "cpu" and torch.cuda.is_available():
         return precision_of(cfg), None
+    if resume_ckpt is not None:
+        recorded = resume_ckpt.get("hyper_parameters", {}).get("config", {}).get("trainer", {}).get("precision")
+        if recorded in CPU_PRECISIONS:
+            log(f"precision: {recorded}, as the resumed run chose (trainer.precision=fastest)")
+            return recorded, None
     measured = {}
     for precision in CPU_PRECISIONS:
         trial = copy.deepcopy(cfg)
@@ -102,9 +108,9 @@ def choose_precision(cfg: Any, log=print) -> tuple[str, StepCosts | None]:
 
 def measure_costs(cfg: Any, steps: int = PROBE_STEPS) -> StepCosts:
     """Median seconds of `steps` training steps (after one warm-up; x the batches one optimizer step accumulates) of a
-    fresh copy of cfg's model on random clips of the training shapes, at the run's precision, and of one validation: data.val_clips held-out
-    clips of val_clip_len frames and val_num_tracks tracks at model.val_iters. The caller's random state is left as
-    it was."""
+    fresh copy of cfg's model on random clips of the training shapes, at the run's precision, and of one validation:
+    data.val_clips held-out clips of val_clip_len frames and val_num_tracks tracks at model.val_iters. The caller's
+    random state is left as it was."""
     from .config import precision_of, recorded_input_size
     from .global_batch import accumulation_steps
     from .module import build_model

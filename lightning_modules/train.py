@@ -265,7 +265,7 @@ def _train_in(cfg: TrainConfig, run_dir: Path, rank_zero: bool) -> TrainResult:
     if run_cfg.trainer.precision == FASTEST:  # measured here; config.yaml and the checkpoints record the choice
         from .time_budget import choose_precision
 
-        run_cfg.trainer.precision, measured = choose_precision(run_cfg, log=log)
+        run_cfg.trainer.precision, measured = choose_precision(run_cfg, resume_ckpt, log=log)
     budget = None
     if run_cfg.trainer.time_budget_min is not None:  # the steps that fit this machine, before anything is built
         from .time_budget import fit_to_budget

@@ -64,6 +64,12 @@ def test_fastest_precision_is_measured_and_recorded(moving_shards: Path, tmp_pat
     assert chosen == min(timed, key=timed.get) and all(t > 0 for t in timed.values())
     assert yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())["trainer"]["precision"] == chosen
     assert result.global_step == 3 and all(math.isfinite(x) for x in result.train_losses)
+    # resumed: the recorded choice, not measured again
+    resumed = run_training(load_train_config(TINY, tiny_overrides(moving_shards, tmp_path / "p", steps=3,
+                                                                  resume="auto", trainer__precision="fastest")))
+    out = capsys.readouterr().out
+    assert f"precision: {chosen}, as the resumed run chose" in out and " s a step" not in out
+    assert resumed.global_step == 3
     with pytest.raises(ConfigError, match="trainer.precision=fastest is measured in one CPU process"):
         load_train_config(TINY, ["trainer.precision=fastest", "trainer.accelerator=cpu", "trainer.devices=2"])
 
