@@ -183,7 +183,7 @@ class TrainerConfig:
     strategy: str = "auto"  # "ddp" for multi-GPU / multi-node
     # None: bf16-mixed on CUDA, 32-true on the CPU. "fastest": on the CPU whichever of 32-true and bf16-mixed makes the
     # faster step here, measured before training (lightning_modules/time_budget.py; config.yaml records the choice;
-    # bf16 only pays on CPUs with bf16 instructions), bf16-mixed on CUDA. One CPU process, like the time budget.
+    # bf16 pays on CPUs with bf16 instructions), bf16-mixed on CUDA. One CPU process, like the time budget.
     precision: Optional[str] = None
     gradient_clip_val: float = 1.0
     val_check_interval: int = 1000  # optimizer steps between validations

@@ -104,7 +104,7 @@ class Look:
         bottom = top if dress else _sample_fabric(rng, allow_denim=True)
         shoes = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0, 0.6), rng.choice([rng.uniform(0.05, 0.2),
                                                                                    rng.uniform(0.3, 0.95)]))
-        # soles: white, black, gum or the upper's colour darkened; trainers' soles are thicker than shoes'
+        # soles: white, black, gum or the upper's colour darkened, 1.2-3.2 cm high
         sole = [(0.92, 0.92, 0.9), (0.08, 0.08, 0.08), (0.62, 0.42, 0.25),
                 tuple(np.array(shoes) * 0.6)][int(rng.choice(4, p=[0.4, 0.3, 0.15, 0.15]))]
         return Look(skin=tuple(float(c) for c in skin), skin_tone=tone, lips=tuple(float(c) for c in lips),
