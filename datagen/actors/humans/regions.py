@@ -241,7 +241,6 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
                      chain_coordinate(cen, [h("upperleg01.R"), h("lowerleg01.R"), h("foot.R")]))
     hip_z = 0.5 * (h("upperleg01.L")[2] + h("upperleg01.R")[2])
     waist_z = h("spine03")[2]
-    neck_z = h("neck01")[2]
     is_body = part == "body"
     is_arm = is_body & (arm_w > 0.5)
     is_leg = is_body & (leg_w > 0.5) & ~is_arm
