@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter, deque
@@ -124,6 +125,7 @@ class _Generator:
         self.scenes_dir, self.logs_dir = self.work / "scenes", self.work / "logs"
         self.jobs_dir, self.tmp_dir = self.work / "jobs", self.work / "tmp"
         self.timeout = effective_timeout(cfg)
+        self.process_tmp: Path | None = None  # the scene processes' $TMPDIR while scenes run (_run)
         self.progress_enabled = progress
         self.report = GenerateReport(out_dir, task_index, num_tasks, task_shards(cfg.num_shards, task_index,
                                                                                   num_tasks))
@@ -155,6 +157,10 @@ class _Generator:
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["OMP_NUM_THREADS"] = str(self.render_threads)
         env.pop(FAULT_ENV, None)  # fault points are the generator's own
+        if self.process_tmp is not None:
+            # Blender makes a session folder (blender_XXXXXX) in $TMPDIR when it starts and removes it only on a
+            # normal exit; scene processes end with os._exit or are killed, so theirs would pile up in /tmp.
+            env["TMPDIR"] = str(self.process_tmp)
         return env
 
     def _make_launcher(self):
@@ -321,6 +327,9 @@ class _Generator:
         running: list[SceneRun] = []
         progress = _Progress(len(queue), self.progress_enabled)
         free_slots = list(range(self.workers))
+        # The scene processes' $TMPDIR (see _env): under the system's temp folder, not the output (which may be a
+        # network filesystem), removed with everything in it when the generator ends.
+        self.process_tmp = Path(tempfile.mkdtemp(prefix="trackforge-scenes-")) if queue else None
         self.launcher = self._make_launcher() if queue else None
         try:
             while queue or running:
@@ -351,6 +360,8 @@ class _Generator:
                 self.launcher.close(running)
                 server_import_s = getattr(self.launcher, "import_s", None)
                 rep.server_import_s = server_import_s if server_import_s is not None else rep.server_import_s
+            if self.process_tmp is not None:
+                shutil.rmtree(self.process_tmp, ignore_errors=True)
             progress.close()
         if rep.failed_scenes:
             raise GenerationError(

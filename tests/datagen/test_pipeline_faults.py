@@ -142,9 +142,12 @@ def test_warm_server_refuses_to_import_blender(extra, event):
 
 def test_scene_killed_from_outside_is_rendered_again_with_its_seed(tmp_path, reference):
     """SIGKILL of a scene process (what the OOM killer does) is retried with the SAME seed, so the data set does
-    not change, and the logged reason is the kill, not some unrelated line of the scene's log."""
+    not change, and the logged reason is the kill, not some unrelated line of the scene's log. Nothing is left in
+    the system's temp folder: Blender's session folders of scene processes (the killed one's too) go with the run."""
     out = tmp_path / "data"
-    proc = _generate(out, "--task-index", "0", "--num-tasks", "2")
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    proc = _generate(out, "--task-index", "0", "--num-tasks", "2", env={"TMPDIR": str(system_tmp)})
     log_path = out / "generate-task0000.log"
     child = int(_wait_for(log_path, r"scene 0 attempt 0 seed \d+: started \(pid (\d+)", proc).group(1))
     os.kill(child, signal.SIGKILL)
@@ -157,6 +160,7 @@ def test_scene_killed_from_outside_is_rendered_again_with_its_seed(tmp_path, ref
     assert "1 retry" in proc.stdout_path.read_text()
     assert [s.meta["attempt"] for s in read_shards(str(out / "shard-000000.tar"))] == [0, 0]
     _assert_same_shards(out, reference, shards=(0,))
+    assert not list(system_tmp.iterdir())
 
 
 def test_two_generators_on_one_folder(tmp_path, reference):
