@@ -82,6 +82,13 @@ def steps_that_fit(seconds: float, costs: StepCosts, val_every: int, cap: int) -
     return lo
 
 
+def recorded_trainer(resume_ckpt: dict | None) -> dict:
+    """The trainer section of the config a checkpoint recorded ({} without one): a resumed run keeps its choices."""
+    if resume_ckpt is None:
+        return {}
+    return resume_ckpt.get("hyper_parameters", {}).get("config", {}).get("trainer", {}) or {}
+
+
 def choose_precision(cfg: Any, resume_ckpt: dict | None = None, log=print) -> tuple[str, StepCosts | None]:
     """trainer.precision=fastest: on the CPU, the precision (config.CPU_PRECISIONS) whose measured step is the
     shortest, and its costs (for the time budget); a resumed run keeps the one its checkpoint recorded (not
@@ -90,11 +97,10 @@ def choose_precision(cfg: Any, resume_ckpt: dict | None = None, log=print) -> tu
 
     if cfg.trainer.accelerator != "cpu" and torch.cuda.is_available():
         return precision_of(cfg), None
-    if resume_ckpt is not None:
-        recorded = resume_ckpt.get("hyper_parameters", {}).get("config", {}).get("trainer", {}).get("precision")
-        if recorded in CPU_PRECISIONS:
-            log(f"precision: {recorded}, as the resumed run chose (trainer.precision=fastest)")
-            return recorded, None
+    recorded = recorded_trainer(resume_ckpt).get("precision")
+    if recorded in CPU_PRECISIONS:
+        log(f"precision: {recorded}, as the resumed run chose (trainer.precision=fastest)")
+        return recorded, None
     measured = {}
     for precision in CPU_PRECISIONS:
         trial = copy.deepcopy(cfg)
@@ -157,8 +163,7 @@ def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print, costs: StepCost
     start, origin = started_at(now)
     deadline = start + 60.0 * cfg.trainer.time_budget_min
     if resume_ckpt is not None:
-        recorded = int(resume_ckpt.get("hyper_parameters", {}).get("config", {}).get("trainer", {}).get(
-            "max_steps", cfg.trainer.max_steps))
+        recorded = int(recorded_trainer(resume_ckpt).get("max_steps", cfg.trainer.max_steps))
         log(f"time budget: resuming a run sized for {recorded} steps; it stops at the deadline "
             f"({(deadline - now) / 60:.1f} min from now) if it gets there first")
         return Budget(deadline, recorded, None)
@@ -181,14 +186,27 @@ def fit_to_budget(cfg: Any, resume_ckpt: dict | None, log=print, costs: StepCost
 
 
 def deadline_stop(deadline: float, reserve_s: float):
-    """A callback that ends training once the next step would end later than `deadline` - `reserve_s` (the final
-    validation and checkpoint), whatever the measured step time promised. Stateless: nothing goes into checkpoints."""
+    """A callback that ends training in time for the validation that follows a stop (Lightning validates when a
+    callback sets should_stop; train.py's final metrics): after each batch it stops unless the next step, the
+    periodic validation due before it and that last validation all end by `deadline`, whatever the measured step
+    time promised. A validation lasts `reserve_s` (the measured one) or the longest this run has seen if that was
+    longer (a resumed run measures nothing before it starts: its reserve is what it sees). Stateless: nothing goes
+    into checkpoints."""
     from lightning.pytorch.callbacks import Callback
 
     class DeadlineStop(Callback):
         def __init__(self) -> None:
             self.last: float | None = None
             self.recent: deque[float] = deque(maxlen=5)  # the median ignores a gap that held a validation
+            self.reserve_s = float(reserve_s)
+            self.val_started: float | None = None
+
+        def on_validation_start(self, trainer, pl_module) -> None:
+            self.val_started = time.time()
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if self.val_started is not None:
+                self.reserve_s = max(self.reserve_s, time.time() - self.val_started)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             now = time.time()
@@ -196,9 +214,19 @@ def deadline_stop(deadline: float, reserve_s: float):
                 self.recent.append(now - self.last)
             self.last = now
             step_s = statistics.median(self.recent) if self.recent else 0.0
-            if now + step_s > deadline - reserve_s and not trainer.should_stop:
+            periodic = self.reserve_s if validates_after(trainer) else 0.0
+            if now + periodic + step_s + self.reserve_s > deadline and not trainer.should_stop:
                 trainer.should_stop = True
                 print(f"time budget: stopping at step {trainer.global_step} of {trainer.max_steps} to end in time "
                       f"(the learning rate had not reached the end of its schedule)", file=sys.stderr, flush=True)
 
     return DeadlineStop()
+
+
+def validates_after(trainer) -> bool:
+    """Whether Lightning runs a periodic validation after the current training batch (train.py's trainer validates
+    every val_check_batch batches counted over the run: check_val_every_n_epoch=None)."""
+    every = trainer.val_check_batch
+    if not isinstance(every, int) or every <= 0:
+        return False
+    return (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % every == 0

@@ -145,3 +145,43 @@ def test_deadline_stop_ends_a_real_fit_in_time() -> None:
                         enable_model_summary=False, accelerator="cpu", devices=1)
     trainer.fit(Slow(), data)
     assert 0 < trainer.global_step < 100_000  # stopped at the deadline, not at max_steps (~35 min of steps)
+
+
+def test_deadline_stop_keeps_room_for_the_longest_validation_seen() -> None:
+    """A resumed run measures no validation before it starts (reserve 0): the callback keeps room for the longest
+    validation it has seen, so the run stops early enough for the final one."""
+    import lightning as L
+
+    class SlowValidation(L.LightningModule):  # real steps of ~20 ms, validations of ~0.6 s
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            time.sleep(0.02)
+            return ((self.w - batch[0]) ** 2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            time.sleep(0.6)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class StopTime(L.Callback):  # after DeadlineStop in the list: sees the step at which it asked to stop
+        stopped_at: float | None = None
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.should_stop and self.stopped_at is None:
+                self.stopped_at = time.time()
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(100_000, 1)), batch_size=1)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(1, 1)), batch_size=1)
+    deadline = time.time() + 6.0  # Trainer set-up takes 1-3 s of it; the first validation comes 0.2 s in
+    stop, seen = deadline_stop(deadline, reserve_s=0.0), StopTime()
+    trainer = L.Trainer(max_steps=100_000, val_check_interval=10, num_sanity_val_steps=0, callbacks=[stop, seen],
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(SlowValidation(), data, val)
+    assert stop.reserve_s >= 0.6
+    assert seen.stopped_at is not None, "never stopped"
+    assert seen.stopped_at <= deadline - 0.5, (deadline - seen.stopped_at, trainer.global_step)  # room for one more
