@@ -64,10 +64,12 @@ class Setting:
     """One configuration: its model, optimiser, data and timings."""
 
     def __init__(self, name: str, variant: str, device: str, frames: int, tracks: int, hw: tuple[int, int],
-                 train_config: str | None = None, cpu_bf16: bool = False):
+                 train_config: str | None = None, precision: str | None = None):
+        """precision: Lightning's name of it (32-true, bf16-mixed); default bf16-mixed on CUDA, else 32-true."""
         reference, batch, ckpt = CONFIGS.get(name, (False, 1, False))
         self.name, self.reference, self.batch, self.device = name, reference, batch, device
-        self.bf16 = device == "cuda" or cpu_bf16  # bf16 autocast (Lightning's bf16-mixed)
+        self.precision = precision or ("bf16-mixed" if device == "cuda" else "32-true")
+        self.bf16 = self.precision == "bf16-mixed"  # bf16 autocast
         path = train_config or REPO / f"configs/train/cotracker3_{variant}.yaml"
         self.cfg = load_train_config(path, [f"model.activation_checkpointing={ckpt}"])
         torch.manual_seed(0)
@@ -209,8 +211,7 @@ def run_train_configs(args) -> None:
         input_size = tuple(cfg.data.resolution)  # the CPU recipes set it (lightning_modules.data_plan: input_size)
         for precision in args.cpu_precisions.split(","):
             s = Setting(Path(path).stem, cfg.model.variant, "cpu", cfg.data.clip_len, cfg.data.num_tracks,
-                        input_size, train_config=path, cpu_bf16=precision == "bf16-mixed")
-            s.precision = precision
+                        input_size, train_config=path, precision=precision)
             settings.append(s)
     for i in range(args.steps + 1):  # interleaved; step 0 is the warm-up
         for s in settings:
