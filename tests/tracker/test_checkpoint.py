@@ -1,12 +1,15 @@
 """load_tracker: official .pth layouts, Lightning .ckpt files, download by URL into a cache, clear errors."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from tracker import CheckpointError, CoTracker3Offline, CoTracker3Online, load_tracker
-from tracker.checkpoint import VARIANTS, default_cache_dir, infer_arch, kind_of, tracker_metadata
+from tracker.checkpoint import (VARIANTS, DownloadError, default_cache_dir, download, infer_arch, kind_of,
+                                tracker_metadata)
 
 TINY = dict(hidden_size=32, num_heads=4, time_depth=2, space_depth=1, num_virtual_tracks=8, latent_dim=16,
             corr_levels=2, corr_radius=2, corr_hidden=32, corr_dim=16, encoder_dims=(8, 8, 16, 16),
@@ -88,6 +91,51 @@ def test_failed_download_leaves_no_partial_file(tmp_path):
     with pytest.raises(OSError):
         load_tracker("offline", cache_dir=cache, url=(tmp_path / "missing.pth").as_uri())
     assert not cache.exists() or not any(cache.iterdir())
+
+
+@pytest.fixture
+def http_server():
+    """A real local HTTP server: /whole sends 2,000 bytes, /cut announces 2,000 and closes after 500, /stall
+    announces 2,000, sends 500 and then nothing for 5 s. Yields its base URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2000")
+            self.end_headers()
+            self.wfile.write(b"x" * (2000 if self.path == "/whole" else 500))
+            self.wfile.flush()
+            if self.path == "/stall":
+                time.sleep(5)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_that_is_cut_short_or_stalls_fails_in_one_line(tmp_path, http_server):
+    """A connection closed before the announced length, or one that stops sending, is a one-line DownloadError
+    naming the URL within the stall bound (not a truncated file kept, not a hang); nothing is left behind."""
+    dest = tmp_path / "cache" / "scaled_online.pth"
+    assert download(f"{http_server}/whole", dest, progress=False).read_bytes() == b"x" * 2000
+    dest.unlink()
+    with pytest.raises(DownloadError, match=r"/cut was cut short \(1500 bytes missing\)"):
+        download(f"{http_server}/cut", dest, progress=False)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"/stall stalled: nothing received for 0.5 s") as err:
+        download(f"{http_server}/stall", dest, progress=False, stall_s=0.5)
+    assert time.monotonic() - t0 < 4 and "\n" not in str(err.value)
+    assert not any((tmp_path / "cache").iterdir())
+    with pytest.raises(DownloadError, match="cannot download http://127.0.0.1:9/x"):  # nothing listens on port 9
+        download("http://127.0.0.1:9/x", dest, progress=False)
 
 
 def test_key_errors_name_the_keys(tmp_path, official_sd):
