@@ -1,4 +1,5 @@
-"""The one reader and writer of tracker checkpoints: official .pth files, TrackForge Lightning .ckpt files, downloads.
+"""The one reader and writer of tracker checkpoints: official .pth files (downloaded once into a cache), TrackForge
+Lightning .ckpt files.
 
 Every file is read with `torch.load(..., weights_only=True)`: PyTorch's restricted unpickler builds tensors, plain
 containers (dict, list, tuple, set, OrderedDict), str/bytes/numbers/bool/None and torch dtypes/devices/sizes only, and
@@ -15,11 +16,8 @@ Older TrackForge checkpoints without it are read from their stored config (hyper
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from typing import Any
 
 import torch
 
-from tracker.common.atomic import atomic_file
+from tracker.common.download import download
 
 from .model import CoTracker3Base, CoTracker3Offline, CoTracker3Online
 
@@ -41,9 +39,6 @@ VARIANTS: dict[str, tuple[type[CoTracker3Base], int, str]] = {
     "baseline_online": (CoTracker3Online, 16, "baseline_online.pth"),
 }
 CACHE_ENV = "TRACKFORGE_CACHE"
-# A download fails (one line) when the server sends nothing for this long, instead of waiting forever on a stalled
-# connection; it bounds each blocking socket operation, not the whole transfer.
-DOWNLOAD_STALL_S = 60.0
 METADATA_KEY = "trackforge"
 FORMAT_VERSION = 1
 
@@ -81,52 +76,6 @@ def default_window_len(variant: str) -> int:
 def kind_of(variant: str) -> str:
     """"online" or "offline": the kind of the model class a variant name stands for."""
     return _variant(variant)[0].kind
-
-
-class DownloadError(OSError):
-    """A download failed: unreachable, stalled, or cut short (one line naming the URL); nothing was kept."""
-
-
-def download(url: str, dest: Path, *, progress: bool = True, stall_s: float = DOWNLOAD_STALL_S) -> Path:
-    """Fetch `url` (http(s):// or file://) to `dest` atomically (tracker.common.atomic: a hidden temporary file in
-    the same folder, flushed to disk, then renamed; removed on any failure, an interrupt included). Raises
-    DownloadError when the server cannot be reached, sends nothing for `stall_s` seconds, or closes the connection
-    before the length it announced."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(url, timeout=stall_s) as resp, atomic_file(dest, "wb", fsync=True,
-                                                                                 hidden=True) as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(total, dest.name) if progress else None
-            got = 0
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                got += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-            if total is not None and got != total:
-                raise http.client.IncompleteRead(b"", total - got)
-    except TimeoutError:
-        raise DownloadError(f"download of {url} stalled: nothing received for {stall_s:g} s; nothing kept, run "
-                            "again") from None
-    except http.client.IncompleteRead as err:
-        raise DownloadError(f"download of {url} was cut short ({err.expected} bytes missing); nothing kept, run "
-                            "again") from None
-    except urllib.error.URLError as err:
-        reason = "timed out" if isinstance(err.reason, TimeoutError) else err.reason
-        raise DownloadError(f"cannot download {url}: {reason}") from None
-    return dest
-
-
-def _progress_bar(total: int | None, name: str):
-    try:
-        from tqdm import tqdm  # optional; the download works without a bar
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}")
 
 
 def file_digest(path: str | os.PathLike, length: int = 16) -> str:

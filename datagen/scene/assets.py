@@ -230,15 +230,13 @@ def prepare_mesh(asset_id: str, cache_dir: Path | None = None) -> PreparedMesh:
 
 
 def fetch_url(url: str, dst: Path) -> Path:
-    """Download `url` to `dst` once (write-then-rename; safe across processes)."""
-    import shutil
-    import urllib.request
+    """Download `url` to `dst` once (tracker.common.download: atomic, safe across processes, a stalled or cut-short
+    transfer is a one-line DownloadError)."""
+    from tracker.common.download import download
 
     dst = Path(dst)
     if not dst.is_file():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=120) as src, atomic_file(dst) as f:
-            shutil.copyfileobj(src, f)
+        download(url, dst, progress=False)
     return dst
 
 

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from tracker import CheckpointError, CoTracker3Offline, CoTracker3Online, load_tracker
-from tracker.checkpoint import (VARIANTS, DownloadError, default_cache_dir, download, infer_arch, kind_of,
-                                tracker_metadata)
+from tracker.checkpoint import VARIANTS, default_cache_dir, infer_arch, kind_of, tracker_metadata
+from tracker.common.download import DownloadError, download
 
 TINY = dict(hidden_size=32, num_heads=4, time_depth=2, space_depth=1, num_virtual_tracks=8, latent_dim=16,
             corr_levels=2, corr_radius=2, corr_hidden=32, corr_dim=16, encoder_dims=(8, 8, 16, 16),
