@@ -124,35 +124,12 @@ def test_a_spent_budget_is_one_line(moving_shards: Path, tmp_path: Path, tiny_ov
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_deadline_stop_ends_a_real_fit_in_time() -> None:
+def _fit_slowly(callbacks: list, val_s: float | None = None):
+    """A real Lightning fit of a 100,000-step run whose steps take ~20 ms (and, with val_s, a validation of that
+    long every 10 steps); returns the Trainer."""
     import lightning as L
 
-    class Slow(L.LightningModule):  # a real module whose steps take ~20 ms
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def training_step(self, batch, batch_idx):
-            time.sleep(0.02)
-            return ((self.w - batch[0]) ** 2).mean()
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(100_000, 1)), batch_size=1)
-    trainer = L.Trainer(max_steps=100_000, callbacks=[deadline_stop(time.time() + 1.5, reserve_s=0.5)],
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", devices=1)
-    trainer.fit(Slow(), data)
-    assert 0 < trainer.global_step < 100_000  # stopped at the deadline, not at max_steps (~35 min of steps)
-
-
-def test_deadline_stop_keeps_room_for_the_longest_validation_seen() -> None:
-    """A resumed run measures no validation before it starts (reserve 0): the callback keeps room for the longest
-    validation it has seen, so the run stops early enough for the final one."""
-    import lightning as L
-
-    class SlowValidation(L.LightningModule):  # real steps of ~20 ms, validations of ~0.6 s
+    class Slow(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
@@ -162,10 +139,30 @@ def test_deadline_stop_keeps_room_for_the_longest_validation_seen() -> None:
             return ((self.w - batch[0]) ** 2).mean()
 
         def validation_step(self, batch, batch_idx):
-            time.sleep(0.6)
+            time.sleep(val_s)
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(100_000, 1)), batch_size=1)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(1, 1)), batch_size=1)
+    trainer = L.Trainer(max_steps=100_000, val_check_interval=10 if val_s else None, num_sanity_val_steps=0,
+                        limit_val_batches=1 if val_s else 0, callbacks=callbacks, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", devices=1)
+    trainer.fit(Slow(), data, val if val_s else None)
+    return trainer
+
+
+def test_deadline_stop_ends_a_real_fit_in_time() -> None:
+    trainer = _fit_slowly([deadline_stop(time.time() + 1.5, reserve_s=0.5)])
+    assert 0 < trainer.global_step < 100_000  # stopped at the deadline, not at max_steps (~35 min of steps)
+
+
+def test_deadline_stop_keeps_room_for_the_longest_validation_seen() -> None:
+    """A resumed run measures no validation before it starts (reserve 0): the callback keeps room for the longest
+    validation it has seen, so the run stops early enough for the final one."""
+    import lightning as L
 
     class StopTime(L.Callback):  # after DeadlineStop in the list: sees the step at which it asked to stop
         stopped_at: float | None = None
@@ -174,14 +171,9 @@ def test_deadline_stop_keeps_room_for_the_longest_validation_seen() -> None:
             if trainer.should_stop and self.stopped_at is None:
                 self.stopped_at = time.time()
 
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(100_000, 1)), batch_size=1)
-    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(1, 1)), batch_size=1)
     deadline = time.time() + 6.0  # Trainer set-up takes 1-3 s of it; the first validation comes 0.2 s in
     stop, seen = deadline_stop(deadline, reserve_s=0.0), StopTime()
-    trainer = L.Trainer(max_steps=100_000, val_check_interval=10, num_sanity_val_steps=0, callbacks=[stop, seen],
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", devices=1)
-    trainer.fit(SlowValidation(), data, val)
+    trainer = _fit_slowly([stop, seen], val_s=0.6)
     assert stop.reserve_s >= 0.6
     assert seen.stopped_at is not None, "never stopped"
     assert seen.stopped_at <= deadline - 0.5, (deadline - seen.stopped_at, trainer.global_step)  # room for one more
