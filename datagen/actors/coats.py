@@ -75,7 +75,7 @@ class Coat:
 def coat_material(bpy, name: str, coat: Coat, colour, main: bool, rest_attribute: str):
     """Material of one coat slot in ``colour`` (linear RGB); ``main``: the body's main slot (pattern and
     countershading). See the module doc."""
-    from datagen.actors.humans.materials import NodeGraph
+    from datagen.actors.node_graph import NodeGraph
 
     g = NodeGraph(bpy, name, rest_attribute=rest_attribute)
     colour = np.asarray(colour, float)
