@@ -115,6 +115,27 @@ class _LogFile(logging.FileHandler):
         pass
 
 
+PROCESS_TMP_PREFIX = "trackforge-scenes-"
+
+
+def _scene_process_tmp() -> Path:
+    """A new temp folder for this generator's scene processes, `trackforge-scenes-<pid>-XXXX` in the system's temp
+    folder; first removes those of generators that were killed (SIGKILL: no cleanup ran), i.e. whose pid is gone and
+    that nothing touched for an hour (a pid from another pid namespace sharing /tmp is not taken for dead so soon)."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{PROCESS_TMP_PREFIX}*-*"):
+        pid = old.name[len(PROCESS_TMP_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or time.time() - old.stat().st_mtime < 3600:
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile, or a process of another user (alive)
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{PROCESS_TMP_PREFIX}{os.getpid()}-"))
+
+
 class _Generator:
     def __init__(self, cfg: DataConfig, out_dir: Path, workers: int, task_index: int, num_tasks: int,
                  progress: bool, locks: LockSet):
@@ -329,7 +350,7 @@ class _Generator:
         free_slots = list(range(self.workers))
         # The scene processes' $TMPDIR (see _env): under the system's temp folder, not the output (which may be a
         # network filesystem), removed with everything in it when the generator ends.
-        self.process_tmp = Path(tempfile.mkdtemp(prefix="trackforge-scenes-")) if queue else None
+        self.process_tmp = _scene_process_tmp() if queue else None
         self.launcher = self._make_launcher() if queue else None
         try:
             while queue or running:

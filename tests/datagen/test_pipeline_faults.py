@@ -147,6 +147,15 @@ def test_scene_killed_from_outside_is_rendered_again_with_its_seed(tmp_path, ref
     out = tmp_path / "data"
     system_tmp = tmp_path / "system_tmp"
     system_tmp.mkdir()
+    # The temp folders other generators left: killed ones (their pid gone) are removed once an hour old; a live
+    # generator's and a recent one are kept.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name in (f"{gone.pid}-old", f"{gone.pid}-new", f"{os.getpid()}-old"):
+        folder = system_tmp / f"trackforge-scenes-{name}"
+        (folder / "blender_x").mkdir(parents=True)
+        if name.endswith("-old"):
+            os.utime(folder, (time.time() - 7200, time.time() - 7200))
     proc = _generate(out, "--task-index", "0", "--num-tasks", "2", env={"TMPDIR": str(system_tmp)})
     log_path = out / "generate-task0000.log"
     child = int(_wait_for(log_path, r"scene 0 attempt 0 seed \d+: started \(pid (\d+)", proc).group(1))
@@ -160,7 +169,8 @@ def test_scene_killed_from_outside_is_rendered_again_with_its_seed(tmp_path, ref
     assert "1 retry" in proc.stdout_path.read_text()
     assert [s.meta["attempt"] for s in read_shards(str(out / "shard-000000.tar"))] == [0, 0]
     _assert_same_shards(out, reference, shards=(0,))
-    assert not list(system_tmp.iterdir())
+    assert sorted(p.name for p in system_tmp.iterdir()) == sorted([f"trackforge-scenes-{gone.pid}-new",
+                                                                  f"trackforge-scenes-{os.getpid()}-old"])
 
 
 def test_two_generators_on_one_folder(tmp_path, reference):
