@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter, deque
@@ -32,6 +31,7 @@ from pathlib import Path
 from tracker.common.atomic import TMP_MARK, check_writable, remove_leftovers, tmp_path_for
 from datagen.config import DataConfig
 from tracker.common.output_lock import LockSet
+from datagen.pipeline.process_tmp import scene_process_tmp
 from datagen.pipeline.processes import ColdLauncher, SceneRun, WarmLauncher
 from datagen.pipeline.worker import DISK_FULL_ERRNOS, EXIT_FATAL, FATAL_PREFIX, RESULT_PREFIX
 from datagen.formats.shard_io import DATASET_FILE, iter_tar_samples, shard_name, write_tar
@@ -115,27 +115,6 @@ class _LogFile(logging.FileHandler):
         pass
 
 
-PROCESS_TMP_PREFIX = "trackforge-scenes-"
-
-
-def _scene_process_tmp() -> Path:
-    """A new temp folder for this generator's scene processes, `trackforge-scenes-<pid>-XXXX` in the system's temp
-    folder; first removes those of generators that were killed (SIGKILL: no cleanup ran), i.e. whose pid is gone and
-    that nothing touched for an hour (a pid from another pid namespace sharing /tmp is not taken for dead so soon)."""
-    base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{PROCESS_TMP_PREFIX}*-*"):
-        pid = old.name[len(PROCESS_TMP_PREFIX):].split("-", 1)[0]
-        try:
-            if not pid.isdigit() or time.time() - old.stat().st_mtime < 3600:
-                continue
-            os.kill(int(pid), 0)  # raises if no such process
-        except ProcessLookupError:
-            shutil.rmtree(old, ignore_errors=True)
-        except OSError:  # gone meanwhile, or a process of another user (alive)
-            continue
-    return Path(tempfile.mkdtemp(prefix=f"{PROCESS_TMP_PREFIX}{os.getpid()}-"))
-
-
 class _Generator:
     def __init__(self, cfg: DataConfig, out_dir: Path, workers: int, task_index: int, num_tasks: int,
                  progress: bool, locks: LockSet):
@@ -179,8 +158,7 @@ class _Generator:
         env["OMP_NUM_THREADS"] = str(self.render_threads)
         env.pop(FAULT_ENV, None)  # fault points are the generator's own
         if self.process_tmp is not None:
-            # Blender makes a session folder (blender_XXXXXX) in $TMPDIR when it starts and removes it only on a
-            # normal exit; scene processes end with os._exit or are killed, so theirs would pile up in /tmp.
+            # a folder of this run's (datagen.pipeline.process_tmp: why)
             env["TMPDIR"] = str(self.process_tmp)
         return env
 
@@ -348,9 +326,8 @@ class _Generator:
         running: list[SceneRun] = []
         progress = _Progress(len(queue), self.progress_enabled)
         free_slots = list(range(self.workers))
-        # The scene processes' $TMPDIR (see _env): under the system's temp folder, not the output (which may be a
-        # network filesystem), removed with everything in it when the generator ends.
-        self.process_tmp = _scene_process_tmp() if queue else None
+        # The scene processes' $TMPDIR (see _env), removed with everything in it when the generator ends.
+        self.process_tmp = scene_process_tmp() if queue else None
         self.launcher = self._make_launcher() if queue else None
         try:
             while queue or running:
