@@ -138,6 +138,16 @@ def test_download_that_is_cut_short_or_stalls_fails_in_one_line(tmp_path, http_s
         download("http://127.0.0.1:9/x", dest, progress=False)
 
 
+def test_download_progress_bar_is_closed_when_the_download_fails(tmp_path, http_server, capsys):
+    """The bar's line is finished before the error reaches the user (not left open until the error is collected,
+    to be redrawn after the message)."""
+    pytest.importorskip("tqdm")
+    with pytest.raises(DownloadError, match="stalled") as err:
+        download(f"{http_server}/stall", tmp_path / "x.pth", stall_s=0.5)
+    bar = capsys.readouterr().err
+    assert "downloading x.pth" in bar and bar.endswith("\n"), (bar, err.value)
+
+
 def test_key_errors_name_the_keys(tmp_path, official_sd):
     sd = dict(official_sd["offline"])
     del sd["corr_mlp.fc2.bias"]

@@ -7,6 +7,7 @@ file kept. Nothing here runs in tests against the internet: they use file:// URL
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import urllib.error
 import urllib.request
@@ -33,15 +34,13 @@ def download(url: str, dest: Path, *, progress: bool = True, stall_s: float = DO
         with urllib.request.urlopen(url, timeout=stall_s) as resp, atomic_file(dest, "wb", fsync=True,
                                                                                  hidden=True) as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = _progress_bar(total, dest.name) if progress else None
             got = 0
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                got += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
+            with _progress_bar(total, dest.name, progress) as bar:  # closed on errors too (no stale bar line)
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    got += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
             if total is not None and got != total:
                 raise http.client.IncompleteRead(b"", total - got)
     except TimeoutError:
@@ -56,9 +55,12 @@ def download(url: str, dest: Path, *, progress: bool = True, stall_s: float = DO
     return dest
 
 
-def _progress_bar(total: int | None, name: str):
+def _progress_bar(total: int | None, name: str, wanted: bool):
+    """A tqdm bar as a context manager, or a null context (yielding None) when not wanted or tqdm is missing."""
     try:
         from tqdm import tqdm  # optional; the download works without a bar
     except ImportError:
-        return None
+        wanted = False
+    if not wanted:
+        return contextlib.nullcontext()
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}")
