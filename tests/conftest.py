@@ -12,6 +12,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("TRACKFORGE_SHARED", REPO_ROOT.parent / "shared"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def process_temp_dir(tmp_path_factory) -> Iterator[Path]:
+    """$TMPDIR of every process the tests start (generators, scene processes, Blender, trainers) and of Blender in
+    this one: a folder of this pytest session's, so that what processes killed on purpose cannot remove (Blender's
+    session folders, a generator's scene folder) stays out of the machine's temp folder; pytest keeps the last
+    three sessions' folders. Set before any test runs (this process's own `tempfile` default is already fixed)."""
+    folder = tmp_path_factory.mktemp("process-tmp")
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The ../shared folder; tests that need it skip with a clear message when it is absent."""
