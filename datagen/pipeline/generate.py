@@ -31,7 +31,7 @@ from pathlib import Path
 from tracker.common.atomic import TMP_MARK, check_writable, remove_leftovers, tmp_path_for
 from datagen.config import DataConfig
 from tracker.common.output_lock import LockSet
-from datagen.pipeline.process_tmp import scene_process_tmp
+from datagen.pipeline.process_tmp import remove_scene_process_tmp, scene_process_tmp
 from datagen.pipeline.processes import ColdLauncher, SceneRun, WarmLauncher
 from datagen.pipeline.worker import DISK_FULL_ERRNOS, EXIT_FATAL, FATAL_PREFIX, RESULT_PREFIX
 from datagen.formats.shard_io import DATASET_FILE, iter_tar_samples, shard_name, write_tar
@@ -358,8 +358,7 @@ class _Generator:
                 self.launcher.close(running)
                 server_import_s = getattr(self.launcher, "import_s", None)
                 rep.server_import_s = server_import_s if server_import_s is not None else rep.server_import_s
-            if self.process_tmp is not None:
-                shutil.rmtree(self.process_tmp, ignore_errors=True)
+            remove_scene_process_tmp(self.process_tmp)
             progress.close()
         if rep.failed_scenes:
             raise GenerationError(

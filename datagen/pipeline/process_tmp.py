@@ -3,7 +3,7 @@
 Blender makes a session folder (blender_XXXXXX) in $TMPDIR when it starts and removes it only on a normal exit; scene
 processes end with os._exit or are killed, so in the system's temp folder theirs would pile up. The generator gives
 them a folder of its own, under the system's temp folder (not the output, which may be a network file system), and
-removes it when it ends (datagen.pipeline.generate).
+removes it when it ends (`remove_scene_process_tmp`, called by datagen.pipeline.generate).
 """
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def scene_process_tmp() -> Path:
         except OSError:  # gone meanwhile, or a process of another user (alive)
             continue
     return Path(tempfile.mkdtemp(prefix=f"{PROCESS_TMP_PREFIX}{os.getpid()}-"))
+
+
+def remove_scene_process_tmp(folder: Path | None) -> None:
+    """Remove a folder made by scene_process_tmp with everything in it (None: nothing to do); when the generator
+    ends, every scene process it started has ended too."""
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
