@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-size", type=int, default=None, help="global support grid (default 5; 0 = none)")
     p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="model input size (default: the training resolution of a .ckpt, else 384 512)")
+    p.add_argument("--keep-aspect", action="store_true", default=None,
+                   help="each video's model input keeps the video's aspect ratio, with the short side of the input "
+                        "size (default: every video resized to the input size)")
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos of the --data benchmarks")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (--data benchmarks)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_eval_config(
         args.bench, args.overrides, extra_benchmarks=_data_benchmarks(args), checkpoint=args.checkpoint,
         variant=args.variant, modes=args.mode, iters=args.iters, grid_size=args.grid_size,
-        resolution=args.resolution, device=args.device, cache=False if args.no_cache else None, out=args.out)
+        resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device, cache=False if args.no_cache else None, out=args.out)
     if cfg.out:
         check_writable(cfg.out)  # before the model is even loaded
     loaded = load_model(cfg.checkpoint, cfg.variant, cfg.device, cfg.resolution)

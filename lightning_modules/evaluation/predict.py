@@ -20,27 +20,47 @@ from .scoring import VIS_THRESHOLD
 PREDICT_MODES = ("joint", "single_point")
 
 
+def aspect_input_size(input_resolution: tuple[int, int], source_hw: tuple[int, int]) -> tuple[int, int]:
+    """The model input (H, W) of a video of source_hw (H, W) that keeps its aspect ratio: the short side of
+    input_resolution, the long side in proportion, rounded to a multiple of 8 (the encoder's stride 4 and the
+    pyramid need it). 854x480 video with a 128x128 model: 128x224."""
+    short = min(input_resolution)
+    h, w = source_hw
+    long = max(8, int(round(short * max(h, w) / min(h, w) / 8)) * 8)
+    return (short, long) if w >= h else (long, short)
+
+
 class TrackerRunner:
     """model: a tracker.CoTracker3Base; input_resolution (H, W): what the model sees (its training resolution);
-    grid_size: global support grid of offline models (0: none); iters: refinement iterations."""
+    grid_size: global support grid of offline models (0: none); iters: refinement iterations; keep_aspect: each
+    example's input keeps its source video's aspect ratio instead (aspect_input_size)."""
 
     def __init__(self, model: torch.nn.Module, *, input_resolution: tuple[int, int], mode: str = "joint",
-                 iters: int = 6, grid_size: int = 5, device: str | torch.device = "cpu") -> None:
-        from tracker import EvaluationPredictor
-
+                 iters: int = 6, grid_size: int = 5, device: str | torch.device = "cpu",
+                 keep_aspect: bool = False) -> None:
         if mode not in PREDICT_MODES:
             raise ValueError(f"predictor mode must be one of {PREDICT_MODES}, got {mode!r}")
         self.model, self.mode, self.device = model, mode, torch.device(device)
         self.online = model.kind == "online"
         self.grid_size = 0 if self.online and mode == "joint" else int(grid_size)
-        self.predictor = EvaluationPredictor(model, interp_shape=tuple(input_resolution), grid_size=self.grid_size,
-                                             single_point=mode == "single_point", iters=iters)
+        self.input_resolution, self.iters, self.keep_aspect = tuple(input_resolution), iters, keep_aspect
+        self.predictors: dict[tuple[int, int], torch.nn.Module] = {}
+
+    def predictor(self, hw: tuple[int, int]):
+        """The EvaluationPredictor with model input hw (made once per size)."""
+        from tracker import EvaluationPredictor
+
+        if hw not in self.predictors:
+            self.predictors[hw] = EvaluationPredictor(self.model, interp_shape=hw, grid_size=self.grid_size,
+                                                      single_point=self.mode == "single_point", iters=self.iters)
+        return self.predictors[hw]
 
     @torch.no_grad()
     def __call__(self, ex: EvalExample) -> Prediction:
         """The model's prediction for one example: tracks float64 (T, Q, 2) raster pixels, visible bool (T, Q)."""
         video = torch.from_numpy(ex.video).permute(0, 3, 1, 2)[None].float().to(self.device)  # (1, T, 3, S, S)
         queries = torch.from_numpy(ex.queries).float()[None].to(self.device)  # (1, Q, 3) (t, x, y)
-        tracks, vis_conf = self.predictor(video, queries)
+        hw = aspect_input_size(self.input_resolution, ex.source_hw) if self.keep_aspect else self.input_resolution
+        tracks, vis_conf = self.predictor(hw)(video, queries)
         return Prediction(tracks[0].float().cpu().numpy().astype(np.float64),
                           (vis_conf[0].float().cpu() > VIS_THRESHOLD).numpy())

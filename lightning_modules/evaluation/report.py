@@ -21,8 +21,10 @@ def markdown_table(results: dict[str, Any]) -> str:
     rows = results["results"]
     tapvid = [r for r in rows if r.get("metric", "tapvid") == "tapvid"]
     masks = [r for r in rows if r.get("metric") == MASK_METRIC]
-    lines = [f"Checkpoint `{results['checkpoint']}` ({results['variant']}, input {results['input_resolution'][0]}x"
-             f"{results['input_resolution'][1]}, {results['iters']} iterations)"
+    h, w = results["input_resolution"]
+    size = f"input of short side {min(h, w)} at each video's aspect ratio" if results.get("keep_aspect") else \
+        f"input {h}x{w}"
+    lines = [f"Checkpoint `{results['checkpoint']}` ({results['variant']}, {size}, {results['iters']} iterations)"
              + ("; TAP-Vid metrics x100 in the 256x256 raster; zero = zero-motion baseline (query position, always "
                 "visible)." if tapvid else ".")]
     if tapvid:

@@ -59,7 +59,8 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
 def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int]) -> str:
     """Everything besides checkpoint, benchmark and video that changes a prediction (the cache's folder name)."""
     h, w = loaded.input_resolution
-    return f"{query_mode}-{mode}-it{cfg.iters}-g{cfg.grid_size}-{h}x{w}-f{max_frames or 'all'}"
+    aspect = "-aspect" if cfg.keep_aspect else ""
+    return f"{query_mode}-{mode}-it{cfg.iters}-g{cfg.grid_size}-{h}x{w}{aspect}-f{max_frames or 'all'}"
 
 
 def _progress(desc: str, total: Optional[int], enabled: bool):
@@ -132,7 +133,8 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
     cache_root = None if not cfg.cache else (cfg.cache_dir or default_cache_dir() / "eval-predictions")
     cache = PredictionCache(cache_root, loaded.digest)
     runners = {mode: TrackerRunner(loaded.model, input_resolution=loaded.input_resolution, mode=mode,
-                                   iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device) for mode in cfg.modes}
+                                   iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device,
+                                   keep_aspect=cfg.keep_aspect) for mode in cfg.modes}
     results = []
     for bench in cfg.benchmarks:
         results += score_benchmark(
@@ -140,5 +142,5 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
             setting=lambda q, m, b=bench: setting_name(q, m, cfg, loaded, b.max_frames))
     return {"checkpoint": loaded.path, "digest": loaded.digest, "variant": loaded.variant,
             "input_resolution": list(loaded.input_resolution), "iters": cfg.iters, "grid_size": cfg.grid_size,
-            "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},
+            "keep_aspect": cfg.keep_aspect, "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},
             "wall_s": time.perf_counter() - t0}
