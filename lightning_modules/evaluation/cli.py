@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_eval_config(
         args.bench, args.overrides, extra_benchmarks=_data_benchmarks(args), checkpoint=args.checkpoint,
         variant=args.variant, modes=args.mode, iters=args.iters, grid_size=args.grid_size,
-        resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device, cache=False if args.no_cache else None, out=args.out)
+        resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device,
+        cache=False if args.no_cache else None, out=args.out)
     if cfg.out:
         check_writable(cfg.out)  # before the model is even loaded
     loaded = load_model(cfg.checkpoint, cfg.variant, cfg.device, cfg.resolution)

@@ -22,8 +22,9 @@ PREDICT_MODES = ("joint", "single_point")
 
 def aspect_input_size(input_resolution: tuple[int, int], source_hw: tuple[int, int]) -> tuple[int, int]:
     """The model input (H, W) of a video of source_hw (H, W) that keeps its aspect ratio: the short side of
-    input_resolution, the long side in proportion, rounded to a multiple of 8 (the encoder's stride 4 and the
-    pyramid need it). 854x480 video with a 128x128 model: 128x224."""
+    input_resolution, the long side in proportion, rounded to a multiple of 8 (sides must be multiples of the
+    encoder's stride 4, tracker.model.input_size_problem; the long side is never shorter than the short one, so the
+    size stays valid). 854x480 video with a 128x128 model: 128x224."""
     short = min(input_resolution)
     h, w = source_hw
     long = max(8, int(round(short * max(h, w) / min(h, w) / 8)) * 8)
