@@ -5,7 +5,8 @@
 
 For every sequence: the mask-consistency queries (a grid on the eroded first-frame object mask,
 lightning_modules.evaluation.mask_queries) are written as a queries CSV, `python -m tracker track <frame folder>
---checkpoint CKPT --queries q.csv --viz <seq>.mp4 --out <seq>.npz` runs them, and four frames of the overlay (first,
+--checkpoint CKPT --queries q.csv --viz <seq>.mp4 --out <seq>.npz --keep-aspect` runs them (the model input `make
+eval` gives mask benchmarks), and four frames of the overlay (first,
 a third, two thirds, last) go into one row of `sheet.png` with the object's mask outline in white, so a point
 that left its object is easy to see. Prints one line per sequence with the share of points inside the mask at
 the last frame.
@@ -44,7 +45,8 @@ def run_sequence(args: argparse.Namespace, seq: str) -> np.ndarray:
     csv.write_text("".join(f"{t},{x:.1f},{y:.1f}\n" for t, (x, y) in zip(frames_q[keep], xy[keep])))
     folder = Path(args.davis) / "JPEGImages" / "480p" / seq
     cmd = [sys.executable, "-m", "tracker", "track", str(folder), "--checkpoint", args.checkpoint,
-           "--queries", str(csv), "--out", str(out / f"{seq}.npz"), "--viz", str(out / f"{seq}.mp4")]
+           "--queries", str(csv), "--out", str(out / f"{seq}.npz"), "--viz", str(out / f"{seq}.mp4"),
+           *(["--keep-aspect"] if args.keep_aspect else [])]
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     tracks = np.load(out / f"{seq}.npz")["tracks"]  # (T, N, 2) input pixels
     last = np.clip(np.round(tracks[-1]).astype(int), 0, [sample.width - 1, sample.height - 1])
@@ -67,6 +69,9 @@ def main() -> None:
     p.add_argument("--davis", default=str(REPO.parent / "shared" / "data" / "davis"))
     p.add_argument("--out", default="runs/davis_overlays")
     p.add_argument("--points", type=int, default=48, help="queries per sequence (evenly picked from the grid)")
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
+                   help="the model sees each video at its own aspect ratio, as `make eval` scores mask benchmarks "
+                        "(default on)")
     p.add_argument("--shrink", type=int, default=2, help="contact sheet: keep every n-th pixel")
     args = p.parse_args()
     from PIL import Image

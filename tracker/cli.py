@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--viz", type=Path, default=None, help="also write an overlay video (.mp4)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--max-frames", type=int, default=None, help="only track the first N frames")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="give the model the video at its own aspect ratio, with the short side of the model's "
+                        "resolution (default: resized to the model's resolution, as the official predictors do; a "
+                        "square-trained model tracks 16:9 video better with this)")
     p.add_argument(
         "--backward",
         action=argparse.BooleanOptionalAction,
@@ -178,6 +182,15 @@ def _points(num_queries: int | None, grid_size: int, online: bool) -> int:
     return asked + (SUPPORT_POINTS if num_queries is not None or not online else 0)
 
 
+def model_input_size(args: argparse.Namespace, model, height: int, width: int) -> tuple[int, int]:
+    """The size (h, w) frames are resized to for the model: its model_resolution, or with --keep-aspect the
+    video's aspect ratio at that resolution's short side (tracker.common.pixels.aspect_input_size)."""
+    from tracker.common.pixels import aspect_input_size
+
+    model_hw = tuple(int(v) for v in model.model_resolution)
+    return aspect_input_size(model_hw, (height, width)) if getattr(args, "keep_aspect", False) else model_hw
+
+
 def check_request_memory(args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,
                          num_queries: int | None, grid_size: int, model=None) -> None:
     """Refuse a request that would not fit in memory (tracker.memory) with one line and the flags that make it fit.
@@ -198,6 +211,7 @@ def check_request_memory(args: argparse.Namespace, num_frames: int, height: int,
             model = cls(window_len=window)  # architecture only: no weights are allocated
     online = model.kind == "online"
     points = _points(num_queries, grid_size, online)
+    model_hw = model_input_size(args, model, height, width)
     try:
         # As the predictors count (tracker.predictor): the streaming one holds a whole window (also for a shorter
         # clip) and caches the features of two steps; the offline one caches every frame for backward tracking.
@@ -205,7 +219,7 @@ def check_request_memory(args: argparse.Namespace, num_frames: int, height: int,
                               num_points=points, input_hw=(height, width),
                               mode="online_stream" if online else "offline",
                               cached_frames=model.window_len if online else num_frames if args.backward else 0,
-                              device=device, what="tracking")
+                              device=device, what="tracking", model_hw=model_hw)
     except InsufficientMemoryError as err:
         raise memory_error(err, args, num_frames, height, width, device, num_queries, grid_size, online) from None
 
@@ -303,8 +317,11 @@ def run_track(args: argparse.Namespace) -> None:
     if args.variant is None and args.checkpoint is not None:  # the checkpoint's model: checked now
         check_request_memory(args, num_frames, height, width, device, len(queries) if queries is not None else None,
                              grid_size, model=model)
+    input_size = model_input_size(args, model, height, width)
+    if args.keep_aspect:
+        print(f"model input {input_size[1]}x{input_size[0]} (the video's aspect ratio)")
     if queries is None:
-        queries = grid_query_array(grid_size, args.grid_query_frame, height, width, tuple(model.model_resolution))
+        queries = grid_query_array(grid_size, args.grid_query_frame, height, width, input_size)
 
     with _progress(num_frames, "tracking", num_frames >= LONG_VIDEO_FRAMES) as bar, torch.no_grad():
 
@@ -321,6 +338,7 @@ def run_track(args: argparse.Namespace) -> None:
                 grid_query_frame=args.grid_query_frame if grid_size else 0,
                 backward_tracking=args.backward,
                 chunk_callback=on_progress,
+                input_size=input_size,
             )
         except InsufficientMemoryError as err:  # the predictor's own estimate (it knows its exact request)
             raise memory_error(err, args, num_frames, height, width, device, None if grid_size else len(queries),

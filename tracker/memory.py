@@ -90,9 +90,10 @@ def estimate_tracking_memory(
     cached_frames: int = 0,
     precision: str = "fp32",
     device: torch.device | str = "cpu",
+    model_hw: tuple[int, int] | None = None,
 ) -> MemoryEstimate:
     """Peak memory of tracking `num_points` points (support and grid points included) through `num_frames` frames
-    of size input_hw (H, W).
+    of size input_hw (H, W), resized to model_hw (h, w) for the model (default: its model_resolution).
 
     model: a CoTracker3 model (or its `arch` dict). mode: "offline" (one window over the clip), "online_stream"
     (the streaming predictor: memory independent of num_frames but for the outputs) or "online_windows" (sliding
@@ -109,7 +110,7 @@ def estimate_tracking_memory(
     f = 2 if precision == "bf16" else 4  # activations; the pyramid and coordinates stay float32
     B, T, N = batch, max(int(num_frames), 1), max(int(num_points), 1)
     H, W = input_hw
-    mh, mw = a["model_resolution"]
+    mh, mw = model_hw or a["model_resolution"]
     window = a["window_len"]
     S = T if mode == "offline" else min(window, T)
     encoded = {"offline": T, "online_stream": window, "online_windows": -(-T // window) * window}[mode]

@@ -31,9 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-size", type=int, default=None, help="global support grid (default 5; 0 = none)")
     p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="model input size (default: the training resolution of a .ckpt, else 384 512)")
-    p.add_argument("--keep-aspect", action="store_true", default=None,
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None,
                    help="each video's model input keeps the video's aspect ratio, with the short side of the input "
-                        "size (default: every video resized to the input size)")
+                        "size (default: on for mask benchmarks such as DAVIS, off for point benchmarks, whose "
+                        "protocol fixes the input size)")
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos of the --data benchmarks")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (--data benchmarks)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")

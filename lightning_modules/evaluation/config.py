@@ -54,9 +54,11 @@ class EvalConfig:
     iters: int = 6
     grid_size: int = 5  # global support grid (offline models, and every model in single-point mode)
     resolution: Optional[list[int]] = None  # model input (H, W); None: the checkpoint's training resolution
-    # Give each video the model input of its own aspect ratio, with the short side of `resolution` (predict.py:
-    # aspect_input_size), instead of resizing every video to `resolution`. Off: the protocols' fixed size.
-    keep_aspect: bool = False
+    # Give each video the model input of its own aspect ratio, with the short side of `resolution`
+    # (tracker.common.pixels.aspect_input_size), instead of resizing every video to `resolution`. None: only on mask
+    # benchmarks (real video that no protocol fixes a size for: a 16:9 DAVIS video squeezed into a square model
+    # input loses its shapes); point benchmarks keep their protocol's fixed size (TAP-Vid: 256x256 -> resolution).
+    keep_aspect: Optional[bool] = None
     device: str = "cpu"
     out: Optional[str] = None  # folder for eval.json / eval.md; None: runs/eval/<checkpoint name>
     cache_dir: Optional[str] = None  # None: <TRACKFORGE_CACHE or ~/.cache/trackforge>/eval-predictions

@@ -29,14 +29,14 @@ Predictor = Callable[[EvalExample], Prediction]
 def evaluate_mask_benchmark(model: Union[torch.nn.Module, Predictor, None], path: str,
                             groups: Optional[Mapping[str, Sequence[str]]] = None, *, name: str = "davis",
                             input_resolution: Optional[Sequence[int]] = None, iters: int = 6, grid_size: int = 5,
-                            mode: str = "joint", device: Union[str, torch.device] = "cpu", keep_aspect: bool = False,
+                            mode: str = "joint", device: Union[str, torch.device] = "cpu", keep_aspect: bool = True,
                             max_videos: Optional[int] = None, max_frames: Optional[int] = None,
                             fmt: str = "auto", progress: bool = False) -> dict[str, Any]:
     """Score `model` on the masked videos at `path` (a DAVIS root).
 
     model: a tracker model (run by evaluation.predict.TrackerRunner in predictor `mode` with `iters` iterations and
            a `grid_size` global grid, at `input_resolution` (H, W), default the model's own model_resolution, or
-           with keep_aspect each video at its own aspect ratio with that short side), any
+           with keep_aspect (default) each video at its own aspect ratio with that short side), any
            callable EvalExample -> Prediction (raster pixels), or None: the zero-motion baseline only.
     groups: {group: [video, ...]} (None: groups.DEFAULT_GROUPS, the six shared DAVIS-2016 sequences); videos in no
            group go to "other".

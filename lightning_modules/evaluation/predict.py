@@ -1,6 +1,8 @@
 """Run a tracker on an EvalExample the way the TAP-Vid evaluation does (spec sections 14 and 17).
 
-The raster video is resized to the model's input resolution inside tracker.EvaluationPredictor:
+The raster video is resized to the model's input resolution inside tracker.EvaluationPredictor (mask examples,
+real video without point tracks, by default to that resolution's short side at the source video's aspect ratio:
+TrackerRunner's keep_aspect):
   * "joint" (default): all queries in one call, plus the g x g global support grid for offline models (online
     models run their sliding windows without a grid, as the official evaluator runs them);
   * "single_point": each query alone with an 8x8 local grid around it and the global grid (the setting of the
@@ -9,9 +11,12 @@ Predicted visible iff visibility x confidence > 0.6.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
+from tracker.common.pixels import aspect_input_size
 from tracker.common.prediction import Prediction
 
 from .protocol import EvalExample
@@ -20,25 +25,17 @@ from .scoring import VIS_THRESHOLD
 PREDICT_MODES = ("joint", "single_point")
 
 
-def aspect_input_size(input_resolution: tuple[int, int], source_hw: tuple[int, int]) -> tuple[int, int]:
-    """The model input (H, W) of a video of source_hw (H, W) that keeps its aspect ratio: the short side of
-    input_resolution, the long side in proportion, rounded to a multiple of 8 (sides must be multiples of the
-    encoder's stride 4, tracker.model.input_size_problem; the long side is never shorter than the short one, so the
-    size stays valid). 854x480 video with a 128x128 model: 128x224."""
-    short = min(input_resolution)
-    h, w = source_hw
-    long = max(8, int(round(short * max(h, w) / min(h, w) / 8)) * 8)
-    return (short, long) if w >= h else (long, short)
-
-
 class TrackerRunner:
     """model: a tracker.CoTracker3Base; input_resolution (H, W): what the model sees (its training resolution);
     grid_size: global support grid of offline models (0: none); iters: refinement iterations; keep_aspect: each
-    example's input keeps its source video's aspect ratio instead (aspect_input_size)."""
+    example's input keeps its source video's aspect ratio with the short side of input_resolution
+    (tracker.common.pixels.aspect_input_size). None (default): only for examples scored by object masks (real video
+    such as DAVIS, which no protocol fixes a size for); point benchmarks keep the fixed size their protocol (TAP-Vid:
+    the 256x256 raster resized to the model's size) prescribes."""
 
     def __init__(self, model: torch.nn.Module, *, input_resolution: tuple[int, int], mode: str = "joint",
                  iters: int = 6, grid_size: int = 5, device: str | torch.device = "cpu",
-                 keep_aspect: bool = False) -> None:
+                 keep_aspect: Optional[bool] = None) -> None:
         if mode not in PREDICT_MODES:
             raise ValueError(f"predictor mode must be one of {PREDICT_MODES}, got {mode!r}")
         self.model, self.mode, self.device = model, mode, torch.device(device)
@@ -46,6 +43,11 @@ class TrackerRunner:
         self.grid_size = 0 if self.online and mode == "joint" else int(grid_size)
         self.input_resolution, self.iters, self.keep_aspect = tuple(input_resolution), iters, keep_aspect
         self.predictors: dict[tuple[int, int], torch.nn.Module] = {}
+
+    def input_size(self, ex: EvalExample) -> tuple[int, int]:
+        """The model input (H, W) for example `ex`."""
+        keep = self.keep_aspect if self.keep_aspect is not None else ex.masks is not None
+        return aspect_input_size(self.input_resolution, ex.source_hw) if keep else self.input_resolution
 
     def predictor(self, hw: tuple[int, int]):
         """The EvaluationPredictor with model input hw (made once per size)."""
@@ -61,7 +63,6 @@ class TrackerRunner:
         """The model's prediction for one example: tracks float64 (T, Q, 2) raster pixels, visible bool (T, Q)."""
         video = torch.from_numpy(ex.video).permute(0, 3, 1, 2)[None].float().to(self.device)  # (1, T, 3, S, S)
         queries = torch.from_numpy(ex.queries).float()[None].to(self.device)  # (1, Q, 3) (t, x, y)
-        hw = aspect_input_size(self.input_resolution, ex.source_hw) if self.keep_aspect else self.input_resolution
-        tracks, vis_conf = self.predictor(hw)(video, queries)
+        tracks, vis_conf = self.predictor(self.input_size(ex))(video, queries)
         return Prediction(tracks[0].float().cpu().numpy().astype(np.float64),
                           (vis_conf[0].float().cpu() > VIS_THRESHOLD).numpy())

@@ -22,8 +22,9 @@ def markdown_table(results: dict[str, Any]) -> str:
     tapvid = [r for r in rows if r.get("metric", "tapvid") == "tapvid"]
     masks = [r for r in rows if r.get("metric") == MASK_METRIC]
     h, w = results["input_resolution"]
-    size = f"input of short side {min(h, w)} at each video's aspect ratio" if results.get("keep_aspect") else \
-        f"input {h}x{w}"
+    kept = sorted({r["benchmark"] for r in rows if r.get("keep_aspect")})
+    size = f"input {h}x{w}" + (f", for {', '.join(kept)} of short side {min(h, w)} at each video's aspect ratio"
+                               if kept else "")
     lines = [f"Checkpoint `{results['checkpoint']}` ({results['variant']}, {size}, {results['iters']} iterations)"
              + ("; TAP-Vid metrics x100 in the 256x256 raster; zero = zero-motion baseline (query position, always "
                 "visible)." if tapvid else ".")]

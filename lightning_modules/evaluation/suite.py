@@ -56,10 +56,20 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
     return LoadedModel(model, model.kind, (int(hw[0]), int(hw[1])), file_digest(path), str(path))
 
 
-def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int]) -> str:
-    """Everything besides checkpoint, benchmark and video that changes a prediction (the cache's folder name)."""
+def keeps_aspect(cfg: EvalConfig, fmt: str) -> bool:
+    """Whether a benchmark of format `fmt` gives each video a model input of its own aspect ratio: cfg.keep_aspect,
+    or when that is None (the default) only mask benchmarks (predict.TrackerRunner's rule)."""
+    from datagen.formats import reader_class
+
+    return cfg.keep_aspect if cfg.keep_aspect is not None else reader_class(fmt).labels == "masks"
+
+
+def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int],
+                 keep_aspect: bool = False) -> str:
+    """Everything besides checkpoint, benchmark and video that changes a prediction (the cache's folder name);
+    keep_aspect: the benchmark's videos get inputs of their own aspect ratio (keeps_aspect)."""
     h, w = loaded.input_resolution
-    aspect = "-aspect" if cfg.keep_aspect else ""
+    aspect = "-aspect" if keep_aspect else ""
     return f"{query_mode}-{mode}-it{cfg.iters}-g{cfg.grid_size}-{h}x{w}{aspect}-f{max_frames or 'all'}"
 
 
@@ -124,8 +134,8 @@ def score_benchmark(bench: Any, runners: dict[str, Callable[[EvalExample], Predi
 
 def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str, Any]:
     """Evaluate; returns {"checkpoint", "digest", "variant", "input_resolution", "iters", "grid_size", "results":
-    [score_benchmark's rows, benchmark by benchmark], "cache": {"hits", "misses"}, "wall_s"}. EvalError (one line)
-    on unusable input."""
+    [score_benchmark's rows, benchmark by benchmark, each with "keep_aspect" (keeps_aspect)], "cache": {"hits",
+    "misses"}, "wall_s"}. EvalError (one line) on unusable input."""
     from tracker.checkpoint import default_cache_dir
 
     t0 = time.perf_counter()
@@ -137,10 +147,12 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
                                    keep_aspect=cfg.keep_aspect) for mode in cfg.modes}
     results = []
     for bench in cfg.benchmarks:
-        results += score_benchmark(
-            bench, runners, cache=cache, progress=cfg.progress,
-            setting=lambda q, m, b=bench: setting_name(q, m, cfg, loaded, b.max_frames))
+        fmt = resolve_format(bench)
+        keep = keeps_aspect(cfg, fmt)
+        rows = score_benchmark(bench, runners, cache=cache, progress=cfg.progress, fmt=fmt,
+                               setting=lambda q, m, b=bench, k=keep: setting_name(q, m, cfg, loaded, b.max_frames, k))
+        results += [{**row, "keep_aspect": keep} for row in rows]
     return {"checkpoint": loaded.path, "digest": loaded.digest, "variant": loaded.variant,
             "input_resolution": list(loaded.input_resolution), "iters": cfg.iters, "grid_size": cfg.grid_size,
-            "keep_aspect": cfg.keep_aspect, "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},
+            "results": results, "cache": {"hits": cache.hits, "misses": cache.misses},
             "wall_s": time.perf_counter() - t0}

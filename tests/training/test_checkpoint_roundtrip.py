@@ -116,3 +116,34 @@ def test_track_cli_with_a_trained_checkpoint(tiny_checkpoint, shared_dir, tmp_pa
 
     frames, _ = read_video(viz)
     assert frames.shape == (24, 480, 854, 3)
+
+
+@pytest.mark.slow
+def test_track_cli_keep_aspect_runs_the_model_at_the_videos_aspect_ratio(tiny_checkpoint, shared_dir, tmp_path,
+                                                                         capsys) -> None:
+    """`track --keep-aspect` on 854x480 video with a model trained at 64x64: the model sees 64x112 frames (the
+    video's aspect ratio at the short side 64), the grid is laid out at that size, and the result is what the
+    Python API gives with the same input size (and not what it gives at 64x64)."""
+    clip = shared_dir / "data" / "bear.mp4"
+    if not clip.is_file():
+        pytest.skip(f"demo clip not found at {clip}")
+    import tracker
+    from tracker.cli import grid_query_array, main
+    from tracker.predictor import track
+    from tracker.video import read_video
+
+    ckpt, out = tiny_checkpoint("online"), tmp_path / "aspect.npz"
+    assert main(["track", str(clip), "--checkpoint", str(ckpt), "--max-frames", "16", "--grid", "3", "--out", str(out),
+                 "--keep-aspect"]) in (0, None)
+    assert "model input 112x64 (the video's aspect ratio)" in capsys.readouterr().out
+    frames, _ = read_video(clip, max_frames=16)
+    model = tracker.load_tracker(None, ckpt).eval()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    with np.load(out) as d, torch.no_grad():
+        np.testing.assert_allclose(d["queries"], grid_query_array(3, 0, 480, 854, (64, 112)), atol=1e-4)
+        aspect = track(model, frames, grid_size=3, input_size=(64, 112))
+        assert set(seen) == {(64, 112)}
+        np.testing.assert_allclose(aspect.tracks[0].numpy(), d["tracks"], atol=1e-3)
+        square = track(model, frames, grid_size=3)
+        assert np.abs(square.tracks[0].numpy() - d["tracks"]).max() > 1.0

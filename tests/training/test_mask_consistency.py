@@ -233,18 +233,23 @@ def test_validation_examples_and_keys_of_a_davis_folder(davis_folder):
 
 def test_keep_aspect_gives_each_video_a_model_input_of_its_own_aspect_ratio():
     """TrackerRunner(keep_aspect=True): the model sees the short side of the input size and the long side in the
-    source video's proportion (multiple of 8), whatever the square evaluation raster; off, the fixed input size."""
+    source video's proportion (multiple of 8), whatever the square evaluation raster; off, the fixed input size;
+    unset (the default), only mask examples keep their aspect ratio, point examples (TAP-Vid) the protocol's size."""
+    import dataclasses
+
     import torch
 
-    from lightning_modules.evaluation.predict import TrackerRunner, aspect_input_size
+    from lightning_modules.evaluation.predict import TrackerRunner
     from lightning_modules.evaluation.protocol import make_example
     from tracker import CoTracker3Online
+    from tracker.common.pixels import aspect_input_size
 
     assert aspect_input_size((128, 128), (480, 854)) == (128, 224)
     assert aspect_input_size((384, 512), (480, 854)) == (384, 680)
     assert aspect_input_size((128, 128), (854, 480)) == (224, 128)
     video, masks = moving_square_video(T=8, H=48, W=80, size=20, step=3)
     ex = make_example(_sample(masks, video), "first")
+    points = dataclasses.replace(ex, masks=None, query_objects=None)  # the same video as a point benchmark sees it
     torch.manual_seed(0)
     model = CoTracker3Online(window_len=8, hidden_size=32, num_heads=4, time_depth=1, space_depth=1,
                              num_virtual_tracks=8, latent_dim=16, corr_levels=2, corr_radius=2, corr_hidden=32,
@@ -252,15 +257,20 @@ def test_keep_aspect_gives_each_video_a_model_input_of_its_own_aspect_ratio():
                              model_resolution=[32, 32]).eval()
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
-    for keep, expected in ((False, (32, 32)), (True, (32, 56))):
+    for keep, example, expected in ((False, ex, (32, 32)), (True, ex, (32, 56)), (None, ex, (32, 56)),
+                                    (None, points, (32, 32)), (True, points, (32, 56))):
         seen.clear()
-        pred = TrackerRunner(model, input_resolution=(32, 32), keep_aspect=keep)(ex)
-        assert set(seen) == {expected} and pred.tracks.shape == ex.tracks.shape
+        pred = TrackerRunner(model, input_resolution=(32, 32), keep_aspect=keep)(example)
+        assert set(seen) == {expected} and pred.tracks.shape == ex.tracks.shape, (keep, example.masks is None)
         assert np.isfinite(pred.tracks).all()
-    # Cached predictions are kept per setting: the two kinds of input never share one.
+    # Cached predictions are kept per setting: the two kinds of input never share one; unset, a mask benchmark keeps
+    # the aspect ratio and a TAP-Vid one does not.
     from lightning_modules.evaluation.config import EvalConfig
-    from lightning_modules.evaluation.suite import LoadedModel, setting_name
+    from lightning_modules.evaluation.suite import LoadedModel, keeps_aspect, setting_name
 
     loaded = LoadedModel(model, "online", (32, 32), "digest", "x.ckpt")
-    names = {setting_name("first", "joint", EvalConfig(keep_aspect=k), loaded, None) for k in (False, True)}
+    names = {setting_name("first", "joint", EvalConfig(), loaded, None, k) for k in (False, True)}
     assert len(names) == 2
+    assert keeps_aspect(EvalConfig(), "davis") and not keeps_aspect(EvalConfig(), "tapvid")
+    assert not keeps_aspect(EvalConfig(keep_aspect=False), "davis") and keeps_aspect(EvalConfig(keep_aspect=True),
+                                                                                     "tapvid")

@@ -57,6 +57,7 @@ def track(
     precision: str = "fp32",
     compile: bool = False,
     memory_check: bool = True,
+    input_size: tuple[int, int] | None = None,
 ) -> Prediction:
     """Track points through a video with the predictor that fits the model.
 
@@ -71,7 +72,9 @@ def track(
     Speed and memory (docs/tracker_model.md): precision "fp32" (default, reproduces the official outputs) or "bf16"
     (autocast; for GPUs); compile=True compiles the model's hot paths with torch.compile (opt-in: the first calls
     pay the compilation); memory_check estimates the request's memory first and raises
-    tracker.memory.InsufficientMemoryError (a ValueError, one line) if it does not fit.
+    tracker.memory.InsufficientMemoryError (a ValueError, one line) if it does not fit. input_size (h, w): the
+    size the frames are resized to for the model (default its model_resolution; tracker.common.pixels.
+    aspect_input_size gives one that keeps the video's aspect ratio); grids are laid out at that size.
     Returns Prediction with tracks (B, T, N, 2) float32, visible (B, T, N) bool (also readable as `visibility`),
     confidence (B, T, N) float32 (CPU tensors).
     """
@@ -80,7 +83,7 @@ def track(
     q = query_tensor(queries, v.shape[0], device)
     if compile:
         compile_hot_paths(model)
-    options = dict(precision=precision, memory_check=memory_check)
+    options = dict(precision=precision, memory_check=memory_check, input_size=input_size)
     if isinstance(model, CoTracker3Online):
         out = _track_online(OnlinePredictor(model, **options), v, q, grid_size, grid_query_frame, segm_mask,
                             backward_tracking, chunk_callback)

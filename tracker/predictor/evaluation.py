@@ -58,7 +58,8 @@ class EvaluationPredictor:
                 self.model, num_frames=T, num_points=per_call + self.grid_size**2, input_hw=(H, W),
                 mode="online_windows" if self.model.kind == "online" else "offline",
                 cached_frames=T if self.single_point else 0, precision=self.precision,
-                device=model_device(self.model), what="the evaluation predictor tracking")
+                device=model_device(self.model), what="the evaluation predictor tracking",
+                model_hw=self.interp_shape)
         with inference_context(self.model, self.precision):
             return self._predict(video, queries)
 

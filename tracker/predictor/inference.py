@@ -72,11 +72,12 @@ def to_input_px(tracks: torch.Tensor, size_in: tuple[int, int], size_model: tupl
 
 
 def set_shared_options(predictor, model: CoTracker3Base, support_grid_size: int, iters: int, threshold: float,
-                       precision: str, memory_check: bool) -> None:
-    """Set the options the offline and online predictors share on `predictor`: model, interp_shape (the model's
-    input resolution (h, w)), support_grid_size, iters, threshold (visibility), precision, memory_check."""
+                       precision: str, memory_check: bool, input_size: tuple[int, int] | None = None) -> None:
+    """Set the options the offline and online predictors share on `predictor`: model, interp_shape (the frames'
+    size (h, w) in the model: input_size, default the model's own model_resolution), support_grid_size, iters,
+    threshold (visibility), precision, memory_check."""
     predictor.model = model
-    predictor.interp_shape = tuple(model.model_resolution)
+    predictor.interp_shape = tuple(int(v) for v in (input_size or model.model_resolution))
     predictor.support_grid_size = support_grid_size
     predictor.iters = iters
     predictor.threshold = threshold

@@ -26,11 +26,13 @@ class OfflinePredictor:
     """Offline model at model resolution with a support grid, backward tracking, query correction (threshold 0.9).
 
     precision: "fp32" (default; reproduces the official outputs) or "bf16" (autocast). memory_check: estimate the
-    request's memory first and refuse it with InsufficientMemoryError (one line) if it does not fit."""
+    request's memory first and refuse it with InsufficientMemoryError (one line) if it does not fit. input_size
+    (h, w): the size frames are resized to for the model (default its model_resolution; sides multiples of 4)."""
 
     def __init__(self, model: CoTracker3Base, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.9,
-                 precision: str = "fp32", memory_check: bool = True):
-        set_shared_options(self, model, support_grid_size, iters, threshold, precision, memory_check)
+                 precision: str = "fp32", memory_check: bool = True,
+                 input_size: tuple[int, int] | None = None):
+        set_shared_options(self, model, support_grid_size, iters, threshold, precision, memory_check, input_size)
 
     def __call__(
         self,
@@ -56,7 +58,8 @@ class OfflinePredictor:
                 points = (queries.shape[1] if queries is not None else grid_size**2) + self.support_grid_size**2
             check_tracking_memory(self.model, num_frames=T, num_points=points, input_hw=(H, W), batch=B,
                                   mode="offline", cached_frames=T if many_calls else 0, precision=self.precision,
-                                  device=model_device(self.model), what="the offline predictor tracking")
+                                  device=model_device(self.model), what="the offline predictor tracking",
+                                  model_hw=self.interp_shape)
         with inference_context(self.model, self.precision), (
             self.model.cached_features(max_frames=max(T, 1)) if many_calls else contextlib.nullcontext()
         ):

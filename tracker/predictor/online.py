@@ -18,13 +18,15 @@ class OnlinePredictor:
 
     Memory does not grow with the clip length except for the outputs: each call encodes one window (overlapping
     frames come from a two-window feature cache in `track_video`) and `track_video` also takes an iterable of
-    chunks, so a clip never has to be in memory at once. precision / memory_check: as `OfflinePredictor`."""
+    chunks, so a clip never has to be in memory at once. precision / memory_check / input_size: as
+    `OfflinePredictor`."""
 
     def __init__(self, model: CoTracker3Online, *, support_grid_size: int = 6, iters: int = 6, threshold: float = 0.6,
-                 precision: str = "fp32", memory_check: bool = True):
+                 precision: str = "fp32", memory_check: bool = True,
+                 input_size: tuple[int, int] | None = None):
         if not isinstance(model, CoTracker3Online):
             raise TypeError("OnlinePredictor needs a CoTracker3Online model")
-        set_shared_options(self, model, support_grid_size, iters, threshold, precision, memory_check)
+        set_shared_options(self, model, support_grid_size, iters, threshold, precision, memory_check, input_size)
         self.step = model.window_len // 2
         self.queries: torch.Tensor | None = None
         self.N = 0
@@ -62,7 +64,8 @@ class OnlinePredictor:
             if self.memory_check:
                 check_tracking_memory(self.model, num_frames=self.model.window_len, num_points=q.shape[1],
                                       input_hw=(H, W), batch=B, mode="online_stream", cached_frames=2 * self.step,
-                                      precision=self.precision, device=device, what="the online predictor tracking")
+                                      precision=self.precision, device=device, what="the online predictor tracking",
+                                      model_hw=self.interp_shape)
             self.queries = q
             return None
         if self.queries is None:
