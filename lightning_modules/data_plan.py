@@ -7,7 +7,8 @@ values under the user's keys, which is what a run dir's config.yaml, the checkpo
 logger record (concrete values, as they always have).
 
 The model's input size has one name in lightning_modules code, `input_size`: (H, W) in pixels, the training crop,
-the size of the validation clips and what the model sees in benchmark validation and evaluation. Its other names:
+the size of the validation clips and what the model sees in benchmark validation and evaluation (mask benchmarks:
+its short side, at each video's aspect ratio). Its other names:
 
     data.resolution               YAML and the recorded config (unset in YAML: the sources' frame size)
     model.arch.model_resolution   YAML and the recorded config: the size the architecture's displacement encoding

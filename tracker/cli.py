@@ -249,7 +249,7 @@ def memory_error(err, args: argparse.Namespace, num_frames: int, height: int, wi
             streaming = CoTracker3Online()
         need = estimate_tracking_memory(streaming, num_frames=max(num_frames, streaming.window_len),
                                         num_points=points, input_hw=(height, width), mode="online_stream",
-                                        device=device)
+                                        device=device, model_hw=model_input_size(args, streaming, height, width))
         if need.total <= USABLE_FRACTION * err.available:
             fixes.append("--variant online (memory independent of the clip length)")
     model = "the online model" if online else "the offline model"
@@ -297,7 +297,7 @@ def run_track(args: argparse.Namespace) -> None:
         grid_size = DEFAULT_GRID if args.grid is None else args.grid
         if not 0 <= args.grid_query_frame < num_frames:
             raise CLIError(f"--grid-query-frame {args.grid_query_frame} outside the video's frames 0..{num_frames - 1}")
-        queries = None  # the grid is laid out at the model's resolution, known once it is loaded
+        queries = None  # the grid is laid out at the model's input size, known once the model is loaded
     print(f"video {args.video}: {num_frames} frames {width}x{height} @ {fps:g} fps")
     check_request_memory(args, num_frames, height, width, device, len(queries) if queries is not None else None,
                          grid_size)

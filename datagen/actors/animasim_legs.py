@@ -42,19 +42,20 @@ def _pose_matrices(bpy, arm, frames: np.ndarray, names: list[str]) -> np.ndarray
 
 def _fcurve_values(action, path: str, size: int, frames: np.ndarray) -> tuple[list, np.ndarray]:
     """The fcurves (path, 0..size-1) of ``action`` keyed at ``frames`` (created when missing, from the default
-    pose) and their values (K, size)."""
+    pose) and their values (K, size). RuntimeError for a curve keyed at other frames (the retimed action has one key
+    per key frame on every curve)."""
     curves, values = [], np.empty((len(frames), size))
     for i in range(size):
         fc = action.fcurves.find(path, index=i)
-        if fc is None or len(fc.keyframe_points) != len(frames):
+        if fc is None:
             default = 1.0 if path.endswith("rotation_quaternion") and i == 0 else 0.0
-            if fc is not None:
-                action.fcurves.remove(fc)
-            fc = action.fcurves.new(path, index=i, action_group=path.split('"')[1])
+            fc = action.fcurves.new(path, index=i, action_group=path.split('"')[1] if '"' in path else "")
             fc.keyframe_points.add(len(frames))
             fc.keyframe_points.foreach_set("co", np.stack([frames, np.full(len(frames), default)], 1).ravel())
-        co = np.empty(2 * len(frames))
+        co = np.empty(2 * len(fc.keyframe_points))
         fc.keyframe_points.foreach_get("co", co)
+        if len(co) != 2 * len(frames) or not np.allclose(co[0::2], frames):
+            raise RuntimeError(f"{action.name}: {path}[{i}] is not keyed once per key frame")
         curves.append(fc)
         values[:, i] = co[1::2]
     return curves, values
@@ -70,11 +71,13 @@ def _set_values(curves: list, frames: np.ndarray, values: np.ndarray) -> None:
 
 def pin_feet(bpy, arm, frames: np.ndarray, withers_m: float) -> np.ndarray:
     """Pin the standing feet of ``arm`` over its key ``frames`` (K,); returns the world offsets applied (K, 4, 3)
-    (zeros for a rig without the four legs)."""
+    (zeros, nothing changed, for a rig without the four legs as LEGS and TOES describe them)."""
     from mathutils import Matrix
 
     bones = arm.data.bones
-    if not all(n in bones for n in (*TOES, *(n for leg in LEGS for n in leg))):
+    if not all(n in bones for n in (*TOES, *(n for leg in LEGS for n in leg))) or any(
+            bones[lower].parent is None or bones[lower].parent.name != upper or bones[control].parent is not None
+            for upper, lower, control in LEGS):
         return np.zeros((len(frames), len(LEGS), 3))
     frames = np.asarray(frames, np.float64)
     parents = [bones[upper].parent.name for upper, _, _ in LEGS]

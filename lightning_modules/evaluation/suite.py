@@ -148,7 +148,10 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
     results = []
     for bench in cfg.benchmarks:
         fmt = resolve_format(bench)
-        keep = keeps_aspect(cfg, fmt)
+        try:
+            keep = keeps_aspect(cfg, fmt)
+        except ValueError as exc:  # an unknown format: the one line reading the benchmark would give
+            raise EvalError(f"benchmark {bench.name}: {one_line(exc)}") from None
         rows = score_benchmark(bench, runners, cache=cache, progress=cfg.progress, fmt=fmt,
                                setting=lambda q, m, b=bench, k=keep: setting_name(q, m, cfg, loaded, b.max_frames, k))
         results += [{**row, "keep_aspect": keep} for row in rows]

@@ -77,8 +77,9 @@ def benchmark_loaders(examples: list[list[EvalExample]], rank: int, world: int) 
 def score_example(model: Any, ex: EvalExample, input_size: Sequence[int], iters: int, groups: Any = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
     """(model scores, zero-motion scores) of one example with the joint evaluation predictor, the model run at
-    `input_size` (H, W); a mask example also gets its score under mask_consistency_<its group> (`groups`: the
-    benchmark's, None: the default groups)."""
+    `input_size` (H, W) (a mask example: its short side at the video's aspect ratio, predict.TrackerRunner's
+    default, as `make eval` runs it); a mask example also gets its score under mask_consistency_<its group>
+    (`groups`: the benchmark's, None: the default groups)."""
     from .predict import TrackerRunner
 
     device = next(model.parameters()).device

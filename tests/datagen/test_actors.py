@@ -217,6 +217,9 @@ def test_foot_pinning_holds_standing_feet_and_leg_ik_reaches_them():
     assert np.abs(held - feet[:8, 0, :2].mean(0)).max() < 1e-12  # pinned at the mean of the stance
     assert np.allclose(off[8, 0], 0.5 * off[7, 0]) and np.abs(off[9:, 0]).max() == 0  # fades out in the swing
     assert np.abs(off[:, 1:]).max() == 0
+    # a stance that needs more than max_offset (a gliding foot: here up to 7 cm) is left alone
+    assert np.abs(fp.stance_offsets(feet, tol=0.01, floor_tol=0.05, max_offset=0.05)).max() == 0
+    assert np.abs(fp.stance_offsets(feet, tol=0.01, floor_tol=0.05, max_offset=0.08)[:8, 0]).max() > 0.06
 
     rng = np.random.default_rng(0)
     hip = rng.normal(0, 0.1, (50, 3)) + [0, 0, 1.0]

@@ -122,7 +122,8 @@ def test_eval_errors_are_one_line(tiny_checkpoint, benchmarks, tmp_path) -> None
     for args, words in ((["DATA=" + str(evil)], "refused to load"),
                         (["DATA=" + str(tmp_path / "missing.pkl")], "no TAP-Vid pickle matches"),
                         ([f"DATA={benchmarks['tapvid']}", "ARGS=modes=[fast]"], "modes must be"),
-                        ([f"DATA={benchmarks['tapvid']}", "ARGS=itres=3"], "unknown config key 'itres'")):
+                        ([f"DATA={benchmarks['tapvid']}", "ARGS=itres=3"], "unknown config key 'itres'"),
+                        ([f"DATA={benchmarks['tapvid']}", "ARGS=--format nope"], "unknown data format 'nope'")):
         proc = _make_eval(f"CKPT={ckpt}", *args)
         err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode != 0 and len(err) == 1 and words in err[0], proc.stderr
@@ -157,6 +158,7 @@ def test_davis_masks_print_a_mask_consistency_table(tiny_checkpoint, davis_folde
     assert "AJ" not in proc.stdout and "delta_avg" not in proc.stdout
     (row,) = json.loads((out / "eval.json").read_text())["results"]
     assert row["metric"] == "mask_consistency" and row["format"] == "davis" and row["num_videos"] == 3
+    assert row["keep_aspect"] and f"for {row['benchmark']} of short side" in proc.stdout  # the default for masks
     kite = row["per_video"][1]
     assert kite["num_frames"] == 8 and kite["num_queries"] > 0
     assert set(kite["model"]) == {"mask_consistency"}
@@ -170,6 +172,7 @@ def test_davis_masks_print_a_mask_consistency_table(tiny_checkpoint, davis_folde
                  "--data", str(davis_folder), "--max-frames", "8", "--out", str(tmp_path / "both"),
                  f"cache_dir={cache}"]) == 0
     md = (tmp_path / "both" / "eval.md").read_text().splitlines()
+    assert "of short side" in md[0] and "tapvid" not in md[0]  # only the mask benchmark kept its aspect ratio
     heads = [i for i, ln in enumerate(md) if ln.startswith("| benchmark")]
     assert len(heads) == 2 and "AJ" in md[heads[0]] and "mask consistency" in md[heads[1]]
     assert all("tapvid-0" in ln for ln in md[heads[0] + 2: heads[1]] if ln.startswith("|"))

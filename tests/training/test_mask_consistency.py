@@ -269,8 +269,8 @@ def test_keep_aspect_gives_each_video_a_model_input_of_its_own_aspect_ratio():
     from lightning_modules.evaluation.suite import LoadedModel, keeps_aspect, setting_name
 
     loaded = LoadedModel(model, "online", (32, 32), "digest", "x.ckpt")
-    names = {setting_name("first", "joint", EvalConfig(), loaded, None, k) for k in (False, True)}
-    assert len(names) == 2
+    names = [setting_name("first", "joint", EvalConfig(), loaded, None, k) for k in (False, True)]
+    assert "-aspect" not in names[0] and "-aspect" in names[1]
     assert keeps_aspect(EvalConfig(), "davis") and not keeps_aspect(EvalConfig(), "tapvid")
     assert not keeps_aspect(EvalConfig(keep_aspect=False), "davis") and keeps_aspect(EvalConfig(keep_aspect=True),
                                                                                      "tapvid")

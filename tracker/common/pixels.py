@@ -30,10 +30,10 @@ def rescale_xy(xy: Array, size_from: tuple[int, int], size_to: tuple[int, int]) 
 
 def aspect_input_size(input_size: tuple[int, int], source_hw: tuple[int, int]) -> tuple[int, int]:
     """The model input (H, W) for a video of source_hw (H, W) that keeps the video's aspect ratio: the short side of
-    input_size, the long side in proportion, rounded to a multiple of 8 (model inputs must be multiples of the
-    encoder's stride 4, tracker.model.input_size_problem; the long side is never shorter than the short one, so the
-    size stays valid). An 854x480 video with a 128x128 model: 128x224; with the official 384x512: 384x680."""
+    input_size, the long side in proportion, rounded to a multiple of 8 and never below the short side (model inputs
+    must be multiples of the encoder's stride 4, tracker.model.input_size_problem). An 854x480 video with a 128x128
+    model: 128x224; with the official 384x512: 384x680."""
     short = min(input_size)
     h, w = source_hw
-    long = max(8, int(round(short * max(h, w) / min(h, w) / 8)) * 8)
+    long = max(short, int(round(short * max(h, w) / min(h, w) / 8)) * 8)
     return (short, long) if w >= h else (long, short)
