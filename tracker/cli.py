@@ -188,7 +188,7 @@ def model_input_size(args: argparse.Namespace, model, height: int, width: int) -
     from tracker.common.pixels import aspect_input_size
 
     model_hw = tuple(int(v) for v in model.model_resolution)
-    return aspect_input_size(model_hw, (height, width)) if getattr(args, "keep_aspect", False) else model_hw
+    return aspect_input_size(model_hw, (height, width)) if args.keep_aspect else model_hw
 
 
 def check_request_memory(args: argparse.Namespace, num_frames: int, height: int, width: int, device: str,

@@ -52,6 +52,8 @@ def _fcurve_values(action, path: str, size: int, frames: np.ndarray) -> tuple[li
             fc = action.fcurves.new(path, index=i, action_group=path.split('"')[1] if '"' in path else "")
             fc.keyframe_points.add(len(frames))
             fc.keyframe_points.foreach_set("co", np.stack([frames, np.full(len(frames), default)], 1).ravel())
+            for k in fc.keyframe_points:  # linear like the rest of the retimed action (animasim._linear)
+                k.interpolation = "LINEAR"
         co = np.empty(2 * len(fc.keyframe_points))
         fc.keyframe_points.foreach_get("co", co)
         if len(co) != 2 * len(frames) or not np.allclose(co[0::2], frames):
@@ -64,8 +66,6 @@ def _fcurve_values(action, path: str, size: int, frames: np.ndarray) -> tuple[li
 def _set_values(curves: list, frames: np.ndarray, values: np.ndarray) -> None:
     for i, fc in enumerate(curves):
         fc.keyframe_points.foreach_set("co", np.stack([frames, values[:, i]], 1).ravel())
-        for k in fc.keyframe_points:
-            k.interpolation = "LINEAR"
         fc.update()
 
 

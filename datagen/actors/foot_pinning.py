@@ -6,9 +6,8 @@ foot still slides by what it disagrees with the others. Here every foot is pinne
 
 * ``stance_offsets``: a foot stands while its height is within ``tol`` of its lowest height in the clip (and that
   lowest height is near the floor, so a foot that never lands in the clip is left alone); over each stance run of
-  MIN_RUN frames or more its
-  horizontal position is held at the run's mean position, the offset fading out over the swing frames next to the
-  run (half, then nothing), so the foot lands and lifts off smoothly.
+  MIN_RUN frames or more its horizontal position is held at the run's mean position, the offset fading out over the
+  swing frames next to the run (half, then nothing), so the foot lands and lifts off smoothly.
 * ``two_bone_ik``: the upper and lower leg bones rotated so that the leg's end reaches the pinned position, the knee
   kept in the plane of its own bend (the clip's knee direction), the reach clamped to the leg's length.
 

@@ -58,7 +58,8 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
 
 def keeps_aspect(cfg: EvalConfig, fmt: str) -> bool:
     """Whether a benchmark of format `fmt` gives each video a model input of its own aspect ratio: cfg.keep_aspect,
-    or when that is None (the default) only mask benchmarks (predict.TrackerRunner's rule)."""
+    or when that is None (the default) only mask benchmarks (the rule predict.TrackerRunner applies per example when
+    it is given no decision)."""
     from datagen.formats import reader_class
 
     return cfg.keep_aspect if cfg.keep_aspect is not None else reader_class(fmt).labels == "masks"
@@ -142,9 +143,6 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
     loaded = loaded or load_model(cfg.checkpoint, cfg.variant, cfg.device, cfg.resolution)
     cache_root = None if not cfg.cache else (cfg.cache_dir or default_cache_dir() / "eval-predictions")
     cache = PredictionCache(cache_root, loaded.digest)
-    runners = {mode: TrackerRunner(loaded.model, input_resolution=loaded.input_resolution, mode=mode,
-                                   iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device,
-                                   keep_aspect=cfg.keep_aspect) for mode in cfg.modes}
     results = []
     for bench in cfg.benchmarks:
         fmt = resolve_format(bench)
@@ -152,6 +150,10 @@ def run_suite(cfg: EvalConfig, loaded: Optional[LoadedModel] = None) -> dict[str
             keep = keeps_aspect(cfg, fmt)
         except ValueError as exc:  # an unknown format: the one line reading the benchmark would give
             raise EvalError(f"benchmark {bench.name}: {one_line(exc)}") from None
+        # the runners get the benchmark's decision, so the cache's setting name and the model's input agree
+        runners = {mode: TrackerRunner(loaded.model, input_resolution=loaded.input_resolution, mode=mode,
+                                       iters=cfg.iters, grid_size=cfg.grid_size, device=cfg.device, keep_aspect=keep)
+                   for mode in cfg.modes}
         rows = score_benchmark(bench, runners, cache=cache, progress=cfg.progress, fmt=fmt,
                                setting=lambda q, m, b=bench, k=keep: setting_name(q, m, cfg, loaded, b.max_frames, k))
         results += [{**row, "keep_aspect": keep} for row in rows]
