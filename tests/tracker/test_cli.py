@@ -144,7 +144,7 @@ def test_missing_queries_file(clip, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # End to end: fixture weights saved as an official-format checkpoint, the real demo clip, CLI vs Python API.
 
-MAX_FRAMES = 24
+MAX_FRAMES = 12
 GRID = 5
 
 
