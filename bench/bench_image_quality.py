@@ -1,6 +1,7 @@
 """Are the rendered frames clean, and at what cost? For each data preset, renders the same scenes (the preset's
-first seeds) with the preset's settings and with variants, and once as a high-sample reference (--ref-spp, default
-512 samples per pixel, no denoising, no adaptive sampling), then prints one line per preset and variant:
+first seeds) with the preset's settings and with variants, and as a high-sample reference (--ref-spp, default
+512 samples per pixel, no denoising, no adaptive sampling; one per distinct scene: a variant that changes the scene,
+its lighting say, gets its own), then prints one line per preset and variant:
 
     bench_image_quality preset=face_closeup variant=preset res=128 frames=4 scenes=2 s_per_scene=11.8
         psnr_db=34.6,18.3 min_psnr_db=18.3 time_ratio=1.00
@@ -17,6 +18,7 @@ one-sample pass (scene.exact_gt_pass, datagen.scene.render._render_passes) whate
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -64,7 +66,7 @@ def _render(cfg, seed: int, workdir: Path, threads: int | None) -> tuple[np.ndar
 
 
 def _save_sheet(path: Path, panels: list[list[np.ndarray]]) -> None:
-    """Rows = scenes, columns = reference then the variants (uint8 frames (H, W, 3))."""
+    """Rows = scenes, columns = each reference then the variants scored against it (uint8 frames (H, W, 3))."""
     from PIL import Image
 
     rows = [np.concatenate([column[i] for column in panels], axis=1) for i in range(len(panels[0]))]
@@ -81,10 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--scenes", type=int, default=2, help="N scene seeds of the preset")
     p.add_argument("--first-scene", type=int, default=0, help="scene index of the first (default 0)")
-    p.add_argument("--ref-spp", type=int, default=512, help="samples per pixel of the reference (>= 512)")
+    p.add_argument("--ref-spp", type=int, default=512,
+                   help="samples per pixel of the reference (>= 512); 0: no reference, seconds only (a first "
+                        "render, not counted, takes Blender's first-render costs off the first variant)")
     p.add_argument("--threads", type=int, default=None, help="Cycles threads (default: every core)")
-    p.add_argument("--save", default=None, help="write <preset>.png there: first frame of each scene, reference "
-                                                "then each variant, side by side")
+    p.add_argument("--save", default=None, help="write <preset>.png there: first frame of each scene, side by side: "
+                                                "each reference, then the variants scored against it")
     p.add_argument("--set", default="", help="key=value,... applied to every render (reference included)")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME:key=value,key=value (repeatable); 'preset' (no overrides) always comes first")
@@ -99,18 +103,29 @@ def main(argv: list[str] | None = None) -> None:
             base = _scene_cfg(preset, args.res, args.frames, common)
             seeds = [derive_seed(base.generate.base_seed, i, 0)
                      for i in range(args.first_scene, args.first_scene + args.scenes)]
-            ref_cfg = _scene_cfg(preset, args.res, args.frames,
-                                 [*common, *REFERENCE, f"scene.samples_per_pixel={args.ref_spp}"])
-            refs = [_render(ref_cfg, s, Path(tmp) / f"{preset}-ref-{s}", args.threads)[0] for s in seeds]
+            references: dict[str, list[np.ndarray]] = {}  # reference renders by their resolved scene config
             first_time = None
-            panels = [[ref[0] for ref in refs]]
+            panels = []
+            if not args.ref_spp:
+                _render(_scene_cfg(preset, args.res, args.frames, common + variants[0][1]), seeds[0],
+                        Path(tmp) / f"{preset}-warmup", args.threads)
             for name, overrides in variants:
+                # A variant that changes the scene (its lighting, say) is scored against a reference of that
+                # scene; variants of the colour settings alone share the preset's.
+                ref_cfg = _scene_cfg(preset, args.res, args.frames, [
+                    *common, *overrides, *REFERENCE, f"scene.samples_per_pixel={max(args.ref_spp, 1)}"])
+                key = json.dumps(ref_cfg.to_dict()["scene"], sort_keys=True)
+                if key not in references and args.ref_spp:
+                    references[key] = [_render(ref_cfg, s, Path(tmp) / f"{preset}-ref{len(references)}-{s}",
+                                               args.threads)[0] for s in seeds]
+                    panels.append([ref[0] for ref in references[key]])
+                refs = references.get(key, [None] * len(seeds))
                 panels.append([])
                 cfg = _scene_cfg(preset, args.res, args.frames, common + overrides)
                 scores, seconds = [], []
                 for seed, ref in zip(seeds, refs):
                     video, dt = _render(cfg, seed, Path(tmp) / f"{preset}-{name}-{seed}", args.threads)
-                    scores.append(psnr(video, ref))
+                    scores.append(psnr(video, ref) if ref is not None else float("nan"))
                     seconds.append(dt)
                     panels[-1].append(video[0])
                 per_scene = sum(seconds) / len(seconds)

@@ -110,7 +110,7 @@ def _check(cfg: DataConfig) -> None:
         fail("scene.step_rate", f"must be a multiple of scene.fps={s.fps}, got {s.step_rate}")
     if s.denoising_quality not in ("high", "balanced", "fast"):
         fail("scene.denoising_quality", f"must be high, balanced or fast, got {s.denoising_quality!r}")
-    for key in ("clamp_direct", "clamp_indirect", "filter_glossy"):
+    for key in ("clamp_direct", "clamp_indirect", "filter_glossy", "world_light_blur_deg"):
         if not getattr(s, key) >= 0:  # also rejects NaN
             fail(f"scene.{key}", f"must be >= 0, got {getattr(s, key)}")
     if s.samples_per_pixel < 1:

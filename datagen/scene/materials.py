@@ -96,14 +96,23 @@ def panorama_material(bpy, name: str, pano: Panorama):
     return mat
 
 
-def panorama_world(bpy, renderer, pano: Panorama) -> None:
+def panorama_world(bpy, renderer, pano: Panorama, light_blur_deg: float = 0.0) -> None:
     """Light the scene with the panorama: Kubric's world shader (Background for non-camera rays mixed with one
-    for camera rays) gets the environment texture with the same yaw and strength on both."""
+    for camera rays) gets the environment texture with the same yaw and strength on both; with `light_blur_deg`
+    the non-camera rays see it blurred, its sun (if it has one) made a lamp (datagen.scene.world_light)."""
+    from datagen.scene import world_light
+
     image = bpy.data.images.load(pano.path, check_existing=True)
+    light = image
+    if light_blur_deg > 0:
+        light, sun = world_light.light_image(bpy, image, light_blur_deg)
+        if sun is not None:
+            world_light.add_sun(bpy, sun, pano.rotation, pano.strength)
     tree = bpy.context.scene.world.node_tree
-    for tex, mapping, background in ((renderer.ambient_hdri_node, renderer.illum_mapping_node, renderer.ambient_node),
-                                     (renderer.bg_hdri_node, renderer.bg_mapping_node, renderer.bg_node)):
-        tex.image = image
+    for tex, mapping, background, img in (
+            (renderer.ambient_hdri_node, renderer.illum_mapping_node, renderer.ambient_node, light),
+            (renderer.bg_hdri_node, renderer.bg_mapping_node, renderer.bg_node, image)):
+        tex.image = img
         mapping.vector_type = "VECTOR"
         mapping.inputs["Rotation"].default_value = (0.0, 0.0, pano.rotation)
         tree.links.new(tex.outputs["Color"], background.inputs["Color"])
@@ -114,7 +123,7 @@ def panorama_world(bpy, renderer, pano: Panorama) -> None:
     # Cycles' data between frames: without that the build cost seconds per frame).
     world = bpy.context.scene.world.cycles
     world.sampling_method = "MANUAL"
-    world.sample_map_resolution = int(np.clip(2 * image.size[0], 256, 2048))
+    world.sample_map_resolution = int(np.clip(2 * light.size[0], 256, 2048))
 
 
 def set_material(renderer, asset, material) -> None:

@@ -145,7 +145,7 @@ def build_scene(kb, bpy, scene, renderer, cfg: SceneConfig, rng, workdir: Path, 
     pano = add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, built)
     add_lights(kb, scene, cfg, rng, pano)
     if pano is not None:
-        panorama_world(bpy, renderer, pano)
+        panorama_world(bpy, renderer, pano, cfg.world_light_blur_deg)
         # Without persistent data Cycles rebuilds the world's importance map for every frame (64x64, 3 frames:
         # 17.7 s instead of 1.8 s under load); it is switched off again before the GT pass (_render_passes).
         bpy.context.scene.render.use_persistent_data = True

@@ -68,6 +68,7 @@ def test_overrides_apply_and_types_convert():
     (["scene.denoising_quality=best"], "scene.denoising_quality"),
     (["scene.clamp_indirect=-1"], "scene.clamp_indirect"),
     (["scene.clamp_direct=nan"], "scene.clamp_direct"),
+    (["scene.world_light_blur_deg=-3"], "scene.world_light_blur_deg"),
     (["generate.scene_process=lukewarm"], "generate.scene_process"),
     (["generate.warm_imports=[bpy, 'os; rm -rf']"], "generate.warm_imports"),
 ])

@@ -1,5 +1,5 @@
-"""datagen.scene.cycles_device with real renders: denoising and adaptive sampling change the RGB video only (the
-ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu` without a GPU is an
+"""datagen.scene.cycles_device with real renders: denoising, adaptive sampling and a blurred world light change the
+RGB video only (the ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu` without a GPU is an
 error before anything renders."""
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ def _cfg(**kw) -> SceneConfig:
     return SceneConfig(**{**base, **kw})
 
 
-def test_denoising_and_adaptive_sampling_keep_ground_truth_exact(tmp_path):
+def test_denoising_adaptive_sampling_and_world_light_blur_keep_ground_truth_exact(tmp_path):
     pytest.importorskip("bpy")
     from datagen.scene.render import render_scene
 
-    plain = render_scene(_cfg(render_device="cpu"), 11, tmp_path / "plain").sample
-    fancy = render_scene(_cfg(render_device="cpu", use_denoising=True, adaptive_sampling=True), 11,
-                         tmp_path / "fancy").sample
+    plain = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"]), 11, tmp_path / "plain").sample
+    fancy = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"], use_denoising=True,
+                              adaptive_sampling=True, world_light_blur_deg=12.0), 11, tmp_path / "fancy").sample
+    assert plain.meta["assets"] == fancy.meta["assets"]  # the same panorama, yaw and strength
     np.testing.assert_array_equal(fancy.tracks, plain.tracks)
     np.testing.assert_array_equal(fancy.visibility, plain.visibility)
     np.testing.assert_array_equal(fancy.tracks3d, plain.tracks3d)
