@@ -31,6 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 REFERENCE = ["scene.use_denoising=false", "scene.adaptive_sampling=false"]  # + scene.samples_per_pixel=--ref-spp
+# Settings a 512-sample undenoised reference does not depend on: variants that differ only in these (and in the
+# colour pass's samples, denoising and adaptive sampling) share one reference.
+NOT_IN_REFERENCE = ("denoising_quality", "render_device", "persistent_data", "exact_gt_pass", "render_timeout_s",
+                    "verbose")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                 # scene; variants of the colour settings alone share the preset's.
                 ref_cfg = _scene_cfg(preset, args.res, args.frames, [
                     *common, *overrides, *REFERENCE, f"scene.samples_per_pixel={max(args.ref_spp, 1)}"])
-                key = json.dumps(ref_cfg.to_dict()["scene"], sort_keys=True)
+                key = json.dumps({k: v for k, v in ref_cfg.to_dict()["scene"].items() if k not in NOT_IN_REFERENCE},
+                                 sort_keys=True)
                 if key not in references and args.ref_spp:
                     references[key] = [_render(ref_cfg, s, Path(tmp) / f"{preset}-ref{len(references)}-{s}",
                                                args.threads)[0] for s in seeds]

@@ -117,10 +117,11 @@ def panorama_world(bpy, renderer, pano: Panorama, light_blur_deg: float = 0.0) -
         mapping.inputs["Rotation"].default_value = (0.0, 0.0, pano.rotation)
         tree.links.new(tex.outputs["Color"], background.inputs["Color"])
         background.inputs["Strength"].default_value = pano.strength
-    # The world's light-importance map: twice as wide as the image (<= 2048). Coarser maps miss small bright suns
-    # (Blender's city/interior/sunrise HDRIs: ~3e4 in a few pixels) and speckle every lit surface with noise
-    # (seen at 256, 1024; clean at 2048 on a 1024-px HDRI). It is built once per pass (render_scene keeps
-    # Cycles' data between frames: without that the build cost seconds per frame).
+    # The world's light-importance map: twice as wide as the image that lights (<= 2048). Coarser maps of a sharp
+    # panorama miss small bright suns (Blender's city/interior/sunrise HDRIs: ~3e4 in a few pixels) and speckle
+    # every lit surface with noise (seen at 256, 1024; clean at 2048 on a 1024-px HDRI); a blurred one (256 px,
+    # its sun a lamp) needs no more than 512. It is built once per pass (render_scene keeps Cycles' data between
+    # frames: without that the build cost seconds per frame).
     world = bpy.context.scene.world.cycles
     world.sampling_method = "MANUAL"
     world.sample_map_resolution = int(np.clip(2 * light.size[0], 256, 2048))

@@ -19,7 +19,7 @@ import numpy as np
 
 SUN_MAX_RADIUS_DEG = 4.0  # a sun is compact: its bright pixels lie within this of the brightest one
 SUN_MIN_SHARE = 0.2  # ... and cast at least this share of the panorama's light (else: lamps, overcast sky)
-SUN_LEVEL = 0.02  # pixels brighter than this fraction of the peak, within the radius, belong to the sun
+SUN_LEVEL = 0.02  # pixels brighter than this fraction of the peak (3x3 mean), within the radius, are the sun
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # linear Rec.709 luminance
 
 
@@ -46,15 +46,22 @@ def directions(h: int, w: int, rows: slice = slice(None)) -> np.ndarray:
 def split_sun(px: np.ndarray) -> tuple[Sun | None, np.ndarray]:
     """Take a compact sun out of the panorama `px` (H, W, 3): -> (the sun or None, the panorama without it: its
     pixels lowered to the level around them)."""
+    from scipy.ndimage import uniform_filter
+
     h, w = px.shape[:2]
     lum = px @ LUMA
     solid = cos_latitude(h)[..., 0] * (2 * np.pi / w) * (np.pi / h)  # (h, 1) steradians per pixel
     light = float((lum * solid).sum())
-    # Only the rows within three radii of the peak can hold its disc and ring (a tenth of a 1024-px panorama).
-    peak_row = int(np.argmax(lum.max(axis=1)))
+    if not light > 0:
+        return None, px
+    # The peak of the 3x3 mean: a lone hot pixel (lossy compression rings around suns) is no sun.
+    smooth = uniform_filter(lum, size=3, mode=("nearest", "wrap"))
+    peak = np.unravel_index(np.argmax(smooth), lum.shape)
+    # Only the rows within three radii of the peak can hold its disc and ring (about a seventh of the panorama).
     reach = int(np.ceil(3 * SUN_MAX_RADIUS_DEG / 180.0 * h)) + 1
-    band = slice(max(peak_row - reach, 0), min(peak_row + reach + 1, h))
-    sun, rest = _split_band(px[band], lum[band], solid[band], directions(h, w, band), light)
+    band = slice(max(peak[0] - reach, 0), min(peak[0] + reach + 1, h))
+    sun, rest = _split_band(px[band], lum[band], solid[band], directions(h, w, band), (peak[0] - band.start, peak[1]),
+                            SUN_LEVEL * float(smooth[peak]), light)
     if sun is None:
         return None, px
     out = px.copy()
@@ -62,30 +69,36 @@ def split_sun(px: np.ndarray) -> tuple[Sun | None, np.ndarray]:
     return sun, out
 
 
-def _split_band(px, lum, solid, dirs, light: float) -> tuple[Sun | None, np.ndarray]:
-    """split_sun on the rows around the peak: pixels (h, w, 3), luminance and solid angle (h, w), (h, 1),
-    directions (h, w, 3), and the whole panorama's light."""
-    w = px.shape[1]
-    cos_dist = dirs @ dirs[np.unravel_index(np.argmax(lum), lum.shape)]
-    bright = (cos_dist > np.cos(np.deg2rad(SUN_MAX_RADIUS_DEG))) & (lum > SUN_LEVEL * lum.max())
-    middle = (dirs * (lum * solid * bright)[..., None]).sum((0, 1))  # a flat-topped sun's brightest pixel may
-    cos_dist = dirs @ (middle / np.linalg.norm(middle))  # lie on its rim: the disc is centred on its light
+def _split_band(px, lum, solid, dirs, peak: tuple[int, int], level: float,
+                light: float) -> tuple[Sun | None, np.ndarray]:
+    """split_sun on the rows around the peak: pixels (h, w, 3), luminance (h, w) and solid angle (h, 1) of those
+    rows, their directions (h, w, 3), the peak's (row, column) among them, the luminance above which a pixel may
+    belong to the sun, and the whole panorama's light."""
+    cos_dist = dirs @ dirs[peak]
+    bright = (cos_dist > np.cos(np.deg2rad(SUN_MAX_RADIUS_DEG))) & (lum > level)
+    # The disc is centred on the sun's light, not on its brightest pixel (on a flat-topped sun: anywhere on it).
+    middle = (dirs * (lum * solid * bright)[..., None]).sum((0, 1))
+    cos_dist = dirs @ (middle / np.linalg.norm(middle))
     disc = cos_dist > np.cos(np.deg2rad(SUN_MAX_RADIUS_DEG))
     ring = (cos_dist > np.cos(np.deg2rad(2 * SUN_MAX_RADIUS_DEG))) & ~disc
     fill = np.median(px[ring], axis=0) if ring.any() else np.zeros(3, px.dtype)
-    sun_px = disc & (lum > SUN_LEVEL * lum.max())
+    sun_px = disc & (lum > level)
     excess = np.clip(px - fill, 0.0, None) * (sun_px * solid)[..., None]  # (h, w, 3) light above the fill
-    if (excess @ LUMA).sum() < SUN_MIN_SHARE * light:
-        return None, px
     weight = excess @ LUMA
+    if not weight.sum() >= SUN_MIN_SHARE * light:
+        return None, px
     centre = (dirs * weight[..., None]).sum((0, 1))
     centre /= np.linalg.norm(centre)
-    # Its size: the rms angle from its centre (2 (1 - cos) ~ angle^2), each pixel a square of the panorama's pixel
-    # pitch (variance pitch^2 / 6 over two axes); a uniform disc of radius R has rms R / sqrt(2).
-    pitch = 2 * np.pi / w
+    sun = Sun(centre, _angular_diameter(weight, dirs, centre, pitch=2 * np.pi / px.shape[1]), excess.sum((0, 1)))
+    return sun, np.where(sun_px[..., None], np.minimum(px, fill), px)
+
+
+def _angular_diameter(weight: np.ndarray, dirs: np.ndarray, centre: np.ndarray, pitch: float) -> float:
+    """The diameter (radians) of a uniform disc with the rms angle of the light `weight` (h, w) about `centre`
+    (2 (1 - cos) ~ angle^2), each pixel a square of side `pitch` (variance pitch^2 / 6 over two axes); a disc of
+    radius R has rms R / sqrt(2). Kept within [0.5 degrees, twice the largest sun radius]."""
     rms = np.sqrt((weight * 2 * (1 - np.clip(dirs @ centre, -1, 1))).sum() / weight.sum() + pitch ** 2 / 6)
-    angle = float(np.clip(2 * np.sqrt(2) * rms, np.deg2rad(0.5), np.deg2rad(2 * SUN_MAX_RADIUS_DEG)))
-    return Sun(centre, angle, excess.sum((0, 1))), np.where(sun_px[..., None], np.minimum(px, fill), px)
+    return float(np.clip(2 * np.sqrt(2) * rms, np.deg2rad(0.5), np.deg2rad(2 * SUN_MAX_RADIUS_DEG)))
 
 
 def blurred(px: np.ndarray, sigma_deg: float, width: int = 256) -> np.ndarray:
@@ -95,31 +108,49 @@ def blurred(px: np.ndarray, sigma_deg: float, width: int = 256) -> np.ndarray:
     from scipy.ndimage import gaussian_filter1d
 
     h, w = px.shape[:2]
-    f = max(1, w // width)
+    f = max(1, w // width)  # panoramas are 2^k x 2^(k-1): otherwise the last (< f) rows and columns are left out
     h2, w2 = max(1, h // f), max(1, w // f)
-    cos = cos_latitude(h2)
-    small = (px * cos_latitude(h))[: h2 * f, : w2 * f].reshape(h2, f, w2, f, 3).mean(axis=(1, 3)) / cos
+    cos = cos_latitude(h2).astype(np.float32)
+    small = (px * cos_latitude(h).astype(np.float32))[: h2 * f, : w2 * f].reshape(h2, f, w2, f, 3).mean(axis=(1, 3))
+    small /= cos
     light = (small * cos).sum()
-    sigma_px = sigma_deg * w2 / 360.0
-    small = gaussian_filter1d(small, sigma_px, axis=0, mode="nearest")
+    small = gaussian_filter1d(small, sigma_deg * h2 / 180.0, axis=0, mode="nearest")
+    sigma_col = sigma_deg * w2 / 360.0
     for row in range(h2):  # one row at a time: each latitude has its own width (h2 rows, once per scene)
-        small[row] = gaussian_filter1d(small[row], min(sigma_px / cos[row, 0, 0], w2), axis=0, mode="wrap")
-    # Spreading radiance along a meridian moves light into rows of another solid angle (a lamp at 70 degrees
-    # loses ~7 % of it): one factor gives the panorama its light back.
+        small[row] = gaussian_filter1d(small[row], min(sigma_col / cos[row, 0, 0], w2), axis=0, mode="wrap")
+    # Spreading radiance along a meridian moves light into rows of another solid angle (1-2 % of a lamp's): one
+    # factor gives the panorama its light back.
     return small * (light / max(float((small * cos).sum()), 1e-20))
+
+
+def world_direction(direction: np.ndarray, rotation: float) -> np.ndarray:
+    """(3,) the world direction that sees the panorama's `direction` when the world's mapping node turns the lookup
+    by `rotation` about +Z (it looks the texture up at Rz(rotation) @ world direction)."""
+    c, s = np.cos(rotation), np.sin(rotation)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) @ direction  # Rz(-rotation)
 
 
 # ----------------------------------------------------------------------------------------------------- bpy side
 def read_linear(image) -> np.ndarray:
-    """A Blender image's pixels as (H, W, 3) float32 linear RGB (8-bit sRGB images decoded: light, not its
-    encoding, is what gets blurred and measured)."""
+    """A Blender image's pixels as (H, W, 3) float32 linear RGB >= 0: 8-bit sRGB images decoded (light, not its
+    encoding, is what gets blurred and measured), float colour un-premultiplied as Cycles does, and the negative
+    values lossy EXR compression leaves around suns (down to -3,890 in one HDRI) clamped, which would otherwise
+    blur into a dark lobe of negative light."""
     w, h = image.size
-    px = np.empty(w * h * 4, np.float32)
-    image.pixels.foreach_get(px)
-    px = px.reshape(h, w, 4)[..., :3]
-    if not image.is_float and image.colorspace_settings.name.lower().startswith("srgb"):
-        px = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4).astype(np.float32)
-    return px
+    space = image.colorspace_settings.name
+    if not image.is_float and not space.lower().startswith(("srgb", "linear", "non-color")):
+        raise ValueError(f"panorama {image.filepath or image.name}: an 8-bit image in colour space {space!r} (the "
+                         "world light is measured in sRGB or linear images)")
+    rgba = np.empty(w * h * 4, np.float32)
+    image.pixels.foreach_get(rgba)
+    rgba = rgba.reshape(h, w, 4)
+    px = rgba[..., :3]
+    if image.is_float:
+        alpha = rgba[..., 3:]
+        px = np.where((alpha > 0) & (alpha < 1), px / np.maximum(alpha, 1e-6), px)
+    elif space.lower().startswith("srgb"):
+        px = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4)
+    return np.maximum(px, 0.0).astype(np.float32)
 
 
 def light_image(bpy, image, sigma_deg: float, width: int = 256):
@@ -139,8 +170,7 @@ def add_sun(bpy, sun: Sun, rotation: float, strength: float):
     node turns the lookup) at world `strength`: the same direction, angular size, colour and irradiance."""
     from mathutils import Vector
 
-    c, s = np.cos(rotation), np.sin(rotation)  # the world looks the texture up at Rz(rotation) @ direction
-    direction = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) @ sun.direction
+    direction = world_direction(sun.direction, rotation)
     power = sun.irradiance * strength
     light = bpy.data.lights.new("panorama_sun", type="SUN")
     light.energy = float(power.max())

@@ -1,6 +1,6 @@
-"""datagen.scene.cycles_device with real renders: denoising, adaptive sampling and a blurred world light change the
-RGB video only (the ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu` without a GPU is an
-error before anything renders."""
+"""datagen.scene.cycles_device with real renders: denoising, adaptive sampling and a blurred world light change
+the RGB video only (the ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu`
+without a GPU is an error before anything renders."""
 from __future__ import annotations
 
 import numpy as np
