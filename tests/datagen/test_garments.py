@@ -21,6 +21,24 @@ def test_every_fabric_pattern_is_drawn_and_looks_are_seeded():
     assert sum(mat_lib.FABRIC_P) == pytest.approx(1.0) and len(mat_lib.FABRIC_P) == len(mat_lib.FABRIC_PATTERNS)
 
 
+def test_lips_stand_out_from_every_skin_tone():
+    """Lips are redder than the skin; on light skin darker, on dark skin (HSV value < 0.45) as light or lighter:
+    a darker red vanished into dark skin on the contact sheets."""
+    import colorsys
+
+    looks = [mat_lib.Look.sample(np.random.default_rng(s)) for s in range(300)]
+    dark = 0
+    for look in looks:
+        (_, skin_s, skin_v), (lip_h, lip_s, lip_v) = colorsys.rgb_to_hsv(*look.skin), colorsys.rgb_to_hsv(*look.lips)
+        assert lip_s > skin_s + 0.1 and min(lip_h, 1 - lip_h) < 0.06  # redder (hue within ~20 degrees of red)
+        if skin_v < 0.45:
+            dark += 1
+            assert lip_v >= skin_v
+        else:
+            assert lip_v < 0.85 * skin_v
+    assert 30 < dark < 270  # both kinds were drawn
+
+
 def _render_cloth(bpy, make_material, rest_scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
     """A 1 m square of cloth with the material `make_material(bpy)` seen from above in orthographic view, lit by a
     sun; its `rest` attribute is its own position (x across the image, z = the image's y, upwards; scaled), plus

@@ -88,10 +88,13 @@ class Look:
         h, s, v = colorsys.rgb_to_hsv(*skin)
         skin = colorsys.hsv_to_rgb((h + rng.uniform(-0.015, 0.015)) % 1.0, np.clip(s * rng.uniform(0.85, 1.2), 0, 1),
                                    np.clip(v * rng.uniform(0.92, 1.05), 0, 1))
-        # lips: darker and redder than the skin
+        # lips: redder than the skin, and darker on light skin; on dark skin a darker red would vanish into it
+        # (seen on contact sheets), so there they are as light as the skin or lighter, more mauve
         lh, ls, lv = colorsys.rgb_to_hsv(*skin)
-        lips = colorsys.hsv_to_rgb((0.99 + rng.uniform(-0.02, 0.02)) % 1.0, np.clip(ls + rng.uniform(0.15, 0.3), 0, 1),
-                                   lv * rng.uniform(0.6, 0.8))
+        dark = lv < 0.45
+        lips = colorsys.hsv_to_rgb(((0.97 if dark else 0.99) + rng.uniform(-0.02, 0.02)) % 1.0,
+                                   np.clip(ls + rng.uniform(0.15, 0.3), 0, 1),
+                                   np.clip(lv * (rng.uniform(1.0, 1.3) if dark else rng.uniform(0.6, 0.8)), 0, 1))
         names = list(HAIR_COLORS)
         p = np.array([3, 3, 3, 2, 1.5, 0.5, 1, 0.5, 0.3])
         if age > 0.85:  # older people: grey/white more likely
