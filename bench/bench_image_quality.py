@@ -114,17 +114,19 @@ def main(argv: list[str] | None = None) -> None:
                 _render(_scene_cfg(preset, args.res, args.frames, common + variants[0][1]), seeds[0],
                         Path(tmp) / f"{preset}-warmup", args.threads)
             for name, overrides in variants:
-                # A variant that changes the scene (its lighting, say) is scored against a reference of that
-                # scene; variants of the colour settings alone share the preset's.
-                ref_cfg = _scene_cfg(preset, args.res, args.frames, [
-                    *common, *overrides, *REFERENCE, f"scene.samples_per_pixel={max(args.ref_spp, 1)}"])
-                key = json.dumps({k: v for k, v in ref_cfg.to_dict()["scene"].items() if k not in NOT_IN_REFERENCE},
-                                 sort_keys=True)
-                if key not in references and args.ref_spp:
-                    references[key] = [_render(ref_cfg, s, Path(tmp) / f"{preset}-ref{len(references)}-{s}",
-                                               args.threads)[0] for s in seeds]
-                    panels.append([ref[0] for ref in references[key]])
-                refs = references.get(key, [None] * len(seeds))
+                refs = [None] * len(seeds)
+                if args.ref_spp:
+                    # A variant that changes the scene (its lighting, say) is scored against a reference of that
+                    # scene; variants of the colour settings alone share the preset's.
+                    ref_cfg = _scene_cfg(preset, args.res, args.frames, [
+                        *common, *overrides, *REFERENCE, f"scene.samples_per_pixel={args.ref_spp}"])
+                    key = json.dumps({k: v for k, v in ref_cfg.to_dict()["scene"].items()
+                                      if k not in NOT_IN_REFERENCE}, sort_keys=True)
+                    if key not in references:
+                        references[key] = [_render(ref_cfg, s, Path(tmp) / f"{preset}-ref{len(references)}-{s}",
+                                                   args.threads)[0] for s in seeds]
+                        panels.append([ref[0] for ref in references[key]])
+                    refs = references[key]
                 panels.append([])
                 cfg = _scene_cfg(preset, args.res, args.frames, common + overrides)
                 scores, seconds = [], []

@@ -42,9 +42,10 @@ from datagen.actors import animasim_library
 from datagen.actors.animasim_legs import pin_feet
 from datagen.actors.base import (Actor, ActorContext, ActorKind, DeformingMesh, Spawn, ground_axes,
                                  require_known)
-from datagen.actors.coats import Coat, coat_material, luminance
+from datagen.actors.coats import Coat, coat_material
 from datagen.actors.planting import plant
 from datagen.actors.registry import register
+from datagen.colour import luminance
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from datagen.colour import luminance
+
 PATTERNS = ("plain", "spots", "dapple", "stripes", "brindle")
 PATTERN_P = (0.3, 0.25, 0.2, 0.1, 0.15)
 CREAM = (0.8, 0.78, 0.72)
 SOOT = (0.03, 0.03, 0.03)
-
-
-def luminance(rgb) -> float:
-    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datagen.colour import LUMA, srgb_to_linear
+
 SUN_MAX_RADIUS_DEG = 4.0  # a sun is compact: its bright pixels lie within this of the brightest one
 SUN_MIN_SHARE = 0.2  # ... and cast at least this share of the panorama's light (else: lamps, overcast sky)
 SUN_LEVEL = 0.02  # pixels brighter than this fraction of the peak (3x3 mean), within the radius, are the sun
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # linear Rec.709 luminance
 
 
 @dataclass
@@ -149,7 +150,7 @@ def read_linear(image) -> np.ndarray:
         alpha = rgba[..., 3:]
         px = np.where((alpha > 0) & (alpha < 1), px / np.maximum(alpha, 1e-6), px)
     elif space.lower().startswith("srgb"):
-        px = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4)
+        px = srgb_to_linear(px)
     return np.maximum(px, 0.0).astype(np.float32)
 
 

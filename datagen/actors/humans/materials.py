@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from datagen.actors.node_graph import WAVE_PERIOD, NodeGraph
+from datagen.colour import srgb_to_linear
 
 # Monk Skin Tone scale swatches (sRGB), lightest to darkest.
 SKIN_TONES = ["#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96", "#a07e56", "#825c43", "#604134",
@@ -34,11 +35,6 @@ IRIS_COLORS = {"dark_brown": "#2b1a0e", "brown": "#4a2c17", "hazel": "#6b5a2e", 
                "blue": "#4a6f98", "grey": "#7a8590"}
 FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit", "plaid", "floral", "camo")
 FABRIC_P = (0.24, 0.13, 0.1, 0.07, 0.12, 0.1, 0.09, 0.07, 0.05, 0.03)
-
-
-def srgb_to_linear(c):
-    c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def hex_rgb(h: str) -> tuple[float, float, float]:
