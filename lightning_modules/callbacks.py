@@ -197,6 +197,7 @@ class GracefulStop(Callback):
             return
         # On every rank, also those never signalled: the launching rank terminates the others when it exits.
         stop_signals.stopping()
+        delay_child_observer(stop_signals.grace_seconds())
         step = int(trainer.global_step)
         if step == self.start_step or step == self.saved_step:
             return  # nothing new since the restored or the newest saved checkpoint
@@ -208,3 +209,28 @@ class GracefulStop(Callback):
             print(f"warning: {err}", file=sys.stderr)
             return
         self.checkpoint = self.last_path
+
+
+def delay_child_observer(grace_s: float) -> None:
+    """On an agreed stop, keep Lightning's DDP launcher from killing this rank for the others' orderly exit.
+
+    Rank 0 of a run started by Lightning's subprocess launcher watches the ranks it launched from a thread
+    (`_ChildProcessObserver`, a look every 5 s) and SIGKILLs them all, itself included, as soon as one has exited
+    with a non-zero status. On an agreed stop every rank exits with 128 + SIGTERM; rank 0 writes the checkpoint
+    and finishes last, so a look between the two exits killed it (seen in CI: rank 0 ended by -9, without its
+    stop line). From here on rank 0 ends its children itself (stop_signals.exit_now), so the watcher's looks are
+    ignored for `grace_s` seconds; after that it acts as before (a rank 0 that hangs while stopping still ends).
+    No-op in processes without that thread (rank > 0, torchrun, srun, a single process)."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        look = getattr(thread, "_run", None)
+        if type(thread).__name__ != "_ChildProcessObserver" or not callable(look):
+            continue
+
+        def delayed(look=look) -> bool:  # -> True: the watcher stops looking
+            return look() if time.monotonic() >= deadline else False
+
+        thread._run = delayed  # the instance attribute shadows the method its loop calls

@@ -132,3 +132,29 @@ def test_forked_children_outlive_group_signals_while_the_parent_lives(tmp_path: 
     while not _gone(int(child)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(int(child))
+
+
+def test_agreed_ddp_stop_keeps_lightnings_launcher_from_killing_rank_0_for_a_grace_period() -> None:
+    """Lightning's DDP launcher thread (the real `_ChildProcessObserver`, looking every 0.05 s) kills the launching
+    process when a rank it started has exited non-zero: on an agreed stop every rank exits 143, and rank 0 (still
+    writing the checkpoint) must outlive the others' exits for the grace period; after it the watcher acts again.
+    A `sleep` process stands in for rank 0's pid, so the kill lands on it and not on pytest."""
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    from lightning_modules.callbacks import delay_child_observer
+
+    rank0 = subprocess.Popen(["sleep", "60"])
+    rank1 = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(0.3); sys.exit(143)"])
+    try:
+        observer = _ChildProcessObserver(main_pid=rank0.pid, child_processes=[rank1], sleep_period=0.05)
+        observer.start()
+        delay_child_observer(grace_s=1.5)
+        rank1.wait(timeout=30)
+        time.sleep(0.8)  # the watcher has looked ~15 times since rank 1 exited 143
+        assert rank0.poll() is None, "the launcher thread killed rank 0 during the agreed stop's grace period"
+        assert rank0.wait(timeout=10) == -signal.SIGKILL  # after the grace period it ends a rank 0 that lingers
+        observer.join(timeout=5)
+        assert not observer.is_alive()
+    finally:
+        rank0.kill()
+        rank0.wait()
