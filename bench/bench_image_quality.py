@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 REFERENCE = ["scene.use_denoising=false", "scene.adaptive_sampling=false"]  # + scene.samples_per_pixel=--ref-spp
 # Settings a 512-sample undenoised reference does not depend on: variants that differ only in these (and in the
 # colour pass's samples, denoising and adaptive sampling) share one reference.
-NOT_IN_REFERENCE = ("denoising_quality", "render_device", "persistent_data", "exact_gt_pass", "render_timeout_s",
-                    "verbose")
+NOT_IN_REFERENCE = ("denoising_quality", "adaptive_threshold", "adaptive_min_samples", "render_device",
+                    "persistent_data", "exact_gt_pass", "render_timeout_s", "verbose")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

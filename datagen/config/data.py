@@ -113,6 +113,10 @@ def _check(cfg: DataConfig) -> None:
     for key in ("clamp_direct", "clamp_indirect", "filter_glossy", "world_light_blur_deg"):
         if not getattr(s, key) >= 0:  # also rejects NaN
             fail(f"scene.{key}", f"must be >= 0, got {getattr(s, key)}")
+    if not s.adaptive_threshold > 0:
+        fail("scene.adaptive_threshold", f"must be > 0, got {s.adaptive_threshold}")
+    if s.adaptive_min_samples < 0:
+        fail("scene.adaptive_min_samples", f"must be >= 0 (0: Cycles' automatic), got {s.adaptive_min_samples}")
     if s.samples_per_pixel < 1:
         fail("scene.samples_per_pixel", f"must be >= 1, got {s.samples_per_pixel}")
     if s.use_denoising and s.samples_per_pixel < 2:
@@ -157,6 +161,10 @@ def _check(cfg: DataConfig) -> None:
             expand_files(getattr(s, key), suffixes, what)
         except FileNotFoundError as err:
             fail(f"scene.{key}", str(err))
+    bad = [k for k in s.floor_textures if k not in ("procedural", "image", "realistic")]
+    if bad or not s.floor_textures:
+        fail("scene.floor_textures", f"choices are procedural/image/realistic (non-empty), "
+                                     f"got {list(s.floor_textures)}")
     bad = [m for m in s.camera_motion if m not in ("static", "linear", "orbit")]
     if bad or not s.camera_motion:
         fail("scene.camera_motion", f"choices are static/linear/orbit (non-empty), got {list(s.camera_motion)}")

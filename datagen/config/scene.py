@@ -48,6 +48,10 @@ class SceneConfig:
     step_rate: int = 240  # physics steps per second (multiple of fps)
     samples_per_pixel: int = 32  # Cycles samples for the RGB image
     adaptive_sampling: bool = False  # Cycles adaptive sampling (stops converged pixels early)
+    # Cycles' adaptive sampling: noise threshold, and samples every pixel gets before it may stop (0 = Cycles'
+    # automatic 16 / threshold^0.3, i.e. >= 32: below that adaptive sampling stops nothing)
+    adaptive_threshold: float = 0.01
+    adaptive_min_samples: int = 0
     use_denoising: bool = False  # OpenImageDenoise on the RGB image only (docs/datagen_scenes.md "Clean frames")
     denoising_quality: str = "high"  # OpenImageDenoise: high | balanced | fast (Cycles' denoising_quality)
     motion_blur: list[float] = field(default_factory=lambda: [0.0, 0.0])  # vector-blur factor range
@@ -72,6 +76,8 @@ class SceneConfig:
     num_animals: int = 0  # shorthand for one more group {kind: animal, count: [n, n]}
     actor_spawn_half: float = 1.5  # actors (herd centres) stand in [-h, h]^2 at the middle frame (m)
     # --- appearance --------------------------------------------------------------------------
+    # "procedural" (random colours through a noise, checker, ...), "image" (pybullet_data's textures and
+    # image_textures) or "realistic" (wood, tiles, concrete, asphalt, lawn, carpet, paving: datagen.scene.floors)
     floor_textures: list[str] = field(default_factory=lambda: ["procedural", "image"])
     # dome also: "hdri" (a random HDRI: Blender's 8, @pmndrs/assets' 18 when installed, `hdri_dirs`, Kubric
     # sources with category "hdri") or a path/URL of an equirectangular panorama (HDRI or LDR). A panorama

@@ -12,6 +12,7 @@ import numpy as np
 
 from datagen.formats.sample import CATEGORY_NAMES
 from datagen.scene import assets as asset_lib
+from datagen.scene.floors import floor_material
 from datagen.scene.materials import Panorama, panorama_material, random_color, set_material, textured_material
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, b
     scene += dome
     floor_kind = cfg.floor_textures[rng.randint(len(cfg.floor_textures))]
     dome_kind = cfg.dome_textures[rng.randint(len(cfg.dome_textures))]
-    # object coords of the floor cube are in [-1, 1] (x r metres): 0.3-1 repeats per metre
-    set_material(renderer, floor, textured_material(bpy, "floor", rng, floor_kind, images,
-                                                      r * rng.uniform(0.3, 1.0)))
+    floor_facts = {"name": "floor", "texture": floor_kind}
+    if floor_kind == "realistic":  # wood, tiles, concrete, ... (datagen.scene.floors)
+        material, floor_facts["surface"] = floor_material(bpy, "floor", rng)
+    else:  # object coords of the floor cube are in [-1, 1] (x r metres): 0.3-1 repeats per metre
+        material = textured_material(bpy, "floor", rng, floor_kind, images, r * rng.uniform(0.3, 1.0))
+    set_material(renderer, floor, material)
     pano = None
     if dome_kind == "hdri":  # a random offline HDRI, or a texture of the Kubric sources with category "hdri"
         pool = [("file", p) for p in asset_lib.hdri_paths(cfg.hdri_dirs, cache)]
@@ -85,7 +89,7 @@ def add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, b
         b_dome.visible_glossy = False  # reflected HDRI sun on the dome is a firefly on every glossy surface)
         b_dome.visible_transmission = False
     built.category[floor] = built.category[dome] = 0
-    built.asset_ids += [{"name": "floor", "texture": floor_kind}, {"name": "dome", "texture": dome_kind}]
+    built.asset_ids += [floor_facts, {"name": "dome", "texture": dome_kind}]
     if pano is not None:
         built.asset_ids[-1].update(panorama=Path(pano.path).name, strength=pano.strength, yaw=pano.rotation)
     return pano

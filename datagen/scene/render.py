@@ -128,6 +128,8 @@ def _start_renderer(kb, bpy, cfg: SceneConfig, rng, workdir: Path, threads: int 
     cycles.caustics_reflective = cycles.caustics_refractive = cfg.caustics
     cycles.blur_glossy = cfg.filter_glossy
     cycles.denoising_quality = cfg.denoising_quality.upper()
+    cycles.adaptive_threshold = cfg.adaptive_threshold
+    cycles.adaptive_min_samples = cfg.adaptive_min_samples
     bpy.context.scene.render.use_persistent_data = cfg.persistent_data
     return scene, renderer, {"motion_blur": blur, "render_device": render_device}
 

@@ -69,6 +69,8 @@ def test_overrides_apply_and_types_convert():
     (["scene.clamp_indirect=-1"], "scene.clamp_indirect"),
     (["scene.clamp_direct=nan"], "scene.clamp_direct"),
     (["scene.world_light_blur_deg=-3"], "scene.world_light_blur_deg"),
+    (["scene.adaptive_threshold=0"], "scene.adaptive_threshold"),
+    (["scene.adaptive_min_samples=-1"], "scene.adaptive_min_samples"),
     (["generate.scene_process=lukewarm"], "generate.scene_process"),
     (["generate.warm_imports=[bpy, 'os; rm -rf']"], "generate.warm_imports"),
 ])

@@ -1,0 +1,205 @@
+"""Floors a camera could have seen (bpy): wood planks, tiles, concrete, asphalt, lawn, carpet, paving stones.
+
+The floor kinds "procedural" and "image" draw test patterns (two random colours through a noise or checker; the UV
+grids, number charts and logos that ship with pybullet_data) that no real room or street has. A "realistic" floor
+is one of FLOOR_SURFACES, built from Blender's own texture nodes: a layout (planks, tiles, stones) with per-element
+shade variation, grain or grit inside it, joints, a roughness that follows the material and a bump from the same
+pattern, in believable colours with a random hue, shade and size. All procedural: no asset file, no licence.
+
+Coordinates are the shading point's world position in metres (the floor never moves, so the pattern sticks to it),
+turned by a random yaw and shifted; the sizes below are in metres. The finest detail is a few centimetres, about a
+pixel at the presets' camera distances: finer grain would only turn into sampling noise.
+"""
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+FLOOR_SURFACES = ("wood", "tiles", "concrete", "asphalt", "lawn", "carpet", "paving")
+
+# (hue, saturation, value) ranges of each surface's base colour (linear RGB is made from it); elements vary
+# around the drawn colour.
+_PALETTES = {
+    "wood": ((0.05, 0.10), (0.4, 0.75), (0.15, 0.5)),
+    "tiles": ((0.0, 1.0), (0.0, 0.25), (0.3, 0.85)),
+    "concrete": ((0.06, 0.14), (0.02, 0.12), (0.25, 0.55)),
+    "asphalt": ((0.0, 1.0), (0.0, 0.06), (0.06, 0.18)),
+    "lawn": ((0.22, 0.32), (0.5, 0.85), (0.1, 0.3)),
+    "carpet": ((0.0, 1.0), (0.15, 0.6), (0.12, 0.55)),
+    "paving": ((0.04, 0.12), (0.05, 0.3), (0.25, 0.6)),
+}
+_DRY_GRASS = colorsys.hsv_to_rgb(0.12, 0.5, 0.4)
+
+
+def _rgba(rgb, value: float = 1.0, sat: float = 1.0) -> tuple[float, float, float, float]:
+    """`rgb` with its value scaled by `value` and its saturation by `sat`, as RGBA for a node socket."""
+    h, s, v = colorsys.rgb_to_hsv(*rgb[:3])
+    return (*colorsys.hsv_to_rgb(h, min(s * sat, 1.0), min(v * value, 1.0)), 1.0)
+
+
+class _Graph:
+    """One material's node tree: make nodes with inputs set, link sockets, ramps and colour mixes."""
+
+    def __init__(self, mat) -> None:
+        self.nodes, self.links = mat.node_tree.nodes, mat.node_tree.links
+
+    def node(self, kind: str, vector=None, **inputs):
+        n = self.nodes.new(kind)
+        for key, value in inputs.items():
+            n.inputs[key.replace("_", " ")].default_value = value
+        if vector is not None:
+            self.links.new(vector, n.inputs["Vector"])
+        return n
+
+    def ramp(self, fac, stops: list[tuple[float, tuple]]):
+        """ColorRamp of the float socket `fac` through [(position, RGBA), ...] -> its colour socket."""
+        node = self.nodes.new("ShaderNodeValToRGB")
+        elements = node.color_ramp.elements
+        while len(elements) < len(stops):
+            elements.new(0.5)
+        for element, (pos, col) in zip(elements, stops):
+            element.position, element.color = pos, col
+        self.links.new(fac, node.inputs["Fac"])
+        return node.outputs["Color"]
+
+    def mix(self, a, b, fac, blend: str = "MIX"):
+        """Colour sockets or RGBA values a, b mixed by `fac` (a float or a float socket) -> colour socket."""
+        node = self.nodes.new("ShaderNodeMix")
+        node.data_type, node.blend_type = "RGBA", blend
+        colors = [s for s in node.inputs if s.type == "RGBA"]
+        for socket, value in ((node.inputs["Factor"], fac), (colors[0], a), (colors[1], b)):
+            if isinstance(value, (int, float, tuple)):
+                socket.default_value = value
+            else:
+                self.links.new(value, socket)
+        return next(s for s in node.outputs if s.type == "RGBA")
+
+    def gray(self, color):
+        """A colour socket's luminance -> float socket."""
+        node = self.nodes.new("ShaderNodeRGBToBW")
+        self.links.new(color, node.inputs["Color"])
+        return node.outputs["Val"]
+
+
+def floor_material(bpy, name: str, rng, kind: str | None = None):
+    """(material, kind): a Principled material for the floor, one of FLOOR_SURFACES (drawn from `rng` unless
+    `kind` is given) with colours and sizes drawn from `rng`."""
+    kind = FLOOR_SURFACES[rng.randint(len(FLOOR_SURFACES))] if kind is None else kind
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    g = _Graph(mat)
+    bsdf = g.nodes["Principled BSDF"]
+    position = g.nodes.new("ShaderNodeNewGeometry").outputs["Position"]
+    mapping = g.node("ShaderNodeMapping", vector=position, Rotation=(0.0, 0.0, rng.uniform(0, 2 * np.pi)),
+                     Location=tuple(rng.uniform(-50, 50, 3)))
+    base = colorsys.hsv_to_rgb(*(rng.uniform(*r) for r in _PALETTES[kind]))
+    color, roughness, height = _BUILDERS[kind](g, mapping.outputs["Vector"], base, rng)
+    g.links.new(color, bsdf.inputs["Base Color"])
+    if isinstance(roughness, float):
+        bsdf.inputs["Roughness"].default_value = roughness
+    else:
+        g.links.new(roughness, bsdf.inputs["Roughness"])
+    bump = g.node("ShaderNodeBump", Strength=float(rng.uniform(0.3, 0.7)), Distance=0.01)
+    g.links.new(height, bump.inputs["Height"])
+    g.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    return mat, kind
+
+
+def _bricks(g, vec, length: float, width: float, joint: float, offset: float, c1, c2, joint_color):
+    """Blender's brick texture in metres (elements length x width, joints `joint` wide) -> the node; its Color
+    is c1 or c2 mixed per element at random, its Fac 1 in the joints."""
+    node = g.node("ShaderNodeTexBrick", vector=vec, Scale=1.0, Mortar_Size=joint, Mortar_Smooth=0.2, Bias=0.0,
+                  Brick_Width=length, Row_Height=width, Color1=c1, Color2=c2, Mortar=joint_color)
+    node.offset, node.offset_frequency, node.squash, node.squash_frequency = offset, 1, 1.0, 1
+    return node
+
+
+def _noise(g, vec, scale: float, detail: float = 4.0, roughness: float = 0.5, stretch=None):
+    """Noise texture with `scale` features per metre (stretched by `stretch` per axis: wood grain) -> Fac."""
+    if stretch is not None:
+        vec = g.node("ShaderNodeMapping", vector=vec, Scale=stretch).outputs["Vector"]
+    return g.node("ShaderNodeTexNoise", vector=vec, Scale=scale, Detail=detail, Roughness=roughness).outputs["Fac"]
+
+
+def _wood(g, vec, base, rng):
+    planks = _bricks(g, vec, rng.uniform(0.8, 2.0), rng.uniform(0.1, 0.25), 0.004, float(rng.uniform(0.25, 0.75)),
+                     _rgba(base, 1.4), _rgba(base, 0.65), _rgba(base, 0.3))
+    grain = _noise(g, vec, rng.uniform(3, 6), 6.0, 0.55, stretch=(0.08, 1.0, 1.0))  # streaks along the planks
+    streaks = g.ramp(grain, [(0.3, _rgba(base, 0.6)), (0.5, _rgba(base)), (0.7, _rgba(base, 1.4, 0.9))])
+    color = g.mix(planks.outputs["Color"], streaks, 0.5)
+    color = g.mix(color, _rgba(base, 0.35), planks.outputs["Fac"])  # the seams stay dark
+    return color, float(rng.uniform(0.3, 0.6)), planks.outputs["Fac"]
+
+
+def _tiles(g, vec, base, rng):
+    side = rng.uniform(0.2, 0.6)
+    grout = _rgba(base, 0.55, 0.3) if rng.uniform() < 0.5 else _rgba(base, 1.4, 0.3)
+    tiles = _bricks(g, vec, side * rng.choice([1.0, 1.0, 2.0]), side, rng.uniform(0.004, 0.01),
+                    float(rng.choice([0.0, 0.5])), _rgba(base, 1.06), _rgba(base, 0.92), grout)
+    mottle = g.ramp(_noise(g, vec, rng.uniform(4, 10), 3.0), [(0.3, _rgba(base, 0.9)), (0.7, _rgba(base, 1.1))])
+    color = g.mix(g.mix(tiles.outputs["Color"], mottle, 0.3), grout, tiles.outputs["Fac"])
+    rough = g.gray(g.ramp(tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))]))
+    return color, rough, tiles.outputs["Fac"]
+
+
+def _grit(g, vec, base, rng, scale: float, spread: float, speckle: float):
+    """Concrete / asphalt: blotches at `scale` per metre (shade +- spread), larger stains and patches (a quarter
+    of the surface, darker or lighter) and light grains (Voronoi cells) -> (colour, roughness, height)."""
+    blotch = _noise(g, vec, scale, 5.0, 0.6)
+    color = g.ramp(blotch, [(0.25, _rgba(base, 1.0 - spread)), (0.75, _rgba(base, 1.0 + spread))])
+    stains = g.gray(g.ramp(_noise(g, vec, rng.uniform(0.3, 0.8), 3.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))]))
+    color = g.mix(color, _rgba(base, float(rng.choice([0.6, 1.35]))), stains)
+    cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(25, 40), Randomness=1.0)
+    grains = g.ramp(g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])
+    color = g.mix(color, _rgba(base, 1.8, 0.5), g.gray(g.mix(grains, (0, 0, 0, 1), 1.0 - speckle)))
+    return color, float(rng.uniform(0.75, 0.95)), blotch
+
+
+def _concrete(g, vec, base, rng):
+    """Grit on slabs of 1.5-4 m with dark joints."""
+    color, rough, height = _grit(g, vec, base, rng, rng.uniform(1.0, 3.0), 0.25, 0.4)
+    side = rng.uniform(1.5, 4.0)
+    slabs = _bricks(g, vec, side, side * rng.uniform(0.6, 1.0), 0.015, float(rng.choice([0.0, 0.5])),
+                    (1, 1, 1, 1), (1, 1, 1, 1), (0, 0, 0, 1))
+    color = g.mix(color, _rgba(base, 0.4), slabs.outputs["Fac"])
+    return color, rough, g.gray(g.mix(height, (0, 0, 0, 1), slabs.outputs["Fac"]))
+
+
+def _asphalt(g, vec, base, rng):
+    return _grit(g, vec, base, rng, rng.uniform(2.0, 5.0), 0.25, 0.8)
+
+
+def _lawn(g, vec, base, rng):
+    patches = _noise(g, vec, rng.uniform(0.5, 1.5), 3.0)
+    blades = _noise(g, vec, rng.uniform(15, 30), 2.0, 0.7)
+    color = g.mix(_rgba(base), _rgba(_DRY_GRASS), g.gray(g.ramp(patches, [(0.55, (0, 0, 0, 1)),
+                                                                          (0.8, (0.6, 0.6, 0.6, 1))])))
+    color = g.mix(color, g.ramp(blades, [(0.25, _rgba(base, 0.5)), (0.75, _rgba(base, 1.6))]), 0.6)
+    return color, 0.9, blades
+
+
+def _carpet(g, vec, base, rng):
+    pile = _noise(g, vec, rng.uniform(20, 40), 2.0, 0.6)
+    wear = _noise(g, vec, rng.uniform(0.5, 2.0), 3.0)
+    color = g.ramp(pile, [(0.3, _rgba(base, 0.8)), (0.7, _rgba(base, 1.15))])
+    color = g.mix(color, _rgba(base, 1.3, 0.7), g.gray(g.ramp(wear, [(0.55, (0, 0, 0, 1)),
+                                                                     (0.8, (0.5, 0.5, 0.5, 1))])))
+    return color, 1.0, pile
+
+
+def _paving(g, vec, base, rng):
+    size, randomness = rng.uniform(0.2, 0.45), rng.uniform(0.5, 1.0)
+    edges = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
+    edges.feature = "DISTANCE_TO_EDGE"
+    cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
+    per_stone = g.ramp(g.gray(cells.outputs["Color"]), [(0.2, _rgba(base, 0.8)), (0.8, _rgba(base, 1.2))])
+    grit = g.ramp(_noise(g, vec, rng.uniform(8, 15), 3.0), [(0.3, _rgba(base, 0.85)), (0.7, _rgba(base, 1.1))])
+    joint = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))]))
+    color = g.mix(g.mix(per_stone, grit, 0.3), _rgba(base, 0.45), joint)
+    height = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))]))
+    return color, float(rng.uniform(0.7, 0.9)), height
+
+
+_BUILDERS = {"wood": _wood, "tiles": _tiles, "concrete": _concrete, "asphalt": _asphalt, "lawn": _lawn,
+             "carpet": _carpet, "paving": _paving}
