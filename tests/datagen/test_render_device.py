@@ -1,12 +1,13 @@
 """datagen.scene.cycles_device with real renders: denoising, adaptive sampling and a blurred world light change
-the RGB video only (the ground-truth pass stays one plain sample per pixel centre); the device is recorded; `gpu`
-without a GPU is an error before anything renders."""
+the RGB video only (on a realistic floor; the ground-truth pass stays one plain sample per pixel centre); the
+device is recorded; `gpu` without a GPU is an error before anything renders."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from datagen.config.scene import SceneConfig
+from datagen.scene.floors import FLOOR_SURFACES
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +22,14 @@ def test_denoising_adaptive_sampling_and_world_light_blur_keep_ground_truth_exac
     pytest.importorskip("bpy")
     from datagen.scene.render import render_scene
 
-    plain = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"]), 11, tmp_path / "plain").sample
-    fancy = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"], use_denoising=True, adaptive_sampling=True,
-                              adaptive_threshold=0.05, adaptive_min_samples=4, world_light_blur_deg=12.0), 11,
-                         tmp_path / "fancy").sample
+    plain = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"], floor_textures=["realistic"]), 11,
+                         tmp_path / "plain").sample
+    fancy = render_scene(_cfg(render_device="cpu", dome_textures=["hdri"], floor_textures=["realistic"],
+                              use_denoising=True, adaptive_sampling=True, adaptive_threshold=0.05,
+                              adaptive_min_samples=4, world_light_blur_deg=12.0), 11, tmp_path / "fancy").sample
+    assert plain.meta["assets"] == fancy.meta["assets"]  # the same floor, panorama, yaw and strength
+    floor = next(a for a in plain.meta["assets"] if a.get("name") == "floor")
+    assert floor["texture"] == "realistic" and floor["surface"] in FLOOR_SURFACES
     import bpy
 
     cycles = bpy.context.scene.cycles  # the scene just rendered: the adaptive settings reached Cycles
