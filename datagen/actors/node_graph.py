@@ -1,5 +1,6 @@
-"""Procedural Blender materials as small node graphs (``NodeGraph``), shared by the people's materials and the
-animals' coats. Textures are looked up in a mesh's rest-position attribute, so they stick to a deforming surface."""
+"""Procedural Blender materials as small node graphs (``NodeGraph``), shared by the people's materials, the
+animals' coats and the floors. Textures are looked up in a mesh's rest-position attribute, so they stick to a
+deforming surface, or in whatever coordinates a caller links to their ``vector`` (the floors: world position)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,20 +13,31 @@ WAVE_PERIOD = 2.0 * np.pi / 20.0
 class NodeGraph:
     """Small helper around a new material's node tree; procedural textures look up ``rest_attribute`` (the mesh's
     rest-position point attribute, so they stick to a deforming surface). Used by the people's
-    materials (humans/materials.py) and the animals' coats (coats.py)."""
+    materials (humans/materials.py), the animals' coats (coats.py) and the floors (scene/floors.py).
 
-    def __init__(self, bpy, name: str, rest_attribute: str = "rest"):
-        self.rest_attribute = rest_attribute
+    ``planar``: noise and Voronoi textures are 2-D (for a flat surface they look the same as 3-D ones and shade much
+    faster: a Voronoi texture visits 9 cells instead of 27)."""
+
+    def __init__(self, bpy, name: str, rest_attribute: str = "rest", planar: bool = False):
+        self.rest_attribute, self.planar = rest_attribute, planar
         self.mat = bpy.data.materials.new(name)
         self.mat.use_nodes = True
         self.nodes, self.links = self.mat.node_tree.nodes, self.mat.node_tree.links
         self.bsdf = self.nodes["Principled BSDF"]
         self._rest = None
 
-    def node(self, kind: str, **inputs):
+    def node(self, kind: str, vector=None, **inputs):
+        """A new node of ``kind`` with its inputs set (``Mortar_Size`` names the socket "Mortar Size") and the
+        ``vector`` socket, if given, linked to its Vector input."""
         n = self.nodes.new(kind)
+        if self.planar and kind == "ShaderNodeTexNoise":
+            n.noise_dimensions = "2D"
+        elif self.planar and kind == "ShaderNodeTexVoronoi":
+            n.voronoi_dimensions = "2D"
         for k, v in inputs.items():
-            n.inputs[k].default_value = v
+            n.inputs[k.replace("_", " ")].default_value = v
+        if vector is not None:
+            self.link(vector, n.inputs["Vector"])
         return n
 
     def link(self, a, b):
@@ -70,7 +82,7 @@ class NodeGraph:
         return m.outputs[0]
 
     def ramp(self, fac, stops):
-        """Colour ramp from [(position, linear rgb), ...] (constant interpolation if stops say so)."""
+        """Colour ramp from [(position, linear RGB or RGBA), ...] -> (colour socket, ramp node)."""
         r = self.nodes.new("ShaderNodeValToRGB")
         self._set(r.inputs["Fac"], fac)
         els = r.color_ramp.elements
@@ -78,8 +90,14 @@ class NodeGraph:
             els.new(0.5)
         for el, (pos, rgb) in zip(els, stops):
             el.position = pos
-            el.color = (*rgb, 1.0)
+            el.color = (*rgb[:3], 1.0)
         return r.outputs["Color"], r
+
+    def gray(self, color):
+        """A colour socket's luminance -> float socket."""
+        node = self.nodes.new("ShaderNodeRGBToBW")
+        self.link(color, node.inputs["Color"])
+        return node.outputs["Val"]
 
     def attribute(self, name: str):
         """Float output of the mesh's point attribute ``name``."""
@@ -104,9 +122,10 @@ class NodeGraph:
             self.link(self.bsdf.inputs["Normal"].links[0].from_socket, b.inputs["Normal"])
         self.link(b.outputs["Normal"], self.bsdf.inputs["Normal"])
 
-    def finish(self, color, roughness: float, specular: float = 0.5):
+    def finish(self, color, roughness, specular: float = 0.5):
+        """The material with ``color`` and ``roughness`` (values or sockets) on its Principled BSDF."""
         self._set(self.bsdf.inputs["Base Color"], color)
-        self.bsdf.inputs["Roughness"].default_value = roughness
+        self._set(self.bsdf.inputs["Roughness"], roughness)
         self.bsdf.inputs["Specular IOR Level"].default_value = specular
         return self.mat
 

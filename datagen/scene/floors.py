@@ -16,6 +16,8 @@ import colorsys
 
 import numpy as np
 
+from datagen.actors.node_graph import NodeGraph
+
 FLOOR_SURFACES = ("wood", "tiles", "concrete", "asphalt", "lawn", "carpet", "paving")
 
 # (hue, saturation, value) ranges of each surface's base colour (linear RGB is made from it); elements vary
@@ -38,80 +40,25 @@ def _rgba(rgb, value: float = 1.0, sat: float = 1.0) -> tuple[float, float, floa
     return (*colorsys.hsv_to_rgb(h, min(s * sat, 1.0), min(v * value, 1.0)), 1.0)
 
 
-class _Graph:
-    """One material's node tree: make nodes with inputs set, link sockets, ramps and colour mixes."""
-
-    def __init__(self, mat) -> None:
-        self.nodes, self.links = mat.node_tree.nodes, mat.node_tree.links
-
-    def node(self, kind: str, vector=None, **inputs):
-        n = self.nodes.new(kind)
-        # The floor is a plane: 2-D noise and cells look the same on it and shade much faster than 3-D ones
-        # (a Voronoi texture visits 9 cells instead of 27).
-        if kind == "ShaderNodeTexNoise":
-            n.noise_dimensions = "2D"
-        elif kind == "ShaderNodeTexVoronoi":
-            n.voronoi_dimensions = "2D"
-        for key, value in inputs.items():
-            n.inputs[key.replace("_", " ")].default_value = value
-        if vector is not None:
-            self.links.new(vector, n.inputs["Vector"])
-        return n
-
-    def ramp(self, fac, stops: list[tuple[float, tuple]]):
-        """ColorRamp of the float socket `fac` through [(position, RGBA), ...] -> its colour socket."""
-        node = self.nodes.new("ShaderNodeValToRGB")
-        elements = node.color_ramp.elements
-        while len(elements) < len(stops):
-            elements.new(0.5)
-        for element, (pos, col) in zip(elements, stops):
-            element.position, element.color = pos, col
-        self.links.new(fac, node.inputs["Fac"])
-        return node.outputs["Color"]
-
-    def mix(self, a, b, fac, blend: str = "MIX"):
-        """Colour sockets or RGBA values a, b mixed by `fac` (a float or a float socket) -> colour socket."""
-        node = self.nodes.new("ShaderNodeMix")
-        node.data_type, node.blend_type = "RGBA", blend
-        colors = [s for s in node.inputs if s.type == "RGBA"]
-        for socket, value in ((node.inputs["Factor"], fac), (colors[0], a), (colors[1], b)):
-            if isinstance(value, (int, float, tuple)):
-                socket.default_value = value
-            else:
-                self.links.new(value, socket)
-        return next(s for s in node.outputs if s.type == "RGBA")
-
-    def gray(self, color):
-        """A colour socket's luminance -> float socket."""
-        node = self.nodes.new("ShaderNodeRGBToBW")
-        self.links.new(color, node.inputs["Color"])
-        return node.outputs["Val"]
-
-
 def floor_material(bpy, name: str, rng, kind: str | None = None):
     """(material, kind): a Principled material for the floor, one of FLOOR_SURFACES (drawn from `rng` unless
     `kind` is given) with colours and sizes drawn from `rng`."""
     kind = FLOOR_SURFACES[rng.randint(len(FLOOR_SURFACES))] if kind is None else kind
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    g = _Graph(mat)
-    bsdf = g.nodes["Principled BSDF"]
-    position = g.nodes.new("ShaderNodeNewGeometry").outputs["Position"]
+    g = NodeGraph(bpy, name, planar=True)  # the floor is a plane: 2-D noise and cells
+    position = g.node("ShaderNodeNewGeometry").outputs["Position"]
     mapping = g.node("ShaderNodeMapping", vector=position, Rotation=(0.0, 0.0, rng.uniform(0, 2 * np.pi)),
                      Location=tuple(rng.uniform(-50, 50, 3)))
     base = colorsys.hsv_to_rgb(*(rng.uniform(*r) for r in _PALETTES[kind]))
     color, roughness, height = _BUILDERS[kind](g, mapping.outputs["Vector"], base, rng)
-    g.links.new(color, bsdf.inputs["Base Color"])
-    if isinstance(roughness, float):
-        bsdf.inputs["Roughness"].default_value = roughness
-    else:
-        g.links.new(roughness, bsdf.inputs["Roughness"])
     strength = float(rng.uniform(0.3, 0.7))
     if height is not None:  # joints and seams; a bump evaluates its height three times, so only cheap heights
-        bump = g.node("ShaderNodeBump", Strength=strength, Distance=0.01)
-        g.links.new(height, bump.inputs["Height"])
-        g.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
-    return mat, kind
+        g.bump(height, strength, distance=0.01)
+    return g.finish(color, roughness), kind
+
+
+def _ramp(g, fac, stops):
+    """ColorRamp of the float socket `fac` through [(position, RGBA), ...] -> its colour socket."""
+    return g.ramp(fac, stops)[0]
 
 
 def _bricks(g, vec, length: float, width: float, joint: float, offset: float, c1, c2, joint_color):
@@ -134,9 +81,9 @@ def _wood(g, vec, base, rng):
     planks = _bricks(g, vec, rng.uniform(0.8, 2.0), rng.uniform(0.1, 0.25), 0.004, float(rng.uniform(0.25, 0.75)),
                      _rgba(base, 1.4), _rgba(base, 0.65), _rgba(base, 0.3))
     grain = _noise(g, vec, rng.uniform(3, 6), 3.0, 0.55, stretch=(0.08, 1.0, 1.0))  # streaks along the planks
-    streaks = g.ramp(grain, [(0.3, _rgba(base, 0.6)), (0.5, _rgba(base)), (0.7, _rgba(base, 1.4, 0.9))])
-    color = g.mix(planks.outputs["Color"], streaks, 0.5)
-    color = g.mix(color, _rgba(base, 0.35), planks.outputs["Fac"])  # the seams stay dark
+    streaks = _ramp(g, grain, [(0.3, _rgba(base, 0.6)), (0.5, _rgba(base)), (0.7, _rgba(base, 1.4, 0.9))])
+    color = g.mix(0.5, planks.outputs["Color"], streaks)
+    color = g.mix(planks.outputs["Fac"], color, _rgba(base, 0.35))  # the seams stay dark
     return color, float(rng.uniform(0.3, 0.6)), planks.outputs["Fac"]
 
 
@@ -145,9 +92,9 @@ def _tiles(g, vec, base, rng):
     grout = _rgba(base, 0.55, 0.3) if rng.uniform() < 0.5 else _rgba(base, 1.4, 0.3)
     tiles = _bricks(g, vec, side * rng.choice([1.0, 1.0, 2.0]), side, rng.uniform(0.004, 0.01),
                     float(rng.choice([0.0, 0.5])), _rgba(base, 1.06), _rgba(base, 0.92), grout)
-    mottle = g.ramp(_noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, _rgba(base, 0.9)), (0.7, _rgba(base, 1.1))])
-    color = g.mix(g.mix(tiles.outputs["Color"], mottle, 0.3), grout, tiles.outputs["Fac"])
-    rough = g.gray(g.ramp(tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))]))
+    mottle = _ramp(g, _noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, _rgba(base, 0.9)), (0.7, _rgba(base, 1.1))])
+    color = g.mix(tiles.outputs["Fac"], g.mix(0.3, tiles.outputs["Color"], mottle), grout)
+    rough = g.gray(_ramp(g, tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))]))
     return color, rough, tiles.outputs["Fac"]
 
 
@@ -155,12 +102,12 @@ def _grit(g, vec, base, rng, scale: float, spread: float, speckle: float):
     """Concrete / asphalt: blotches at `scale` per metre (shade +- spread), larger stains and patches (a quarter
     of the surface, darker or lighter) and light grains (Voronoi cells) -> (colour, roughness, height)."""
     blotch = _noise(g, vec, scale, 3.0, 0.6)
-    color = g.ramp(blotch, [(0.25, _rgba(base, 1.0 - spread)), (0.75, _rgba(base, 1.0 + spread))])
-    stains = g.gray(g.ramp(_noise(g, vec, rng.uniform(0.3, 0.8), 2.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))]))
-    color = g.mix(color, _rgba(base, float(rng.choice([0.6, 1.35]))), stains)
+    color = _ramp(g, blotch, [(0.25, _rgba(base, 1.0 - spread)), (0.75, _rgba(base, 1.0 + spread))])
+    stains = g.gray(_ramp(g, _noise(g, vec, rng.uniform(0.3, 0.8), 2.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))]))
+    color = g.mix(stains, color, _rgba(base, float(rng.choice([0.6, 1.35]))))
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(25, 40), Randomness=1.0)
-    grains = g.ramp(g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])
-    color = g.mix(color, _rgba(base, 1.8, 0.5), g.gray(g.mix(grains, (0, 0, 0, 1), 1.0 - speckle)))
+    grains = _ramp(g, g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])
+    color = g.mix(g.gray(g.mix(1.0 - speckle, grains, (0, 0, 0, 1))), color, _rgba(base, 1.8, 0.5))
     return color, float(rng.uniform(0.75, 0.95)), None  # grit: too fine for a bump at a few cm a pixel
 
 
@@ -170,7 +117,7 @@ def _concrete(g, vec, base, rng):
     side = rng.uniform(1.5, 4.0)
     slabs = _bricks(g, vec, side, side * rng.uniform(0.6, 1.0), 0.015, float(rng.choice([0.0, 0.5])),
                     (1, 1, 1, 1), (1, 1, 1, 1), (0, 0, 0, 1))
-    color = g.mix(color, _rgba(base, 0.4), slabs.outputs["Fac"])
+    color = g.mix(slabs.outputs["Fac"], color, _rgba(base, 0.4))
     return color, rough, slabs.outputs["Fac"]
 
 
@@ -181,18 +128,18 @@ def _asphalt(g, vec, base, rng):
 def _lawn(g, vec, base, rng):
     patches = _noise(g, vec, rng.uniform(0.5, 1.5), 2.0)
     blades = _noise(g, vec, rng.uniform(15, 30), 2.0, 0.7)
-    color = g.mix(_rgba(base), _rgba(_DRY_GRASS), g.gray(g.ramp(patches, [(0.55, (0, 0, 0, 1)),
-                                                                          (0.8, (0.6, 0.6, 0.6, 1))])))
-    color = g.mix(color, g.ramp(blades, [(0.25, _rgba(base, 0.5)), (0.75, _rgba(base, 1.6))]), 0.6)
+    dry = g.gray(_ramp(g, patches, [(0.55, (0, 0, 0, 1)), (0.8, (0.6, 0.6, 0.6, 1))]))
+    color = g.mix(dry, _rgba(base), _rgba(_DRY_GRASS))
+    color = g.mix(0.6, color, _ramp(g, blades, [(0.25, _rgba(base, 0.5)), (0.75, _rgba(base, 1.6))]))
     return color, 0.9, None
 
 
 def _carpet(g, vec, base, rng):
     pile = _noise(g, vec, rng.uniform(20, 40), 2.0, 0.6)
     wear = _noise(g, vec, rng.uniform(0.5, 2.0), 2.0)
-    color = g.ramp(pile, [(0.3, _rgba(base, 0.8)), (0.7, _rgba(base, 1.15))])
-    color = g.mix(color, _rgba(base, 1.3, 0.7), g.gray(g.ramp(wear, [(0.55, (0, 0, 0, 1)),
-                                                                     (0.8, (0.5, 0.5, 0.5, 1))])))
+    color = _ramp(g, pile, [(0.3, _rgba(base, 0.8)), (0.7, _rgba(base, 1.15))])
+    worn = g.gray(_ramp(g, wear, [(0.55, (0, 0, 0, 1)), (0.8, (0.5, 0.5, 0.5, 1))]))
+    color = g.mix(worn, color, _rgba(base, 1.3, 0.7))
     return color, 1.0, None
 
 
@@ -201,11 +148,11 @@ def _paving(g, vec, base, rng):
     edges = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
     edges.feature = "DISTANCE_TO_EDGE"
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
-    per_stone = g.ramp(g.gray(cells.outputs["Color"]), [(0.2, _rgba(base, 0.8)), (0.8, _rgba(base, 1.2))])
-    grit = g.ramp(_noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, _rgba(base, 0.85)), (0.7, _rgba(base, 1.1))])
-    joint = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))]))
-    color = g.mix(g.mix(per_stone, grit, 0.3), _rgba(base, 0.45), joint)
-    height = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))]))
+    per_stone = _ramp(g, g.gray(cells.outputs["Color"]), [(0.2, _rgba(base, 0.8)), (0.8, _rgba(base, 1.2))])
+    grit = _ramp(g, _noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, _rgba(base, 0.85)), (0.7, _rgba(base, 1.1))])
+    joint = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))]))
+    color = g.mix(joint, g.mix(0.3, per_stone, grit), _rgba(base, 0.45))
+    height = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))]))
     return color, float(rng.uniform(0.7, 0.9)), height
 
 
