@@ -58,12 +58,13 @@ class NodeGraph:
         return m.outputs["Vector"]
 
     def noise(self, scale, detail=4.0, roughness=0.5):
-        n = self.node("ShaderNodeTexNoise")
-        n.inputs["Scale"].default_value = 1.0
-        n.inputs["Detail"].default_value = detail
-        n.inputs["Roughness"].default_value = roughness
-        self.link(self.scaled_rest(scale), n.inputs["Vector"])
-        return n.outputs["Fac"]
+        """Noise on the rest position with `scale` features per metre (a float or per-axis triple) -> Fac."""
+        return self.noise_at(self.scaled_rest(scale), 1.0, detail, roughness)
+
+    def noise_at(self, vector, scale: float, detail: float = 4.0, roughness: float = 0.5):
+        """Noise texture at the coordinates `vector` (a socket) with `scale` features per unit -> Fac."""
+        return self.node("ShaderNodeTexNoise", vector=vector, Scale=scale, Detail=detail,
+                         Roughness=roughness).outputs["Fac"]
 
     def mix(self, fac, a, b):
         """Colour a -> b by fac (socket or float); a, b: colour sockets or linear RGB tuples."""

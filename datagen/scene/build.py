@@ -12,6 +12,7 @@ import numpy as np
 
 from datagen.formats.sample import CATEGORY_NAMES
 from datagen.scene import assets as asset_lib
+from datagen.scene.domes import dome_material
 from datagen.scene.floors import floor_material
 from datagen.scene.materials import Panorama, panorama_material, random_color, set_material, textured_material
 
@@ -71,12 +72,17 @@ def add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, b
             ref = sources.source(ref).create(asset_id=ids[rng.randint(len(ids))]).filename
         pano = Panorama(str(ref), float(rng.uniform(0, 2 * np.pi)), uniform(rng, cfg.hdri_strength))
         dome_kind = "equirect"
-    elif dome_kind not in ("procedural", "image"):  # a path/URL of a panorama image or HDRI
+    elif dome_kind not in ("procedural", "image", "realistic"):  # a path/URL of a panorama image or HDRI
         pano = Panorama(_local_file(dome_kind, cache), float(rng.uniform(0, 2 * np.pi)),
                          uniform(rng, cfg.hdri_strength))
         dome_kind = "equirect"
+    dome_facts = {"name": "dome", "texture": dome_kind}
     if pano is not None:
         set_material(renderer, dome, panorama_material(bpy, "dome", pano))
+    elif dome_kind == "realistic":  # a sky above buildings, trees or a wall (datagen.scene.domes)
+        material, facts = dome_material(bpy, "dome", rng, r)
+        set_material(renderer, dome, material)
+        dome_facts.update(facts)
     else:
         set_material(renderer, dome, textured_material(bpy, "dome", rng, dome_kind, images,
                                                          rng.uniform(1.0, 4.0)))
@@ -89,7 +95,7 @@ def add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, b
         b_dome.visible_glossy = False  # reflected HDRI sun on the dome is a firefly on every glossy surface)
         b_dome.visible_transmission = False
     built.category[floor] = built.category[dome] = 0
-    built.asset_ids += [floor_facts, {"name": "dome", "texture": dome_kind}]
+    built.asset_ids += [floor_facts, dome_facts]
     if pano is not None:
         built.asset_ids[-1].update(panorama=Path(pano.path).name, strength=pano.strength, yaw=pano.rotation)
     return pano

@@ -74,7 +74,7 @@ def _noise(g, vec, scale: float, detail: float = 2.0, roughness: float = 0.5, st
     """Noise texture with `scale` features per metre (stretched by `stretch` per axis: wood grain) -> Fac."""
     if stretch is not None:
         vec = g.node("ShaderNodeMapping", vector=vec, Scale=stretch).outputs["Vector"]
-    return g.node("ShaderNodeTexNoise", vector=vec, Scale=scale, Detail=detail, Roughness=roughness).outputs["Fac"]
+    return g.noise_at(vec, scale, detail, roughness)
 
 
 def _wood(g, vec, base, rng):
