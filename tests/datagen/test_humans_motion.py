@@ -181,6 +181,33 @@ def test_regions_cover_the_body_and_the_face(body):
     assert bald.count("hair") == 0 and (bald.hairline < 0).all()
 
 
+def test_lips_and_neckline_are_painted_across_the_polygons_they_cross(body):
+    """The lips' outline and the neckline are per-vertex signed distances: a polygon wholly inside the lips is the
+    lips' slot, one the outline crosses the face skin's (which paints the lips up to the outline; the mouth's inside
+    excepted); a polygon the
+    neckline crosses is the top's (which paints skin below it), one wholly inside the neck sphere is skin."""
+    outfit = reg_lib.Outfit(sleeve=0.5, hem=0.0, neckline=0.03, legs=1.95, bottom="trousers", dress=False,
+                            boots=2.0, hair="short")
+    lab = reg_lib.label_body(body.rest, outfit)
+    faces, v = body.rest.faces, body.rest.vertices
+    S = reg_lib.SLOTS.index
+    lo, hi = lab.lips[faces].min(1), lab.lips[faces].max(1)
+    assert (lo[lab.slot == S("lips")] > 0).all() and (lab.slot == S("lips")).sum() > 20
+    crossing = (hi > 0) & (lo <= 0) & (lab.slot != S("inner"))  # the mouth's inside stays the mouth's
+    assert crossing.sum() > 10 and (lab.slot[crossing] == S("face_skin")).all()
+    eyes = 0.5 * (body.rest.head("eye.L") + body.rest.head("eye.R"))
+    lip_points = v[lab.lips > 0]
+    assert 0.03 < eyes[2] - lip_points[:, 2].mean() < 0.1 and (lip_points[:, 1] < eyes[1]).all()  # below, in front
+    lo, hi = lab.collar[faces].min(1), lab.collar[faces].max(1)
+    below_chin = v[faces].mean(1)[:, 2] < body.rest.head("neck01")[2]  # (the sphere also cuts the jaw: no top)
+    neck = (lo <= 0) & (hi > 0) & below_chin
+    assert neck.sum() > 10 and (lab.slot[neck] == S("top")).all(), np.unique(lab.slot[neck], return_counts=True)
+    assert (lab.slot[hi <= 0] != S("top")).all()
+    assert np.linalg.norm(v[lab.collar < 0] - body.rest.head("neck01"), axis=1).max() < 0.2
+    deeper = reg_lib.label_body(body.rest, reg_lib.Outfit(**{**outfit.to_dict(), "neckline": 0.06}))
+    assert (deeper.collar < 0).sum() > (lab.collar < 0).sum() and deeper.count("top") < lab.count("top")
+
+
 @pytest.mark.parametrize("style", ["short", "long", "bun", "buzz"])
 def test_hair_geometry_sits_on_the_head_and_follows_it(body, style):
     """Hair geometry per style: a shell just off the scalp, a draped curtain for long hair, a bun; none for a

@@ -59,8 +59,8 @@ class HumanMotion:
     rest: (V, 3) float32 unposed body (also the texture coordinates of the procedural materials);
     faces: (F, 3) int64; uv: (F, 3, 2) float32 per corner; slots: (F,) index into regions.SLOTS
     (material per polygon); regions: (F,) index into regions.REGIONS (reported to the annotator);
-    eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash: (V,) float32 painted brows, hair
-    and lash lines (regions.BodyLabels); head: (T + 2, 3) centre between the eyes; head_forward:
+    eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash, lips, collar: (V,) float32 painted brows,
+    hair, lash lines, lips' outline and neckline (regions.BodyLabels); head: (T + 2, 3) centre between the eyes; head_forward:
     (T + 2, 3) unit direction the face looks at; root: (T + 2, 3) pelvis.
     """
 
@@ -74,6 +74,8 @@ class HumanMotion:
     brow: np.ndarray
     hairline: np.ndarray
     lash: np.ndarray
+    lips: np.ndarray
+    collar: np.ndarray
     head: np.ndarray
     head_forward: np.ndarray
     root: np.ndarray
@@ -203,6 +205,8 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     brow = np.concatenate([labels.brow, np.zeros(len(hair.vertices))])
     hairline = np.concatenate([labels.hairline, np.ones(len(hair.vertices))])
     lash = np.concatenate([labels.lash, np.zeros(len(hair.vertices))])
+    lips = np.concatenate([labels.lips, np.full(len(hair.vertices), -100.0)])
+    collar = np.concatenate([labels.collar, np.ones(len(hair.vertices))])
     meta = {
         "category": CATEGORY, "model": "anny", "anny_config": dict(body_lib.MODEL_CONFIG),
         "phenotype": phenotype.to_dict(), "outfit": outfit.to_dict(), "look": look.to_dict(),
@@ -218,6 +222,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
                        faces=faces, uv=uv.astype(np.float32), slots=slots,
                        regions=regions, eye_r=eye_r.astype(np.float32), brow=brow.astype(np.float32),
                        hairline=hairline.astype(np.float32), lash=lash.astype(np.float32),
+                       lips=lips.astype(np.float32), collar=collar.astype(np.float32),
                        head=eye_mid, head_forward=forward, root=root, look=look, meta=meta, timings=timings)
 
 
@@ -266,8 +271,8 @@ def _body_yaw(root_rotation: np.ndarray) -> float:
 
 def build_mesh(bpy, name: str, motion: HumanMotion):
     """A Blender mesh of the rest body: vertices in anny order, triangles, UVs, material index per
-    polygon (regions.SLOTS), smooth shading, point attributes ``rest``, ``eye_r``, ``brow``, ``hairline`` and
-    ``lash``."""
+    polygon (regions.SLOTS), smooth shading, point attributes ``rest``, ``eye_r``, ``brow``, ``hairline``,
+    ``lash``, ``lips`` and ``collar``."""
     V, F = len(motion.rest), len(motion.faces)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(V)
@@ -282,7 +287,7 @@ def build_mesh(bpy, name: str, motion: HumanMotion):
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", motion.uv.reshape(-1))
     mesh.attributes.new("rest", "FLOAT_VECTOR", "POINT").data.foreach_set("vector", motion.rest.ravel())
-    for attr in ("eye_r", "brow", "hairline", "lash"):
+    for attr in ("eye_r", "brow", "hairline", "lash", "lips", "collar"):
         mesh.attributes.new(attr, "FLOAT", "POINT").data.foreach_set("value", getattr(motion, attr))
     mesh.update()
     return mesh

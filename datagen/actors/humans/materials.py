@@ -140,18 +140,30 @@ def _lin(rgb) -> tuple[float, float, float]:
     return tuple(float(c) for c in srgb_to_linear(rgb))
 
 
-def _skin(bpy, name: str, look: Look, blush: float = 0.0):
-    g = NodeGraph(bpy, name)
+def _skin_tone(g: NodeGraph, look: Look):
+    """The skin's colour socket with blotches (cm scale) and pores/freckles (mm scale): texture a tracker can lock
+    onto, stuck to the skin -> (colour, the fine noise's socket)."""
     base = np.array(_lin(look.skin))
     darker = base * 0.8
     redder = base * np.array([1.08, 0.85, 0.82])
-    # blotches (cm scale) + pores/freckles (mm scale): texture a tracker can lock onto, stuck to the skin
     c = g.mix(g.noise(14.0, detail=3.0), tuple(darker), tuple(redder))
     c = g.mix(g.math("MULTIPLY", g.noise(14.0, detail=2.0), 0.9), tuple(base), c)
     fine = g.noise(120.0, detail=2.0)
-    c = g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7))
+    return g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7)), fine
+
+
+def _skin(bpy, name: str, look: Look, blush: float = 0.0, lips: bool = False):
+    """Skin; the face's (``lips``) also paints the lips up to their outline (the per-vertex ``lips`` distance of
+    regions.BodyLabels: a smooth curve across the polygons it crosses)."""
+    g = NodeGraph(bpy, name)
+    base = np.array(_lin(look.skin))
+    redder = base * np.array([1.08, 0.85, 0.82])
+    c, fine = _skin_tone(g, look)
     if blush:
         c = g.mix(blush, c, tuple(redder))
+    if lips:
+        lip_c = _lip_colour(g, look)
+        c = g.mix(g.smoothstep(g.attribute("lips"), -0.5, 0.5), c, lip_c)
     # painted hair (regions.BodyLabels): brows from their density, the scalp's hair up to the hairline; both
     # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
     # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
@@ -169,11 +181,14 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0):
     return g.finish(c, roughness=0.5, specular=0.45)
 
 
+def _lip_colour(g: NodeGraph, look: Look):
+    base = np.array(_lin(look.lips))
+    return g.mix(g.noise(120.0, detail=2.0), tuple(base * 0.8), tuple(base * 1.1))
+
+
 def _lips(bpy, name: str, look: Look):
     g = NodeGraph(bpy, name)
-    base = np.array(_lin(look.lips))
-    c = g.mix(g.noise(120.0, detail=2.0), tuple(base * 0.8), tuple(base * 1.1))
-    return g.finish(c, roughness=0.35, specular=0.5)
+    return g.finish(_lip_colour(g, look), roughness=0.35, specular=0.5)
 
 
 def _strands(g: "NodeGraph", rgb, strand_scale: float = 260.0):
@@ -284,8 +299,10 @@ def _floral(g: NodeGraph, cells: float, a, b):
     return g.mix(centre, c, tuple(np.clip(1.0 - b * 0.8, 0.02, 1)))
 
 
-def fabric_material(bpy, name: str, fabric: Fabric):
-    """A garment material of `fabric` (pattern in rest coordinates, weave grain, folds as bump)."""
+def fabric_material(bpy, name: str, fabric: Fabric, neck_skin: Look | None = None):
+    """A garment material of `fabric` (pattern in rest coordinates, weave grain, folds as bump); with `neck_skin`
+    (a top), that person's skin where the per-vertex ``collar`` distance is < 0 (regions.BodyLabels: the
+    neckline, a smooth curve across the polygons it crosses)."""
     g = NodeGraph(bpy, name)
     a, b = np.array(_lin(fabric.color)), np.array(_lin(fabric.color2))
     weave = g.noise(220.0, detail=1.0)  # thread-scale grain for every fabric
@@ -336,6 +353,8 @@ def fabric_material(bpy, name: str, fabric: Fabric):
     c = g.mix(g.math("MULTIPLY", weave, 0.3), c, tuple(a * 0.6))
     if p != "knit":
         g.bump(weave, 0.08)
+    if neck_skin is not None:
+        c = g.mix(g.smoothstep(g.attribute("collar"), -0.001, 0.001), _skin_tone(g, neck_skin)[0], c)
     return g.finish(c, roughness=fabric.roughness, specular=0.3)
 
 
@@ -367,11 +386,11 @@ def build_materials(bpy, look: Look, name: str, floor_z: float) -> list:
 
     mats = {
         "skin": _skin(bpy, f"{name}_skin", look),
-        "face_skin": _skin(bpy, f"{name}_face", look, blush=0.15),
+        "face_skin": _skin(bpy, f"{name}_face", look, blush=0.15, lips=True),
         "lips": _lips(bpy, f"{name}_lips", look),
         "eye": _eye(bpy, f"{name}_eye", look),
         "hair": _hair(bpy, f"{name}_hair", look.hair),
-        "top": fabric_material(bpy, f"{name}_top", look.top),
+        "top": fabric_material(bpy, f"{name}_top", look.top, neck_skin=look),
         "bottom": fabric_material(bpy, f"{name}_bottom", look.bottom),
         "shoes": _shoes(bpy, f"{name}_shoes", look, floor_z),
         "inner": _plain(bpy, f"{name}_inner", (0.35, 0.08, 0.08), roughness=0.5),

@@ -16,6 +16,8 @@ Where the labels come from (all on the REST body, so they stick to the deforming
 * brows and the hairline: arcs in head-relative units (the distance between the eye centres), so they
   sit at the same place on every face; both are PAINTED from per-vertex values (``BodyLabels.brow``,
   ``BodyLabels.hairline``) that the skin materials read, so their edges are smooth curves across polygons;
+  so are the lips' outline (``BodyLabels.lips``: signed distance to MPFB2's lips mask) and the neckline
+  (``BodyLabels.collar``): the polygons they cross carry the slot that paints both sides (face skin, top);
 * clothing cut lines: positions along the arm (``arm_t``: 0 shoulder, 1 elbow, 2 wrist) and the leg
   (``leg_t``: 0 hip, 1 knee, 2 ankle) of each polygon's centroid, and heights relative to the rest
   skeleton's joints, so a sleeve ends at the same place on every body shape;
@@ -157,13 +159,17 @@ class BodyLabels:
     """Per-polygon labels, slot: (F,) index into SLOTS; region: (F,) index into REGIONS; and per-vertex paint the
     skin materials read (smooth across polygons): brow (V,) density in [0, 1]; hairline (V,) signed distance
     above the hairline in eye distances (> 0: hair; -10 away from the head or when bald); lash (V,) lash line
-    density in [0, 1] (the eyelids' rims)."""
+    density in [0, 1] (the eyelids' rims); lips (V,) signed distance to the lips' outline in MPFB2 mask
+    texels (> 0: lips; -100 off the head), which the face skin paints; collar (V,) signed distance outside the
+    neckline (m; > 0: the top's side), below which the top paints skin."""
 
     slot: np.ndarray
     region: np.ndarray
     brow: np.ndarray
     hairline: np.ndarray
     lash: np.ndarray
+    lips: np.ndarray
+    collar: np.ndarray
 
     @property
     def region_names(self) -> list[str]:
@@ -201,18 +207,41 @@ def _uv_labels_from_disk(uv: np.ndarray, digest: str) -> tuple[np.ndarray, dict[
         try:
             with np.load(path, allow_pickle=False) as z:
                 names = [str(n) for n in z["part_names"]]
-                return (np.array(names, dtype=object)[z["part"]], {m: z[f"mask_{m}"] for m in UV_MASKS})
+                return (np.array(names, dtype=object)[z["part"]],
+                        {**{m: z[f"mask_{m}"] for m in UV_MASKS}, "lips_distance": z["lips_distance"]})
         except (OSError, ValueError, KeyError):
             pass  # unreadable (a disk fault): computed again below and rewritten
     uvc = uv.mean(1)
     parts = body_parts(uvc)
     masks = {m: _lookup(_mask(m), uvc) > 100 for m in UV_MASKS}
+    lips_distance = _signed_distance(_mask("lips") > 100)
+    masks["lips_distance"] = _bilinear(lips_distance, uv.reshape(-1, 2)).reshape(uv.shape[:2]).astype(np.float32)
     names = sorted(set(parts))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as fh:
         np.savez(fh, part=np.array([names.index(p) for p in parts], np.int16), part_names=np.array(names),
-                 **{f"mask_{m}": v for m, v in masks.items()})
+                 **{f"mask_{m}": v for m, v in masks.items() if m in UV_MASKS},
+                 lips_distance=masks["lips_distance"])
     return parts, masks
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) texels from the outline of the boolean ``mask``: > 0 inside, < 0 outside."""
+    from scipy.ndimage import distance_transform_edt
+
+    return (distance_transform_edt(mask) - distance_transform_edt(~mask)).astype(np.float32)
+
+
+def _bilinear(img: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """img (H, W) sampled between texel centres at uv (N, 2) (v up, as _lookup)."""
+    h, w = img.shape
+    x = np.clip(uv[:, 0] * w - 0.5, 0, w - 1)
+    y = np.clip((1.0 - uv[:, 1]) * h - 0.5, 0, h - 1)
+    x0, y0 = np.minimum(x.astype(np.int64), w - 2), np.minimum(y.astype(np.int64), h - 2)
+    fx, fy = x - x0, y - y0
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def label_body(rest, outfit: Outfit) -> BodyLabels:
@@ -246,10 +275,12 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     is_leg = is_body & (leg_w > 0.5) & ~is_arm
     torso = is_body & ~is_arm & ~is_leg
     hem_z = hip_z + outfit.hem * (waist_z - hip_z)
-    # neckline: a sphere around the neck base (the mesh's edge loops circle the neck, so the cut follows
-    # them); a deeper neckline moves the sphere's centre down the front
+    # neckline: a sphere around the neck base; a deeper neckline moves the sphere's centre down the front. Its
+    # distance per vertex is painted (the top's material shows skin where it is < 0: a smooth curve, not the
+    # polygons' zigzag), and a polygon the line crosses is the top's, so that the top paints the line across it
     neck_base = h("neck01") + np.array([0.0, -0.35 * outfit.neckline, -outfit.neckline])
-    collar = np.linalg.norm(cen - neck_base, axis=1) > 0.075 + 0.5 * outfit.neckline
+    collar_v = np.linalg.norm(rest.vertices - neck_base, axis=1) - (0.075 + 0.5 * outfit.neckline)
+    collar = collar_v[faces].max(1) > 0
     top = (torso & (cen[:, 2] >= hem_z) & collar) | (is_arm & (arm_t < outfit.sleeve))
     # a skirt/shorts/trousers waistband sits around the waist; the top covers it when they overlap
     bottom = (torso & (cen[:, 2] < waist_z)) | (is_leg & (leg_t < outfit.legs))
@@ -268,6 +299,15 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     face = head & (uv_masks["face"] | uv_masks["eyelids"])
     ears = head & uv_masks["ears"]
     lips = head & uv_masks["lips"]
+    # the lips' outline: a signed distance per vertex (corners of one vertex agree but at UV seams, none near the
+    # lips), painted by the face skin; lips polygons are those wholly inside it
+    on_head_v = np.zeros(len(rest.vertices), bool)
+    on_head_v[np.unique(faces[head])] = True
+    lips_v = np.full(len(rest.vertices), -100.0)
+    lips_v[faces.ravel()] = uv_masks["lips_distance"].ravel()
+    lips_v = np.where(on_head_v, lips_v, -100.0)
+    lip_edge = head & ~lips & (lips_v[faces].max(1) > 0)  # a polygon outside the mask that the outline reaches
+    lips_inside = lips & (lips_v[faces].min(1) > 0)
     eye_l, eye_r = h("eye.L"), h("eye.R")
     eye_c = 0.5 * (eye_l + eye_r)
     d = float(np.linalg.norm(eye_l - eye_r))
@@ -290,7 +330,8 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
         on_head = np.zeros(len(rest.vertices), bool)
         on_head[np.unique(faces[scalp])] = True
         hairline = np.where(on_head, hairline, -10.0)
-    slot[face] = S("face_skin")
+    lip_edge = (lip_edge | (lips & ~lips_inside)) & (slot != S("hair"))  # the face skin paints the lips' edge
+    slot[face | lip_edge] = S("face_skin")
     brow = _brows(vrel)
     on_face = np.zeros(len(rest.vertices), bool)
     on_face[np.unique(faces[face])] = True
@@ -299,7 +340,7 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     rim = np.intersect1d(np.unique(faces[np.isin(part, ["eye_cavity.L", "eye_cavity.R"])]), np.unique(faces[face]))
     lash = np.zeros(len(rest.vertices))
     lash[rim] = np.where(vrel[rim, 2] > 0.0, 1.0, 0.5)
-    slot[lips] = S("lips")
+    slot[lips_inside] = S("lips")
     eye = np.isin(part, ["eye_front.L", "eye_front.R", "eye_back.L", "eye_back.R"])
     slot[eye] = S("eye")
     inner = np.isin(part, ["eye_cavity.L", "eye_cavity.R", "mouth_cavity", "tongue"])
@@ -307,7 +348,8 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
 
     region = np.array([REGIONS.index(SLOT_TO_REGION[s]) for s in SLOTS])[slot]
     return BodyLabels(slot=slot, region=region, brow=brow.astype(np.float32), hairline=hairline.astype(np.float32),
-                      lash=lash.astype(np.float32))
+                      lash=lash.astype(np.float32), lips=lips_v.astype(np.float32),
+                      collar=collar_v.astype(np.float32))
 
 
 def _hairline(rel: np.ndarray, style: str) -> np.ndarray:
