@@ -12,6 +12,12 @@ def srgb_to_linear(c):
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+def linear_to_srgb(c):
+    """Linear light (any shape, 0..1) -> sRGB-encoded values (float64); the inverse of srgb_to_linear."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, None)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1.0 / 2.4) - 0.055)
+
+
 def luminance(rgb) -> float:
     """The Rec.709 luminance of one (r, g, b) colour."""
     return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]

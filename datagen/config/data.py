@@ -113,6 +113,9 @@ def _check(cfg: DataConfig) -> None:
     for key in ("clamp_direct", "clamp_indirect", "filter_glossy", "world_light_blur_deg"):
         if not getattr(s, key) >= 0:  # also rejects NaN
             fail(f"scene.{key}", f"must be >= 0, got {getattr(s, key)}")
+    if not 0 <= s.white_balance <= 1:
+        fail("scene.white_balance", f"must be in [0, 1] (the share of the light's colour cast taken out), "
+                                    f"got {s.white_balance}")
     if not s.adaptive_threshold > 0:
         fail("scene.adaptive_threshold", f"must be > 0, got {s.adaptive_threshold}")
     if s.adaptive_min_samples < 0:

@@ -61,6 +61,9 @@ class SceneConfig:
     caustics: bool = True  # Cycles' reflective/refractive caustic paths (the main source of fireflies)
     filter_glossy: float = 1.0  # Cycles' glossy blur after a diffuse bounce (Blender default 1)
     world_light_blur_deg: float = 0.0  # the panorama lights the scene blurred by this much (camera sees it sharp)
+    # the camera white-balances a panorama-lit scene: this share (0..1) of the panorama's colour cast is taken out
+    # of the RGB frames (datagen/scene/white_balance.py; 0: off)
+    white_balance: float = 0.0
     persistent_data: bool = False  # keep Cycles' scene between frames (no CPU gain measured here)
     exact_gt_pass: bool = True  # 2nd 1-spp render with a point-sized pixel filter for GT depth/seg/flow
     render_device: str = "auto"  # auto (a GPU if Cycles finds one) | cpu | gpu; see datagen/scene/cycles_device.py

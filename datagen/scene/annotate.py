@@ -54,6 +54,7 @@ def annotate(cfg, seed: int, rng: np.random.RandomState, rgb: np.ndarray, layers
         "camera_motion": scene_facts["camera_motion"],
         "camera_framing": scene_facts["camera_framing"],
         "motion_blur": scene_facts["motion_blur"],
+        "white_balance": scene_facts.get("white_balance", [1.0, 1.0, 1.0]),  # RGB gains (white_balance.py)
         "fps": cfg.fps,
         "intrinsics": K,
         "extrinsics": w2c,

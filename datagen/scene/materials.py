@@ -96,16 +96,19 @@ def panorama_material(bpy, name: str, pano: Panorama):
     return mat
 
 
-def panorama_world(bpy, renderer, pano: Panorama, light_blur_deg: float = 0.0) -> None:
+def panorama_world(bpy, renderer, pano: Panorama, light_blur_deg: float = 0.0,
+                   measure_cast: bool = False) -> np.ndarray | None:
     """Light the scene with the panorama: Kubric's world shader (Background for non-camera rays mixed with one
     for camera rays) gets the environment texture with the same yaw and strength on both; with `light_blur_deg`
-    the non-camera rays see it blurred, its sun (if it has one) made a lamp (datagen.scene.world_light)."""
-    from datagen.scene import world_light
+    the non-camera rays see it blurred, its sun (if it has one) made a lamp (datagen.scene.world_light).
+    Returns the panorama's colour cast (datagen.scene.white_balance.colour_cast) if `measure_cast`, else None."""
+    from datagen.scene import white_balance, world_light
 
     image = bpy.data.images.load(pano.path, check_existing=True)
+    px = world_light.read_linear(image) if light_blur_deg > 0 or measure_cast else None
     light = image
     if light_blur_deg > 0:
-        light, sun = world_light.light_image(bpy, image, light_blur_deg)
+        light, sun = world_light.light_image(bpy, image, light_blur_deg, px=px)
         if sun is not None:
             world_light.add_sun(bpy, sun, pano.rotation, pano.strength)
     tree = bpy.context.scene.world.node_tree
@@ -125,6 +128,7 @@ def panorama_world(bpy, renderer, pano: Panorama, light_blur_deg: float = 0.0) -
     world = bpy.context.scene.world.cycles
     world.sampling_method = "MANUAL"
     world.sample_map_resolution = int(np.clip(2 * light.size[0], 256, 2048))
+    return white_balance.colour_cast(px) if measure_cast else None
 
 
 def set_material(renderer, asset, material) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 from datagen.config.scene import SceneConfig
 from datagen.formats.sample import TrackSample
 from datagen.scene import assets as asset_lib
+from datagen.scene import white_balance
 from datagen.scene.annotate import annotate
 from datagen.scene.build import Built, add_actors, add_background, add_lights, add_objects, uniform
 from datagen.scene.camera import add_camera
@@ -86,6 +87,11 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     rgb, layers, gt_s = _render_passes(bpy, renderer, cfg, workdir)
     t_render = time.perf_counter()
 
+    facts["white_balance"] = [1.0, 1.0, 1.0]
+    if facts["panorama_cast"] is not None:  # the camera balances for the panorama's light (RGB only)
+        g = white_balance.gains(facts["panorama_cast"], cfg.white_balance)
+        rgb, facts["white_balance"] = white_balance.apply(rgb, g), [round(float(v), 4) for v in g]
+
     poses, cam_mats, meshes = read_back(bpy, renderer, scene, list(range(1, cfg.num_frames + 1)), scene.camera,
                                         segments)
     surfaces = surface_set(poses, segments, meshes)
@@ -136,7 +142,8 @@ def _start_renderer(kb, bpy, cfg: SceneConfig, rng, workdir: Path, threads: int 
 
 def build_scene(kb, bpy, scene, renderer, cfg: SceneConfig, rng, workdir: Path, facts: dict) -> Built:
     """Everything in the scene, in the order of the random draws: background, lights, actors, camera, objects;
-    then the simulation of the tossed objects. Adds "camera_motion" and "camera_framing" to `facts`."""
+    then the simulation of the tossed objects. Adds "camera_motion", "camera_framing" and "panorama_cast" (the
+    panorama's colour cast when the camera white-balances, else None) to `facts`."""
     from kubric.simulator.pybullet import PyBullet
 
     cache = Path(cfg.asset_cache_dir) if cfg.asset_cache_dir else asset_lib.default_cache_dir()
@@ -146,8 +153,10 @@ def build_scene(kb, bpy, scene, renderer, cfg: SceneConfig, rng, workdir: Path, 
     built = Built()
     pano = add_background(kb, bpy, scene, renderer, cfg, rng, cache, images, sources, built)
     add_lights(kb, scene, cfg, rng, pano)
+    facts["panorama_cast"] = None
     if pano is not None:
-        panorama_world(bpy, renderer, pano, cfg.world_light_blur_deg)
+        facts["panorama_cast"] = panorama_world(bpy, renderer, pano, cfg.world_light_blur_deg,
+                                                measure_cast=cfg.white_balance > 0)
         # Without persistent data Cycles rebuilds the world's importance map for every frame (64x64, 3 frames:
         # 17.7 s instead of 1.8 s under load); it is switched off again before the GT pass (_render_passes).
         bpy.context.scene.render.use_persistent_data = True

@@ -154,9 +154,10 @@ def read_linear(image) -> np.ndarray:
     return np.maximum(px, 0.0).astype(np.float32)
 
 
-def light_image(bpy, image, sigma_deg: float, width: int = 256):
-    """-> (a linear float Blender image: `image` without its sun, blurred by `sigma_deg`; the Sun or None)."""
-    sun, rest = split_sun(read_linear(image))
+def light_image(bpy, image, sigma_deg: float, width: int = 256, px: np.ndarray | None = None):
+    """-> (a linear float Blender image: `image` without its sun, blurred by `sigma_deg`; the Sun or None).
+    px: `image`'s read_linear pixels when the caller has them already."""
+    sun, rest = split_sun(read_linear(image) if px is None else px)
     small = blurred(rest, sigma_deg, width)
     h2, w2 = small.shape[:2]
     rgba = np.concatenate([small, np.ones((h2, w2, 1), small.dtype)], axis=-1).astype(np.float32)

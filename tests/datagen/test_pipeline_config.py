@@ -69,6 +69,7 @@ def test_overrides_apply_and_types_convert():
     (["scene.clamp_indirect=-1"], "scene.clamp_indirect"),
     (["scene.clamp_direct=nan"], "scene.clamp_direct"),
     (["scene.world_light_blur_deg=-3"], "scene.world_light_blur_deg"),
+    (["scene.white_balance=1.5"], "scene.white_balance"),
     (["scene.adaptive_threshold=0"], "scene.adaptive_threshold"),
     (["scene.adaptive_min_samples=-1"], "scene.adaptive_min_samples"),
     (["generate.scene_process=lukewarm"], "generate.scene_process"),
