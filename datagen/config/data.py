@@ -168,6 +168,13 @@ def _check(cfg: DataConfig) -> None:
     if bad or not s.floor_textures:
         fail("scene.floor_textures", f"choices are procedural/image/realistic (non-empty), "
                                      f"got {list(s.floor_textures)}")
+    # a dome entry is a kind or a panorama file / URL (a name with a suffix): a misspelt kind is an error here, not
+    # a missing file in every scene process
+    bad = [k for k in s.dome_textures if k not in ("procedural", "image", "realistic", "hdri")
+           and "://" not in str(k) and not Path(str(k)).suffix]
+    if bad or not s.dome_textures:
+        fail("scene.dome_textures", f"choices are procedural/image/realistic/hdri or panorama paths/URLs "
+                                    f"(non-empty), got {list(s.dome_textures)}")
     bad = [m for m in s.camera_motion if m not in ("static", "linear", "orbit")]
     if bad or not s.camera_motion:
         fail("scene.camera_motion", f"choices are static/linear/orbit (non-empty), got {list(s.camera_motion)}")

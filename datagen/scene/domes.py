@@ -56,8 +56,16 @@ def dome_material(bpy, name: str, rng, radius: float, skyline: str | None = None
     around = g.node("ShaderNodeVectorMath")
     around.operation = "NORMALIZE"
     g.link(flat.outputs["Vector"], around.inputs[0])
-    ctx = _Dome(g, rng, radius, height, facade.outputs["Vector"], around.outputs["Vector"],
-                coords.outputs["Object"])
+    # (x, y on the horizon circle, height) in metres: seamless, for noises (the facade plane jumps at the UV seam)
+    ring = g.node("ShaderNodeMapping", vector=around.outputs["Vector"], Scale=(radius, radius, 0.0))
+    surface = g.node("ShaderNodeVectorMath")
+    surface.operation = "ADD"
+    g.link(ring.outputs["Vector"], surface.inputs[0])
+    up = g.node("ShaderNodeCombineXYZ")
+    g.link(height, up.inputs["Z"])
+    g.link(up.outputs["Vector"], surface.inputs[1])
+    ctx = _Dome(g, rng, radius, height, facade.outputs["Vector"], surface.outputs["Vector"],
+                around.outputs["Vector"], coords.outputs["Object"])
     top, color, roughness = _SKYLINES[skyline](ctx)
     below = g.math("LESS_THAN", height, top)  # 1 on the skyline, 0 in the sky
     g.finish(color, roughness, specular=0.3)
@@ -74,11 +82,15 @@ def dome_material(bpy, name: str, rng, radius: float, skyline: str | None = None
 
 
 class _Dome:
-    """What the skyline and sky builders share: the graph, the draws, the radius and the coordinate sockets."""
+    """What the skyline and sky builders share: the graph, the draws, the radius and the coordinate sockets: height
+    (m above the floor), facade (arc length, height, 0) m for layouts that repeat a whole number of times around
+    (`repeats`), surface (x, y, height) m with no seam for noises, around (the azimuth on the unit circle) and
+    direction (the dome's own coordinates)."""
 
-    def __init__(self, g, rng, radius, height, facade, around, direction):
+    def __init__(self, g, rng, radius, height, facade, surface, around, direction):
         self.g, self.rng, self.radius = g, rng, radius
-        self.height, self.facade, self.around, self.direction = height, facade, around, direction
+        self.height, self.facade, self.surface = height, facade, surface
+        self.around, self.direction = around, direction
 
     def around_scaled(self, metres: float):
         """The horizon circle scaled so that noise and cells have features about `metres` long on the dome."""
@@ -92,12 +104,15 @@ class _Dome:
 
 
 def _city(d: _Dome):
-    """Blocks of 4-14 m along the horizon, each its own height (4-16 m), facade colour and window pattern."""
+    """Blocks of about 9-16 m along the horizon, each its own height (between 4-6 and 9-16 m), facade colour and
+    window pattern."""
     g, rng = d.g, d.rng
-    blocks = g.node("ShaderNodeTexVoronoi", vector=d.around_scaled(rng.uniform(9, 16)), Randomness=1.0)
+    # 2-D cells in the horizon's plane: the circle crosses them in arcs, one block each
+    blocks = g.node("ShaderNodeTexVoronoi", vector=d.around_scaled(rng.uniform(9, 16)), Scale=1.0, Randomness=1.0)
+    blocks.voronoi_dimensions = "2D"
     per_block = g.node("ShaderNodeSeparateColor")
     g.link(blocks.outputs["Color"], per_block.inputs["Color"])
-    lo, hi = rng.uniform(3, 6), rng.uniform(9, 16)
+    lo, hi = rng.uniform(4, 6), rng.uniform(9, 16)
     top = g.math("ADD", g.math("MULTIPLY", per_block.outputs["Red"], hi - lo), lo)
     hue = rng.uniform(0.02, 0.12)
     facades, _ = g.ramp(per_block.outputs["Green"], [  # plaster, brick, concrete, dark stone, white paint
@@ -113,49 +128,50 @@ def _city(d: _Dome):
     glass = g.math("MULTIPLY", g.math("SUBTRACT", 1.0, windows.outputs["Fac"]),
                    g.math("LESS_THAN", d.height, g.math("SUBTRACT", top, 0.6)))  # no window in the roof line
     color = g.mix(glass, facades, windows.outputs["Color"])
-    grime = g.noise_at(d.facade, 0.5, 3.0)
+    grime = g.noise_at(d.surface, 0.5, 3.0)
     color = g.mix(g.math("MULTIPLY", grime, 0.5), color, _shade(_rgb(hue, 0.2, 0.3), 1.0))
     roughness = g.math("ADD", g.math("MULTIPLY", glass, -0.75), 0.85)  # glass shines, walls do not
     return top, color, roughness
 
 
 def _trees(d: _Dome):
-    """A tree line 5-15 m high whose top rises and falls with the crowns, leaves in greens and browns."""
+    """A tree line 4-15 m high whose top rises and falls with the crowns, leaves in greens and browns."""
     g, rng = d.g, d.rng
     crowns = g.noise_at(d.around_scaled(rng.uniform(3, 6)), 1.0, 4.0, 0.6)
-    lo, hi = rng.uniform(3, 6), rng.uniform(9, 15)
+    lo, hi = rng.uniform(4, 6), rng.uniform(9, 15)
     top = g.math("ADD", g.math("MULTIPLY", g.smoothstep(crowns, 0.3, 0.7), hi - lo), lo)
     hue = rng.uniform(0.18, 0.33)
     base = _rgb(hue, rng.uniform(0.4, 0.8), rng.uniform(0.08, 0.25))
-    leaves = g.noise_at(d.facade, rng.uniform(1.5, 3.0), 4.0, 0.7)
+    leaves = g.noise_at(d.surface, rng.uniform(1.5, 3.0), 4.0, 0.7)
     color, _ = g.ramp(leaves, [(0.3, _shade(base, 0.4)), (0.5, base), (0.7, _shade(base, 1.8))])
-    autumn = g.noise_at(d.facade, 1.0 / rng.uniform(8, 20), 2.0)
+    autumn = g.noise_at(d.surface, 1.0 / rng.uniform(8, 20), 2.0)
     color = g.mix(g.smoothstep(autumn, 0.6, 0.7), color, _rgb(rng.uniform(0.05, 0.12), 0.6, 0.25))
     return top, color, 0.9
 
 
 def _wall(d: _Dome):
-    """A wall 3-8 m high all around: bricks, plaster or concrete panels, weathered and darker at its foot."""
+    """A wall 4-8 m high all around: bricks, plaster or concrete panels, weathered and darker at its foot. (Blender's
+    brick texture draws its mortar size on each side of a joint: joints are twice as wide.)"""
     g, rng = d.g, d.rng
-    top = float(rng.uniform(3, 8))
+    top = float(rng.uniform(4, 8))
     kind = ("bricks", "plaster", "panels")[rng.randint(3)]
     if kind == "bricks":
         base = _rgb(rng.uniform(0.0, 0.07), rng.uniform(0.4, 0.7), rng.uniform(0.25, 0.5))
-        size = (d.repeats(rng.uniform(0.22, 0.3)), rng.uniform(0.06, 0.08), 0.012)
+        size = (d.repeats(rng.uniform(0.22, 0.3)), rng.uniform(0.07, 0.085), 0.005)
         mortar = _rgb(0.1, 0.1, rng.uniform(0.5, 0.75))
     elif kind == "panels":
         base = _rgb(0.08, rng.uniform(0.0, 0.1), rng.uniform(0.35, 0.6))
-        size = (d.repeats(rng.uniform(2.0, 4.0)), rng.uniform(1.0, 2.0), 0.03)
+        size = (d.repeats(rng.uniform(2.0, 4.0)), rng.uniform(1.0, 2.0), 0.015)
         mortar = _shade(base, 0.5)
     else:  # plaster: one colour, joints rare and faint
         base = _rgb(rng.uniform(0, 1), rng.uniform(0.05, 0.35), rng.uniform(0.45, 0.85))
-        size = (d.repeats(rng.uniform(5.0, 9.0)), top + 1.0, 0.02)
+        size = (d.repeats(rng.uniform(5.0, 9.0)), top + 1.0, 0.01)
         mortar = _shade(base, 0.8)
     layout = g.node("ShaderNodeTexBrick", vector=d.facade, Scale=1.0, Mortar_Size=size[2], Mortar_Smooth=0.1,
                     Bias=0.0, Brick_Width=size[0], Row_Height=size[1], Color1=(*_shade(base, 1.12), 1.0),
                     Color2=(*_shade(base, 0.88), 1.0), Mortar=(*mortar, 1.0))
     layout.offset = 0.5
-    stains = g.noise_at(d.facade, rng.uniform(0.3, 1.0), 3.0, 0.6)
+    stains = g.noise_at(d.surface, rng.uniform(0.3, 1.0), 3.0, 0.6)
     color = g.mix(g.math("MULTIPLY", g.smoothstep(stains, 0.45, 0.75), 0.6), layout.outputs["Color"],
                   _shade(base, 0.5))
     foot = g.smoothstep(d.height, 1.2, 0.0)  # splashes and dirt near the ground

@@ -62,8 +62,9 @@ def _ramp(g, fac, stops):
 
 
 def _bricks(g, vec, length: float, width: float, joint: float, offset: float, c1, c2, joint_color):
-    """Blender's brick texture in metres (elements length x width, joints `joint` wide) -> the node; its Color
-    is c1 or c2 mixed per element at random, its Fac 1 in the joints."""
+    """Blender's brick texture in metres (elements length x width; Blender draws the mortar size `joint` on both
+    sides of a joint, so joints are 2 x `joint` wide) -> the node; its Color is c1 or c2 mixed per element at
+    random, its Fac 1 in the joints."""
     node = g.node("ShaderNodeTexBrick", vector=vec, Scale=1.0, Mortar_Size=joint, Mortar_Smooth=0.2, Bias=0.0,
                   Brick_Width=length, Row_Height=width, Color1=c1, Color2=c2, Mortar=joint_color)
     node.offset, node.offset_frequency, node.squash, node.squash_frequency = offset, 1, 1.0, 1

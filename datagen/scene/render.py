@@ -87,8 +87,9 @@ def render_scene(cfg: SceneConfig, seed: int, workdir: Path, *, debug: dict | No
     rgb, layers, gt_s = _render_passes(bpy, renderer, cfg, workdir)
     t_render = time.perf_counter()
 
+    # the camera balances for the panorama's light (RGB only; a table lookup per pixel, timed with annotate_s)
     facts["white_balance"] = [1.0, 1.0, 1.0]
-    if facts["panorama_cast"] is not None:  # the camera balances for the panorama's light (RGB only)
+    if facts["panorama_cast"] is not None:
         g = white_balance.gains(facts["panorama_cast"], cfg.white_balance)
         rgb, facts["white_balance"] = white_balance.apply(rgb, g), [round(float(v), 4) for v in g]
 

@@ -184,8 +184,8 @@ def test_regions_cover_the_body_and_the_face(body):
 def test_lips_and_neckline_are_painted_across_the_polygons_they_cross(body):
     """The lips' outline and the neckline are per-vertex signed distances: a polygon wholly inside the lips is the
     lips' slot, one the outline crosses the face skin's (which paints the lips up to the outline; the mouth's inside
-    excepted); a polygon the
-    neckline crosses is the top's (which paints skin below it), one wholly inside the neck sphere is skin."""
+    excepted); a polygon the neckline crosses is the top's (which paints skin below it), one wholly inside the neck
+    sphere is skin."""
     outfit = reg_lib.Outfit(sleeve=0.5, hem=0.0, neckline=0.03, legs=1.95, bottom="trousers", dress=False,
                             boots=2.0, hair="short")
     lab = reg_lib.label_body(body.rest, outfit)

@@ -70,6 +70,7 @@ def test_overrides_apply_and_types_convert():
     (["scene.clamp_direct=nan"], "scene.clamp_direct"),
     (["scene.world_light_blur_deg=-3"], "scene.world_light_blur_deg"),
     (["scene.white_balance=1.5"], "scene.white_balance"),
+    (["scene.dome_textures=[realistc]"], "scene.dome_textures"),
     (["scene.adaptive_threshold=0"], "scene.adaptive_threshold"),
     (["scene.adaptive_min_samples=-1"], "scene.adaptive_min_samples"),
     (["generate.scene_process=lukewarm"], "generate.scene_process"),

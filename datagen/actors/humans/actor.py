@@ -59,9 +59,9 @@ class HumanMotion:
     rest: (V, 3) float32 unposed body (also the texture coordinates of the procedural materials);
     faces: (F, 3) int64; uv: (F, 3, 2) float32 per corner; slots: (F,) index into regions.SLOTS
     (material per polygon); regions: (F,) index into regions.REGIONS (reported to the annotator);
-    eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash, lips, collar: (V,) float32 painted brows,
-    hair, lash lines, lips' outline and neckline (regions.BodyLabels); head: (T + 2, 3) centre between the eyes; head_forward:
-    (T + 2, 3) unit direction the face looks at; root: (T + 2, 3) pelvis.
+    eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash, lips, collar: (V,) float32 painted
+    brows, hair, lash lines, lips' outline and neckline (regions.BodyLabels); head: (T + 2, 3) centre between
+    the eyes; head_forward: (T + 2, 3) unit direction the face looks at; root: (T + 2, 3) pelvis.
     """
 
     vertices: np.ndarray

@@ -34,6 +34,7 @@ HAIR_COLORS = {"black": "#1c1a17", "dark_brown": "#3b2a1e", "brown": "#5a3d25", 
 IRIS_COLORS = {"dark_brown": "#2b1a0e", "brown": "#4a2c17", "hazel": "#6b5a2e", "green": "#4f6b3a",
                "blue": "#4a6f98", "grey": "#7a8590"}
 FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit", "plaid", "floral", "camo")
+LIP_ROUGHNESS = 0.35  # the skin's is 0.5
 FABRIC_P = (0.24, 0.13, 0.1, 0.07, 0.12, 0.1, 0.09, 0.07, 0.05, 0.03)
 
 
@@ -161,9 +162,11 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0, lips: bool = False):
     c, fine = _skin_tone(g, look)
     if blush:
         c = g.mix(blush, c, tuple(redder))
-    if lips:
-        lip_c = _lip_colour(g, look)
-        c = g.mix(g.smoothstep(g.attribute("lips"), -0.5, 0.5), c, lip_c)
+    roughness = 0.5
+    if lips:  # the lips' colour and sheen up to their outline
+        on_lips = g.smoothstep(g.attribute("lips"), -0.5, 0.5)
+        c = g.mix(on_lips, c, _lip_colour(g, look))
+        roughness = g.math("ADD", g.math("MULTIPLY", on_lips, LIP_ROUGHNESS - 0.5), 0.5)
     # painted hair (regions.BodyLabels): brows from their density, the scalp's hair up to the hairline; both
     # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
     # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
@@ -178,17 +181,18 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0, lips: bool = False):
     lash_rgb = tuple(np.minimum(_lin(look.hair), 0.03) * 0.6)  # lashes are dark, whatever the hair colour
     c = g.mix(g.math("MULTIPLY", g.smoothstep(g.attribute("lash"), 0.3, 0.9), 0.9), c, lash_rgb)
     g.bump(fine, 0.05)
-    return g.finish(c, roughness=0.5, specular=0.45)
+    return g.finish(c, roughness=roughness, specular=0.45)
 
 
 def _lip_colour(g: NodeGraph, look: Look):
+    """The lips' colour socket: ``look.lips`` with fine grain."""
     base = np.array(_lin(look.lips))
     return g.mix(g.noise(120.0, detail=2.0), tuple(base * 0.8), tuple(base * 1.1))
 
 
 def _lips(bpy, name: str, look: Look):
     g = NodeGraph(bpy, name)
-    return g.finish(_lip_colour(g, look), roughness=0.35, specular=0.5)
+    return g.finish(_lip_colour(g, look), roughness=LIP_ROUGHNESS, specular=0.5)
 
 
 def _strands(g: "NodeGraph", rgb, strand_scale: float = 260.0):
@@ -353,9 +357,12 @@ def fabric_material(bpy, name: str, fabric: Fabric, neck_skin: Look | None = Non
     c = g.mix(g.math("MULTIPLY", weave, 0.3), c, tuple(a * 0.6))
     if p != "knit":
         g.bump(weave, 0.08)
-    if neck_skin is not None:
-        c = g.mix(g.smoothstep(g.attribute("collar"), -0.001, 0.001), _skin_tone(g, neck_skin)[0], c)
-    return g.finish(c, roughness=fabric.roughness, specular=0.3)
+    roughness = fabric.roughness
+    if neck_skin is not None:  # the skin's colour and sheen below the neckline
+        on_fabric = g.smoothstep(g.attribute("collar"), -0.001, 0.001)
+        c = g.mix(on_fabric, _skin_tone(g, neck_skin)[0], c)
+        roughness = g.math("ADD", g.math("MULTIPLY", on_fabric, fabric.roughness - 0.5), 0.5)
+    return g.finish(c, roughness=roughness, specular=0.3)
 
 
 def _plain(bpy, name: str, rgb, roughness: float):
