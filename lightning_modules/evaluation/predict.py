@@ -25,13 +25,19 @@ from .scoring import VIS_THRESHOLD
 PREDICT_MODES = ("joint", "single_point")
 
 
+def keeps_aspect(choice: Optional[bool], scored_by_masks: bool) -> bool:
+    """Whether a video's model input keeps its aspect ratio (the short side of the input size): `choice` when one
+    was made, else only for videos scored by object masks (real video such as DAVIS, which no protocol fixes a size
+    for); point benchmarks keep the fixed size their protocol prescribes (TAP-Vid: the 256x256 raster resized to the
+    model's size)."""
+    return choice if choice is not None else scored_by_masks
+
+
 class TrackerRunner:
     """model: a tracker.CoTracker3Base; input_resolution (H, W): what the model sees (its training resolution);
     grid_size: global support grid of offline models (0: none); iters: refinement iterations; keep_aspect: each
     example's input keeps its source video's aspect ratio with the short side of input_resolution
-    (tracker.common.pixels.aspect_input_size). None (default): only for examples scored by object masks (real video
-    such as DAVIS, which no protocol fixes a size for); point benchmarks keep the fixed size their protocol (TAP-Vid:
-    the 256x256 raster resized to the model's size) prescribes."""
+    (tracker.common.pixels.aspect_input_size). None (default): `keeps_aspect`'s rule per example."""
 
     def __init__(self, model: torch.nn.Module, *, input_resolution: tuple[int, int], mode: str = "joint",
                  iters: int = 6, grid_size: int = 5, device: str | torch.device = "cpu",
@@ -46,7 +52,7 @@ class TrackerRunner:
 
     def input_size(self, ex: EvalExample) -> tuple[int, int]:
         """The model input (H, W) for example `ex`."""
-        keep = self.keep_aspect if self.keep_aspect is not None else ex.masks is not None
+        keep = keeps_aspect(self.keep_aspect, scored_by_masks=ex.masks is not None)
         return aspect_input_size(self.input_resolution, ex.source_hw) if keep else self.input_resolution
 
     def predictor(self, hw: tuple[int, int]):

@@ -16,6 +16,7 @@ from tracker.common.prediction import Prediction
 from .cache import PredictionCache
 from .config import EvalConfig
 from .predict import TrackerRunner
+from .predict import keeps_aspect as keeps_aspect_rule
 from .groups import group_means, group_of
 from .mask_scoring import METRIC as MASK_METRIC
 from .protocol import EvalExample, make_example
@@ -57,12 +58,11 @@ def load_model(checkpoint: Optional[str], variant: Optional[str], device: str,
 
 
 def keeps_aspect(cfg: EvalConfig, fmt: str) -> bool:
-    """Whether a benchmark of format `fmt` gives each video a model input of its own aspect ratio: cfg.keep_aspect,
-    or when that is None (the default) only mask benchmarks (the rule predict.TrackerRunner applies per example when
-    it is given no decision)."""
+    """Whether a benchmark of format `fmt` gives each video a model input of its own aspect ratio
+    (predict.keeps_aspect's rule: cfg.keep_aspect, or by default only benchmarks scored by masks)."""
     from datagen.formats import reader_class
 
-    return cfg.keep_aspect if cfg.keep_aspect is not None else reader_class(fmt).labels == "masks"
+    return keeps_aspect_rule(cfg.keep_aspect, scored_by_masks=reader_class(fmt).labels == "masks")
 
 
 def setting_name(query_mode: str, mode: str, cfg: EvalConfig, loaded: LoadedModel, max_frames: Optional[int],
