@@ -190,7 +190,7 @@ def run_device(device: str, variant: str, args) -> None:
         rate = s.batch / step_s
         mem = f"{peaks[s.name]:.0f}" if peaks.get(s.name) is not None else "n/a"
         line = (f"bench_train variant={variant} device={device} config={s.name} batch={s.batch} "
-                f"precision={'bf16' if device == 'cuda' else 'fp32'} res={hw[0]}x{hw[1]} frames={frames} "
+                f"precision={s.precision} res={hw[0]}x{hw[1]} frames={frames} "
                 f"tracks={tracks} windows={s.windows} threads={torch.get_num_threads()} step_s={step_s:.3f} "
                 f"samples_per_s={rate:.3f} ratio_vs_{base.name}={rate / base_rate:.2f} peak_mem_mb={mem} ")
         line += f"tflop_per_step={flops[s.name] / 1e12:.2f} achieved_tflops={flops[s.name] / step_s / 1e12:.3f}"
