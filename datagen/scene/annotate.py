@@ -26,9 +26,10 @@ class Annotation:
 
 def annotate(cfg, seed: int, rng: np.random.RandomState, rgb: np.ndarray, layers: dict, built, segments: Segments,
              surfaces, camera, cam_mats: np.ndarray, scene_facts: dict) -> Annotation:
-    """rgb: (T, H, W, 3) uint8 sRGB (white-balanced if the scene asks); layers: Kubric's "z", "segmentation" (T, H, W, 1) of the GT pass;
-    cam_mats: (T, 4, 4) Blender camera-to-world; scene_facts: meta entries the build recorded (camera motion and
-    framing, motion blur, render device, white-balance gains). Draws the query points from `rng` (the scene's RandomState)."""
+    """rgb: (T, H, W, 3) uint8 sRGB (white-balanced if the scene asks); layers: Kubric's "z", "segmentation"
+    (T, H, W, 1) of the GT pass; cam_mats: (T, 4, 4) Blender camera-to-world; scene_facts: meta entries the build
+    recorded (camera motion and framing, motion blur, render device, white-balance gains). Draws the query points
+    from `rng` (the scene's RandomState)."""
     H, W = cfg.height, cfg.width
     K = tracks_lib.intrinsics(camera.focal_length, cfg.sensor_width, H, W)
     w2c = tracks_lib.world_to_opencv_camera(cam_mats)

@@ -129,7 +129,7 @@ def _city(d: _Dome):
                    g.math("LESS_THAN", d.height, g.math("SUBTRACT", top, 0.6)))  # no window in the roof line
     color = g.mix(glass, facades, windows.outputs["Color"])
     grime = g.noise_at(d.surface, 0.5, 3.0)
-    color = g.mix(g.math("MULTIPLY", grime, 0.5), color, _shade(_rgb(hue, 0.2, 0.3), 1.0))
+    color = g.mix(g.math("MULTIPLY", grime, 0.5), color, _rgb(hue, 0.2, 0.3))
     roughness = g.math("ADD", g.math("MULTIPLY", glass, -0.75), 0.85)  # glass shines, walls do not
     return top, color, roughness
 

@@ -44,9 +44,10 @@ def _render_dome(bpy, tmp_path, skyline: str, sky: str, seed: int) -> np.ndarray
 def test_every_skyline_and_sky_renders_a_plausible_backdrop(tmp_path):
     """Looking level at the horizon with a 12 mm lens (36 x 24 mm sensor): the middle half of the top 6 rows looks
     >= 33 degrees up, where the dome is >= 18 m high, above every skyline (<= 16 m; the corners look lower); the 2
-    rows just above the horizon look <= 2.7 degrees up (<= 3.1 m, below every skyline: >= 4 m). The sky is lighter than a skyline and is its
-    kind (a clear sky blue, an overcast one grey, a cloudy one patchier than a clear one); the city's windows make
-    its rows vary more than the wall's; the trees are green; the same seed gives the same material."""
+    rows just above the horizon look <= 2.7 degrees up (<= 3.1 m, below every skyline: >= 4 m). The sky is lighter
+    than a skyline and is its kind (a clear sky blue, an overcast one grey, a cloudy one patchier than a clear one);
+    the city's windows make its rows vary more than the wall's; the trees are green; the same seed gives the same
+    material."""
     bpy = pytest.importorskip("bpy")
     from datagen.scene.domes import SKIES, SKYLINES, dome_material
 

@@ -34,7 +34,8 @@ HAIR_COLORS = {"black": "#1c1a17", "dark_brown": "#3b2a1e", "brown": "#5a3d25", 
 IRIS_COLORS = {"dark_brown": "#2b1a0e", "brown": "#4a2c17", "hazel": "#6b5a2e", "green": "#4f6b3a",
                "blue": "#4a6f98", "grey": "#7a8590"}
 FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "knit", "plaid", "floral", "camo")
-LIP_ROUGHNESS = 0.35  # the skin's is 0.5
+SKIN_ROUGHNESS, LIP_ROUGHNESS = 0.5, 0.35
+REDDER = np.array([1.08, 0.85, 0.82])  # a skin's redder shade (blotches, blush): linear RGB factors
 FABRIC_P = (0.24, 0.13, 0.1, 0.07, 0.12, 0.1, 0.09, 0.07, 0.05, 0.03)
 
 
@@ -146,8 +147,7 @@ def _skin_tone(g: NodeGraph, look: Look):
     onto, stuck to the skin -> (colour, the fine noise's socket)."""
     base = np.array(_lin(look.skin))
     darker = base * 0.8
-    redder = base * np.array([1.08, 0.85, 0.82])
-    c = g.mix(g.noise(14.0, detail=3.0), tuple(darker), tuple(redder))
+    c = g.mix(g.noise(14.0, detail=3.0), tuple(darker), tuple(base * REDDER))
     c = g.mix(g.math("MULTIPLY", g.noise(14.0, detail=2.0), 0.9), tuple(base), c)
     fine = g.noise(120.0, detail=2.0)
     return g.mix(g.math("MULTIPLY", fine, 0.22), c, tuple(base * 0.7)), fine
@@ -157,16 +157,14 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0, lips: bool = False):
     """Skin; the face's (``lips``) also paints the lips up to their outline (the per-vertex ``lips`` distance of
     regions.BodyLabels: a smooth curve across the polygons it crosses)."""
     g = NodeGraph(bpy, name)
-    base = np.array(_lin(look.skin))
-    redder = base * np.array([1.08, 0.85, 0.82])
     c, fine = _skin_tone(g, look)
     if blush:
-        c = g.mix(blush, c, tuple(redder))
-    roughness = 0.5
+        c = g.mix(blush, c, tuple(np.array(_lin(look.skin)) * REDDER))
+    roughness = SKIN_ROUGHNESS
     if lips:  # the lips' colour and sheen up to their outline
         on_lips = g.smoothstep(g.attribute("lips"), -0.5, 0.5)
         c = g.mix(on_lips, c, _lip_colour(g, look))
-        roughness = g.math("ADD", g.math("MULTIPLY", on_lips, LIP_ROUGHNESS - 0.5), 0.5)
+        roughness = g.math("ADD", g.math("MULTIPLY", on_lips, LIP_ROUGHNESS - SKIN_ROUGHNESS), SKIN_ROUGHNESS)
     # painted hair (regions.BodyLabels): brows from their density, the scalp's hair up to the hairline; both
     # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
     # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
@@ -361,7 +359,7 @@ def fabric_material(bpy, name: str, fabric: Fabric, neck_skin: Look | None = Non
     if neck_skin is not None:  # the skin's colour and sheen below the neckline
         on_fabric = g.smoothstep(g.attribute("collar"), -0.001, 0.001)
         c = g.mix(on_fabric, _skin_tone(g, neck_skin)[0], c)
-        roughness = g.math("ADD", g.math("MULTIPLY", on_fabric, fabric.roughness - 0.5), 0.5)
+        roughness = g.math("ADD", g.math("MULTIPLY", on_fabric, fabric.roughness - SKIN_ROUGHNESS), SKIN_ROUGHNESS)
     return g.finish(c, roughness=roughness, specular=0.3)
 
 

@@ -301,8 +301,7 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     lips = head & uv_masks["lips"]
     # the lips' outline: a signed distance per vertex (corners of one vertex agree but at UV seams, none near the
     # lips), painted by the face skin; lips polygons are those wholly inside it
-    on_head_v = np.zeros(len(rest.vertices), bool)
-    on_head_v[np.unique(faces[head])] = True
+    on_head_v = _vertex_mask(faces[head], len(rest.vertices))
     lips_v = np.full(len(rest.vertices), -100.0)
     lips_v[faces.ravel()] = uv_masks["lips_distance"].ravel()
     lips_v = np.where(on_head_v, lips_v, -100.0)
@@ -327,14 +326,12 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
             hair |= head & ~face & (rel[:, 2] > 0.2)
         slot[hair] = S("hair")
         face &= ~hair
-        on_head = np.zeros(len(rest.vertices), bool)
-        on_head[np.unique(faces[scalp])] = True
+        on_head = _vertex_mask(faces[scalp], len(rest.vertices))
         hairline = np.where(on_head, hairline, -10.0)
     lip_edge = (lip_edge | (lips & ~lips_inside)) & (slot != S("hair"))  # the face skin paints the lips' edge
     slot[face | lip_edge] = S("face_skin")
     brow = _brows(vrel)
-    on_face = np.zeros(len(rest.vertices), bool)
-    on_face[np.unique(faces[face])] = True
+    on_face = _vertex_mask(faces[face], len(rest.vertices))
     brow = np.where(on_face, brow, 0.0)
     # lashes: the eyelids' rims (face vertices shared with the eye sockets), full on the upper lids
     rim = np.intersect1d(np.unique(faces[np.isin(part, ["eye_cavity.L", "eye_cavity.R"])]), np.unique(faces[face]))
@@ -350,6 +347,13 @@ def label_body(rest, outfit: Outfit) -> BodyLabels:
     return BodyLabels(slot=slot, region=region, brow=brow.astype(np.float32), hairline=hairline.astype(np.float32),
                       lash=lash.astype(np.float32), lips=lips_v.astype(np.float32),
                       collar=collar_v.astype(np.float32))
+
+
+def _vertex_mask(faces: np.ndarray, num_vertices: int) -> np.ndarray:
+    """(V,) True at the vertices of ``faces`` (F', 3)."""
+    out = np.zeros(num_vertices, bool)
+    out[faces.ravel()] = True
+    return out
 
 
 def _hairline(rel: np.ndarray, style: str) -> np.ndarray:
