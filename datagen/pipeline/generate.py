@@ -166,7 +166,7 @@ class _Generator:
         self.report.scene_process = self.cfg.generate.scene_process
         if self.cfg.generate.scene_process == "warm":
             return WarmLauncher(self._env(), self.cfg.generate.warm_imports, self.logs_dir / "scene-server.log",
-                                str(self.out_dir))
+                                str(self.out_dir), scenes_per_process=self.cfg.generate.scenes_per_process)
         return ColdLauncher(self._env())
 
     def _start(self, scene: int, attempt: int, slot: int) -> SceneRun:
@@ -265,7 +265,8 @@ class _Generator:
         late = [m for m in result.get("late_imports") or [] if m not in sys.stdlib_module_names]
         record = {"key": scene_key(run.scene), "scene": run.scene, "attempt": run.attempt, "seed": run.seed,
                   "render_threads": result.get("render_threads"), "render_device": result.get("render_device"),
-                  "scene_process": self.launcher.kind, "max_rss_kb": run.max_rss_kb, "host": socket.gethostname(),
+                  "scene_process": self.launcher.kind, "pid": run.pid, "max_rss_kb": run.max_rss_kb,
+                  "host": socket.gethostname(),
                   "finished": time.time(), "late_imports": late, "timings": timings}
         with open(self.out_dir / self.timings_name, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")

@@ -1,7 +1,8 @@
 """Scene processes as the generator sees them: start one per scene attempt, watch it, kill it; cold or warm.
 
   ColdLauncher  `python -m datagen.pipeline.worker JOB.json`: a fresh interpreter per scene (pays the imports).
-  WarmLauncher  asks a `datagen.pipeline.server` (started on first use) to fork a child per scene.
+  WarmLauncher  asks a `datagen.pipeline.server` (started on first use) to run each scene in one of its forked
+                processes (a process renders up to generate.scenes_per_process scenes).
 
 Both give every scene its own process group (a kill takes everything the scene started) and report the exit
 status and peak memory of each run. The warm launcher notices a dead server (its runs are "lost": they never got
@@ -97,8 +98,10 @@ class ColdLauncher:
 class WarmLauncher:
     kind = "warm"
 
-    def __init__(self, env: dict, imports: list[str], server_log: Path, serving: str, max_restarts: int = 3):
+    def __init__(self, env: dict, imports: list[str], server_log: Path, serving: str, max_restarts: int = 3,
+                 scenes_per_process: int = 1):
         self.env, self.imports, self.server_log, self.serving = env, list(imports), server_log, serving
+        self.scenes_per_process = scenes_per_process
         self.max_restarts = max_restarts
         self.proc: Optional[subprocess.Popen] = None
         self.ready = False
@@ -113,7 +116,7 @@ class WarmLauncher:
     # -- server life
     def _start_server(self) -> None:
         argv = [sys.executable, "-m", "datagen.pipeline.server", "--parent-pid", str(os.getpid()),
-                "--serving", self.serving]
+                "--serving", self.serving, "--scenes-per-process", str(self.scenes_per_process)]
         for spec in self.imports:
             argv += ["--import", spec]
         with open(self.server_log, "ab") as log:

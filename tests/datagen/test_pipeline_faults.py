@@ -120,6 +120,22 @@ def test_warm_scenes_skip_the_imports_and_match_cold_ones(tmp_path, reference):
     for sample in read_shards(str(reference / "shard-*.tar")):
         assert not {"timings", "render_threads"} & set(sample.meta)  # run facts live in scene_timings.jsonl
         assert sample.meta["render_device"] == "CPU"
+    # one warm process rendered all four reference scenes (generate.scenes_per_process 8), one after the other:
+    # scene 1 followed scene 0 in the same process, and shard 0 is byte-identical to fresh processes' (above)
+    assert len({r["pid"] for r in warm}) == 1
+
+
+def test_warm_processes_retire_after_their_scenes(tmp_path, reference):
+    """generate.scenes_per_process=3: the first process renders scenes 0-2 and exits, the spare renders scene 3;
+    the shards are byte-identical to the reference's (all four scenes in one process)."""
+    out = tmp_path / "data"
+    report = generate_dataset(load_data_config(TINY, [*OVERRIDES, "generate.scenes_per_process=3"]), out,
+                              workers=1, progress=False)
+    assert report.shards_written == [0, 1] and not report.retries
+    _assert_same_shards(out, reference)
+    pids = [json.loads(ln)["pid"] for ln in (out / "scene_timings.jsonl").read_text().splitlines()]
+    assert pids[0] == pids[1] == pids[2] != pids[3]
+    _assert_no_scene_processes(out)
 
 
 
