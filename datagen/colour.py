@@ -1,6 +1,8 @@
 """Colour conversions shared by the materials (people, animal coats) and the world light: one formula each."""
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709 luminance weights of linear RGB
@@ -21,3 +23,10 @@ def linear_to_srgb(c):
 def luminance(rgb) -> float:
     """The Rec.709 luminance of one (r, g, b) colour."""
     return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def shade(rgb, value: float = 1.0, sat: float = 1.0) -> tuple[float, float, float, float]:
+    """Linear `rgb` with its HSV value scaled by `value` and its saturation by `sat` (both capped at 1), as RGBA
+    for a node socket."""
+    h, s, v = colorsys.rgb_to_hsv(*rgb[:3])
+    return (*colorsys.hsv_to_rgb(h, min(s * sat, 1.0), min(v * value, 1.0)), 1.0)

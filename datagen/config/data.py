@@ -40,7 +40,7 @@ _WARM_IMPORT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 # not content either, but it was always hashed: leaving it out would orphan existing data sets.)
 _NOT_CONTENT_SCENE_KEYS = ("render_device",)
 # Scene keys added after data sets existed: they hash only when set (a data set made before them still resumes).
-_OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel")
+_OPTIONAL_SCENE_KEYS = ("focal_length_range", "camera_linear_travel", "object_textures")
 
 
 @dataclass
@@ -173,6 +173,9 @@ def _check(cfg: DataConfig) -> None:
                                      f"got {list(s.floor_textures)}")
     # a dome entry is a kind or a panorama file / URL (a name with a suffix): a misspelt kind is an error here, not
     # a missing file in every scene process
+    bad = [k for k in s.object_textures if k not in ("procedural", "image", "realistic")]
+    if bad:
+        fail("scene.object_textures", f"choices are procedural/image/realistic, got {list(s.object_textures)}")
     bad = [k for k in s.dome_textures if k not in ("procedural", "image", "realistic", "hdri")
            and "://" not in str(k) and not Path(str(k)).suffix]
     if bad or not s.dome_textures:

@@ -90,7 +90,10 @@ class SceneConfig:
     hdri_dirs: list[str] = field(default_factory=list)  # extra folders of HDRIs (*.exr, *.hdr) for "hdri"
     hdri_strength: list[float] = field(default_factory=lambda: [0.6, 1.6])  # world strength of a panorama
     hdri_sun_intensity: list[float] = field(default_factory=lambda: [0.0, 1.5])  # sun added to a panorama
-    object_texture_prob: float = 0.5  # P(object gets a procedural/image texture instead of a colour)
+    object_texture_prob: float = 0.5  # P(object gets a texture (object_textures) instead of a plain colour)
+    # the kinds an object's texture is drawn from: "procedural", "image" (as for floors) or "realistic" (painted,
+    # printed, wood, metal, ceramic, fabric: datagen.scene.object_materials); empty: procedural or image
+    object_textures: list[str] = field(default_factory=list)
     dome_radius: float = 30.0
     num_extra_lights: list[int] = field(default_factory=lambda: [0, 2])
     sun_intensity: list[float] = field(default_factory=lambda: [2.0, 5.0])

@@ -14,6 +14,7 @@ from datagen.formats.sample import CATEGORY_NAMES
 from datagen.scene import assets as asset_lib
 from datagen.scene.domes import dome_material
 from datagen.scene.floors import floor_material
+from datagen.scene.object_materials import object_material
 from datagen.scene.materials import Panorama, panorama_material, random_color, set_material, textured_material
 
 logger = logging.getLogger(__name__)
@@ -191,10 +192,16 @@ def add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources,
                                                  specular=0.5, ior=1.45)
             obj.material = material
         scene += obj
+        surface = None
         if material is None:
-            tex_kind = "image" if rng.uniform() < 0.5 else "procedural"
-            set_material(renderer, obj, textured_material(bpy, f"{obj.name}_mat", rng, tex_kind,
-                                                            images, rng.uniform(1.0, 4.0)))
+            kinds = cfg.object_textures or ["image", "procedural"]  # unset: even odds, drawn as before the key
+            tex_kind = kinds[min(int(rng.uniform() * len(kinds)), len(kinds) - 1)]
+            if tex_kind == "realistic":
+                extent = float(np.max(np.asarray(obj.bounds[1]) - np.asarray(obj.bounds[0])))
+                mat, surface = object_material(bpy, f"{obj.name}_mat", rng, extent)
+            else:
+                mat = textured_material(bpy, f"{obj.name}_mat", rng, tex_kind, images, rng.uniform(1.0, 4.0))
+            set_material(renderer, obj, mat)
         lo, hi = np.abs(obj.bounds[0]) * obj.scale[0], np.abs(obj.bounds[1]) * obj.scale[0]
         bottom = lo[2]  # origin height above the floor when resting unrotated
         radius = float(np.linalg.norm(np.maximum(lo, hi)))  # clears the floor in any orientation
@@ -219,7 +226,7 @@ def add_objects(kb, bpy, scene, renderer, sim, cfg, rng, cache, images, sources,
             obj.velocity = (*(direction * uniform(rng, cfg.toss_speed)), rng.uniform(0, 2))
         built.category[obj] = CATEGORY_NAMES.index("object")
         built.asset_ids.append({"name": obj.name, "source": str(kind), "asset_id": asset_id,
-                                "size": size, "static": not tossed})
+                                "size": size, "static": not tossed, **({"surface": surface} if surface else {})})
 
 
 def add_actors(bpy, scene, renderer, cfg, rng, workdir, cache, built):

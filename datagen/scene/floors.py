@@ -17,6 +17,7 @@ import colorsys
 import numpy as np
 
 from datagen.actors.node_graph import NodeGraph
+from datagen.colour import shade
 
 FLOOR_SURFACES = ("wood", "tiles", "concrete", "asphalt", "lawn", "carpet", "paving")
 
@@ -32,12 +33,6 @@ _PALETTES = {
     "paving": ((0.04, 0.12), (0.05, 0.3), (0.25, 0.6)),
 }
 _DRY_GRASS = colorsys.hsv_to_rgb(0.12, 0.5, 0.4)
-
-
-def _rgba(rgb, value: float = 1.0, sat: float = 1.0) -> tuple[float, float, float, float]:
-    """`rgb` with its value scaled by `value` and its saturation by `sat`, as RGBA for a node socket."""
-    h, s, v = colorsys.rgb_to_hsv(*rgb[:3])
-    return (*colorsys.hsv_to_rgb(h, min(s * sat, 1.0), min(v * value, 1.0)), 1.0)
 
 
 def floor_material(bpy, name: str, rng, kind: str | None = None):
@@ -80,20 +75,20 @@ def _noise(g, vec, scale: float, detail: float = 2.0, roughness: float = 0.5, st
 
 def _wood(g, vec, base, rng):
     planks = _bricks(g, vec, rng.uniform(0.8, 2.0), rng.uniform(0.1, 0.25), 0.004, float(rng.uniform(0.25, 0.75)),
-                     _rgba(base, 1.4), _rgba(base, 0.65), _rgba(base, 0.3))
+                     shade(base, 1.4), shade(base, 0.65), shade(base, 0.3))
     grain = _noise(g, vec, rng.uniform(3, 6), 3.0, 0.55, stretch=(0.08, 1.0, 1.0))  # streaks along the planks
-    streaks = _ramp(g, grain, [(0.3, _rgba(base, 0.6)), (0.5, _rgba(base)), (0.7, _rgba(base, 1.4, 0.9))])
+    streaks = _ramp(g, grain, [(0.3, shade(base, 0.6)), (0.5, shade(base)), (0.7, shade(base, 1.4, 0.9))])
     color = g.mix(0.5, planks.outputs["Color"], streaks)
-    color = g.mix(planks.outputs["Fac"], color, _rgba(base, 0.35))  # the seams stay dark
+    color = g.mix(planks.outputs["Fac"], color, shade(base, 0.35))  # the seams stay dark
     return color, float(rng.uniform(0.3, 0.6)), planks.outputs["Fac"]
 
 
 def _tiles(g, vec, base, rng):
     side = rng.uniform(0.2, 0.6)
-    grout = _rgba(base, 0.55, 0.3) if rng.uniform() < 0.5 else _rgba(base, 1.4, 0.3)
+    grout = shade(base, 0.55, 0.3) if rng.uniform() < 0.5 else shade(base, 1.4, 0.3)
     tiles = _bricks(g, vec, side * rng.choice([1.0, 1.0, 2.0]), side, rng.uniform(0.004, 0.01),
-                    float(rng.choice([0.0, 0.5])), _rgba(base, 1.06), _rgba(base, 0.92), grout)
-    mottle = _ramp(g, _noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, _rgba(base, 0.9)), (0.7, _rgba(base, 1.1))])
+                    float(rng.choice([0.0, 0.5])), shade(base, 1.06), shade(base, 0.92), grout)
+    mottle = _ramp(g, _noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, shade(base, 0.9)), (0.7, shade(base, 1.1))])
     color = g.mix(tiles.outputs["Fac"], g.mix(0.3, tiles.outputs["Color"], mottle), grout)
     rough = g.gray(_ramp(g, tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))]))
     return color, rough, tiles.outputs["Fac"]
@@ -103,12 +98,12 @@ def _grit(g, vec, base, rng, scale: float, spread: float, speckle: float):
     """Concrete / asphalt: blotches at `scale` per metre (shade +- spread), larger stains and patches (a quarter
     of the surface, darker or lighter) and light grains (Voronoi cells) -> (colour, roughness, height)."""
     blotch = _noise(g, vec, scale, 3.0, 0.6)
-    color = _ramp(g, blotch, [(0.25, _rgba(base, 1.0 - spread)), (0.75, _rgba(base, 1.0 + spread))])
+    color = _ramp(g, blotch, [(0.25, shade(base, 1.0 - spread)), (0.75, shade(base, 1.0 + spread))])
     stains = g.gray(_ramp(g, _noise(g, vec, rng.uniform(0.3, 0.8), 2.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))]))
-    color = g.mix(stains, color, _rgba(base, float(rng.choice([0.6, 1.35]))))
+    color = g.mix(stains, color, shade(base, float(rng.choice([0.6, 1.35]))))
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(25, 40), Randomness=1.0)
     grains = _ramp(g, g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])
-    color = g.mix(g.gray(g.mix(1.0 - speckle, grains, (0, 0, 0, 1))), color, _rgba(base, 1.8, 0.5))
+    color = g.mix(g.gray(g.mix(1.0 - speckle, grains, (0, 0, 0, 1))), color, shade(base, 1.8, 0.5))
     return color, float(rng.uniform(0.75, 0.95)), None  # grit: too fine for a bump at a few cm a pixel
 
 
@@ -118,7 +113,7 @@ def _concrete(g, vec, base, rng):
     side = rng.uniform(1.5, 4.0)
     slabs = _bricks(g, vec, side, side * rng.uniform(0.6, 1.0), 0.015, float(rng.choice([0.0, 0.5])),
                     (1, 1, 1, 1), (1, 1, 1, 1), (0, 0, 0, 1))
-    color = g.mix(slabs.outputs["Fac"], color, _rgba(base, 0.4))
+    color = g.mix(slabs.outputs["Fac"], color, shade(base, 0.4))
     return color, rough, slabs.outputs["Fac"]
 
 
@@ -130,17 +125,17 @@ def _lawn(g, vec, base, rng):
     patches = _noise(g, vec, rng.uniform(0.5, 1.5), 2.0)
     blades = _noise(g, vec, rng.uniform(15, 30), 2.0, 0.7)
     dry = g.gray(_ramp(g, patches, [(0.55, (0, 0, 0, 1)), (0.8, (0.6, 0.6, 0.6, 1))]))
-    color = g.mix(dry, _rgba(base), _rgba(_DRY_GRASS))
-    color = g.mix(0.6, color, _ramp(g, blades, [(0.25, _rgba(base, 0.5)), (0.75, _rgba(base, 1.6))]))
+    color = g.mix(dry, shade(base), shade(_DRY_GRASS))
+    color = g.mix(0.6, color, _ramp(g, blades, [(0.25, shade(base, 0.5)), (0.75, shade(base, 1.6))]))
     return color, 0.9, None
 
 
 def _carpet(g, vec, base, rng):
     pile = _noise(g, vec, rng.uniform(20, 40), 2.0, 0.6)
     wear = _noise(g, vec, rng.uniform(0.5, 2.0), 2.0)
-    color = _ramp(g, pile, [(0.3, _rgba(base, 0.8)), (0.7, _rgba(base, 1.15))])
+    color = _ramp(g, pile, [(0.3, shade(base, 0.8)), (0.7, shade(base, 1.15))])
     worn = g.gray(_ramp(g, wear, [(0.55, (0, 0, 0, 1)), (0.8, (0.5, 0.5, 0.5, 1))]))
-    color = g.mix(worn, color, _rgba(base, 1.3, 0.7))
+    color = g.mix(worn, color, shade(base, 1.3, 0.7))
     return color, 1.0, None
 
 
@@ -149,10 +144,10 @@ def _paving(g, vec, base, rng):
     edges = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
     edges.feature = "DISTANCE_TO_EDGE"
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
-    per_stone = _ramp(g, g.gray(cells.outputs["Color"]), [(0.2, _rgba(base, 0.8)), (0.8, _rgba(base, 1.2))])
-    grit = _ramp(g, _noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, _rgba(base, 0.85)), (0.7, _rgba(base, 1.1))])
+    per_stone = _ramp(g, g.gray(cells.outputs["Color"]), [(0.2, shade(base, 0.8)), (0.8, shade(base, 1.2))])
+    grit = _ramp(g, _noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])
     joint = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))]))
-    color = g.mix(joint, g.mix(0.3, per_stone, grit), _rgba(base, 0.45))
+    color = g.mix(joint, g.mix(0.3, per_stone, grit), shade(base, 0.45))
     height = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))]))
     return color, float(rng.uniform(0.7, 0.9)), height
 
