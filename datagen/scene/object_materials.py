@@ -62,8 +62,17 @@ def _wear(g, vec, color, base, rng, scale: float, amount: float):
 
 
 def _painted(g, vec, base, rng):
-    """Glossy paint with a faint mottle, scuffs and chips that show a grey primer."""
-    color = g.ramp(g.noise_at(vec, rng.uniform(3, 6), 2.0), [(0.3, shade(base, 0.93)), (0.7, shade(base, 1.07))])[0]
+    """A painted toy: two or three paints in large patches (a part in each colour), a faint mottle, scuffs, and
+    chips that show a grey primer."""
+    h, sat, v = colorsys.rgb_to_hsv(*base)
+    paints = [base] + [colorsys.hsv_to_rgb((h + rng.uniform(0.15, 0.85)) % 1.0, rng.uniform(0.3, 0.9),
+                                           rng.uniform(0.15, 0.9)) for _ in range(rng.randint(1, 3))]
+    parts = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(1.5, 3.0), Randomness=1.0)
+    color, ramp = g.ramp(g.gray(parts.outputs["Color"]), [((i + 0.5) / len(paints) - 0.5 / len(paints), shade(p))
+                                                          for i, p in enumerate(paints)])
+    ramp.color_ramp.interpolation = "CONSTANT"  # one paint per patch, sharp edges between them
+    mottle = g.ramp(g.noise_at(vec, rng.uniform(3, 6), 2.0), [(0.3, (0.93,) * 3), (0.7, (1.07,) * 3)])[0]
+    color = _multiply(g, color, mottle)
     color, scuffs = _wear(g, vec, color, base, rng, rng.uniform(4, 8), rng.uniform(0.0, 1.0))
     chips = _band(g, g.noise_at(vec, rng.uniform(10, 20), 3.0, 0.65), 0.70, 0.72)
     primer = shade((0.5, 0.5, 0.5), float(rng.uniform(0.5, 1.4)))
@@ -72,13 +81,23 @@ def _painted(g, vec, base, rng):
     return color, rough, 0.0, g.math("SUBTRACT", 1.0, chips)
 
 
+def _multiply(g, a, b):
+    """Colour a x colour b (sockets)."""
+    m = g.nodes.new("ShaderNodeMix")
+    m.data_type, m.blend_type = "RGBA", "MULTIPLY"
+    m.inputs[0].default_value = 1.0
+    g.link(a, m.inputs[6])
+    g.link(b, m.inputs[7])
+    return m.outputs[2]
+
+
 def _printed(g, vec, base, rng):
     """Plastic printed with stripes, dots or checks in two colours, slightly worn."""
     hue = colorsys.rgb_to_hsv(*base)[0]
     other = colorsys.hsv_to_rgb((hue + rng.choice([0.08, 0.33, 0.5, 0.67])) % 1.0, rng.uniform(0.0, 0.9),
                                 rng.uniform(0.5, 0.95))
     pattern = rng.choice(["stripes", "dots", "checks"])
-    repeats = rng.uniform(3, 10)
+    repeats = rng.uniform(4, 14)
     if pattern == "stripes":
         wave = g.node("ShaderNodeTexWave", vector=vec, Scale=repeats * WAVE_PERIOD, Distortion=0.0)
         fac = _band(g, wave.outputs["Fac"], 0.48, 0.52)
@@ -101,8 +120,8 @@ def _wood(g, vec, base, rng):
     rings.wave_type, rings.rings_direction = "RINGS", "Z"
     grain = g.noise_at(g.node("ShaderNodeMapping", vector=vec, Scale=(1.0, 1.0, 0.08)).outputs["Vector"],
                        rng.uniform(15, 30), 3.0, 0.55)
-    color = g.ramp(rings.outputs["Fac"], [(0.2, shade(base, 0.6)), (0.8, shade(base, 1.25))])[0]
-    color = g.mix(0.4, color, g.ramp(grain, [(0.3, shade(base, 0.7)), (0.7, shade(base, 1.2))])[0])
+    color = g.ramp(rings.outputs["Fac"], [(0.2, shade(base, 0.5)), (0.8, shade(base, 1.35))])[0]
+    color = g.mix(0.5, color, g.ramp(grain, [(0.3, shade(base, 0.6)), (0.7, shade(base, 1.3))])[0])
     return color, float(rng.uniform(0.4, 0.7)), 0.0, grain
 
 
@@ -112,32 +131,33 @@ def _metal(g, vec, base, rng):
                          rng.uniform(40, 80), 2.0, 0.6)
     color = g.ramp(brushed, [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])[0]
     smudge = _band(g, g.noise_at(vec, rng.uniform(2, 5), 3.0, 0.6), 0.55, 0.75)
+    color = g.mix(g.math("MULTIPLY", smudge, 0.5), color, shade(base, 0.55))
     rough = g.math("ADD", g.math("MULTIPLY", brushed, 0.25),
                    g.math("ADD", g.math("MULTIPLY", smudge, 0.3), float(rng.uniform(0.1, 0.3))))
     return color, rough, 1.0, None
 
 
 def _ceramic(g, vec, base, rng):
-    """Glazed ceramic or stone-like plastic: a colour with darker and lighter speckles."""
-    cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(20, 50), Randomness=1.0)
+    """Glazed ceramic or stone-like plastic: a colour with dark and light speckles (spatterware, terrazzo)."""
+    cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(8, 25), Randomness=1.0)
     speckle = g.gray(cells.outputs["Color"])
-    dark = _band(g, speckle, 0.9, 0.92)
-    light = _band(g, g.math("SUBTRACT", 1.0, speckle), 0.9, 0.92)
+    dark = _band(g, speckle, 0.8, 0.82)
+    light = _band(g, g.math("SUBTRACT", 1.0, speckle), 0.8, 0.82)
     color = g.ramp(g.noise_at(vec, rng.uniform(2, 5), 2.0), [(0.3, shade(base, 0.92)), (0.7, shade(base, 1.06))])[0]
     color = g.mix(light, g.mix(dark, color, shade(base, 0.35)), shade(base, 1.6, 0.4))
     return color, float(rng.uniform(0.1, 0.5)), 0.0, None
 
 
 def _fabric(g, vec, base, rng):
-    """Woven fabric (plush toys, bags): a fine weave, a tartan or plain dye, pilling."""
-    weave = g.node("ShaderNodeTexChecker", vector=vec, Scale=rng.uniform(60, 120)).outputs["Fac"]
-    fibres = g.noise_at(vec, rng.uniform(20, 40), 2.0, 0.6)
-    color = g.ramp(fibres, [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])[0]
-    if rng.uniform() < 0.5:  # tartan: two sets of bands across each other
+    """Woven fabric (plush toys, bags): a melange yarn, a fine weave, mostly a tartan."""
+    weave = g.node("ShaderNodeTexChecker", vector=vec, Scale=rng.uniform(30, 60)).outputs["Fac"]
+    heather = g.noise_at(vec, rng.uniform(8, 16), 3.0, 0.65)  # melange: yarns dyed a little unevenly
+    color = g.ramp(heather, [(0.3, shade(base, 0.75)), (0.7, shade(base, 1.2))])[0]
+    if rng.uniform() < 0.8:  # tartan: two sets of bands across each other
         repeats = rng.uniform(3, 8)
         waves = [g.node("ShaderNodeTexWave", vector=vec, Scale=repeats * WAVE_PERIOD) for _ in range(2)]
         waves[0].bands_direction, waves[1].bands_direction = "X", "Y"
-        bands = [_band(g, w.outputs["Fac"], 0.7, 0.72) for w in waves]
+        bands = [_band(g, w.outputs["Fac"], 0.6, 0.62) for w in waves]
         stripe = shade(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.1, 0.7)))
         color = g.mix(g.math("MULTIPLY", g.math("MAXIMUM", *bands), 0.8), color, stripe)
     color = g.mix(g.math("MULTIPLY", weave, 0.15), color, shade(base, 0.6))
