@@ -51,11 +51,6 @@ def floor_material(bpy, name: str, rng, kind: str | None = None):
     return g.finish(color, roughness), kind
 
 
-def _ramp(g, fac, stops):
-    """ColorRamp of the float socket `fac` through [(position, RGBA), ...] -> its colour socket."""
-    return g.ramp(fac, stops)[0]
-
-
 def _bricks(g, vec, length: float, width: float, joint: float, offset: float, c1, c2, joint_color):
     """Blender's brick texture in metres (elements length x width; Blender draws the mortar size `joint` on both
     sides of a joint, so joints are 2 x `joint` wide) -> the node; its Color is c1 or c2 mixed per element at
@@ -77,7 +72,7 @@ def _wood(g, vec, base, rng):
     planks = _bricks(g, vec, rng.uniform(0.8, 2.0), rng.uniform(0.1, 0.25), 0.004, float(rng.uniform(0.25, 0.75)),
                      shade(base, 1.4), shade(base, 0.65), shade(base, 0.3))
     grain = _noise(g, vec, rng.uniform(3, 6), 3.0, 0.55, stretch=(0.08, 1.0, 1.0))  # streaks along the planks
-    streaks = _ramp(g, grain, [(0.3, shade(base, 0.6)), (0.5, shade(base)), (0.7, shade(base, 1.4, 0.9))])
+    streaks = g.ramp(grain, [(0.3, shade(base, 0.6)), (0.5, shade(base)), (0.7, shade(base, 1.4, 0.9))])[0]
     color = g.mix(0.5, planks.outputs["Color"], streaks)
     color = g.mix(planks.outputs["Fac"], color, shade(base, 0.35))  # the seams stay dark
     return color, float(rng.uniform(0.3, 0.6)), planks.outputs["Fac"]
@@ -88,9 +83,9 @@ def _tiles(g, vec, base, rng):
     grout = shade(base, 0.55, 0.3) if rng.uniform() < 0.5 else shade(base, 1.4, 0.3)
     tiles = _bricks(g, vec, side * rng.choice([1.0, 1.0, 2.0]), side, rng.uniform(0.004, 0.01),
                     float(rng.choice([0.0, 0.5])), shade(base, 1.06), shade(base, 0.92), grout)
-    mottle = _ramp(g, _noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, shade(base, 0.9)), (0.7, shade(base, 1.1))])
+    mottle = g.ramp(_noise(g, vec, rng.uniform(4, 10), 2.0), [(0.3, shade(base, 0.9)), (0.7, shade(base, 1.1))])[0]
     color = g.mix(tiles.outputs["Fac"], g.mix(0.3, tiles.outputs["Color"], mottle), grout)
-    rough = g.gray(_ramp(g, tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))]))
+    rough = g.gray(g.ramp(tiles.outputs["Fac"], [(0.0, (0.15, 0.15, 0.15, 1.0)), (1.0, (0.9, 0.9, 0.9, 1.0))])[0])
     return color, rough, tiles.outputs["Fac"]
 
 
@@ -98,11 +93,11 @@ def _grit(g, vec, base, rng, scale: float, spread: float, speckle: float):
     """Concrete / asphalt: blotches at `scale` per metre (shade +- spread), larger stains and patches (a quarter
     of the surface, darker or lighter) and light grains (Voronoi cells) -> (colour, roughness, height)."""
     blotch = _noise(g, vec, scale, 3.0, 0.6)
-    color = _ramp(g, blotch, [(0.25, shade(base, 1.0 - spread)), (0.75, shade(base, 1.0 + spread))])
-    stains = g.gray(_ramp(g, _noise(g, vec, rng.uniform(0.3, 0.8), 2.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))]))
+    color = g.ramp(blotch, [(0.25, shade(base, 1.0 - spread)), (0.75, shade(base, 1.0 + spread))])[0]
+    stains = g.gray(g.ramp(_noise(g, vec, rng.uniform(0.3, 0.8), 2.0), [(0.58, (0, 0, 0, 1)), (0.62, (1, 1, 1, 1))])[0])
     color = g.mix(stains, color, shade(base, float(rng.choice([0.6, 1.35]))))
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(25, 40), Randomness=1.0)
-    grains = _ramp(g, g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])
+    grains = g.ramp(g.gray(cells.outputs["Color"]), [(0.0, (0, 0, 0, 1)), (0.8, (0, 0, 0, 1)), (0.82, (1, 1, 1, 1))])[0]
     color = g.mix(g.gray(g.mix(1.0 - speckle, grains, (0, 0, 0, 1))), color, shade(base, 1.8, 0.5))
     return color, float(rng.uniform(0.75, 0.95)), None  # grit: too fine for a bump at a few cm a pixel
 
@@ -124,17 +119,17 @@ def _asphalt(g, vec, base, rng):
 def _lawn(g, vec, base, rng):
     patches = _noise(g, vec, rng.uniform(0.5, 1.5), 2.0)
     blades = _noise(g, vec, rng.uniform(15, 30), 2.0, 0.7)
-    dry = g.gray(_ramp(g, patches, [(0.55, (0, 0, 0, 1)), (0.8, (0.6, 0.6, 0.6, 1))]))
+    dry = g.gray(g.ramp(patches, [(0.55, (0, 0, 0, 1)), (0.8, (0.6, 0.6, 0.6, 1))])[0])
     color = g.mix(dry, shade(base), shade(_DRY_GRASS))
-    color = g.mix(0.6, color, _ramp(g, blades, [(0.25, shade(base, 0.5)), (0.75, shade(base, 1.6))]))
+    color = g.mix(0.6, color, g.ramp(blades, [(0.25, shade(base, 0.5)), (0.75, shade(base, 1.6))])[0])
     return color, 0.9, None
 
 
 def _carpet(g, vec, base, rng):
     pile = _noise(g, vec, rng.uniform(20, 40), 2.0, 0.6)
     wear = _noise(g, vec, rng.uniform(0.5, 2.0), 2.0)
-    color = _ramp(g, pile, [(0.3, shade(base, 0.8)), (0.7, shade(base, 1.15))])
-    worn = g.gray(_ramp(g, wear, [(0.55, (0, 0, 0, 1)), (0.8, (0.5, 0.5, 0.5, 1))]))
+    color = g.ramp(pile, [(0.3, shade(base, 0.8)), (0.7, shade(base, 1.15))])[0]
+    worn = g.gray(g.ramp(wear, [(0.55, (0, 0, 0, 1)), (0.8, (0.5, 0.5, 0.5, 1))])[0])
     color = g.mix(worn, color, shade(base, 1.3, 0.7))
     return color, 1.0, None
 
@@ -144,11 +139,11 @@ def _paving(g, vec, base, rng):
     edges = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
     edges.feature = "DISTANCE_TO_EDGE"
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=1.0 / size, Randomness=randomness)
-    per_stone = _ramp(g, g.gray(cells.outputs["Color"]), [(0.2, shade(base, 0.8)), (0.8, shade(base, 1.2))])
-    grit = _ramp(g, _noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])
-    joint = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))]))
+    per_stone = g.ramp(g.gray(cells.outputs["Color"]), [(0.2, shade(base, 0.8)), (0.8, shade(base, 1.2))])[0]
+    grit = g.ramp(_noise(g, vec, rng.uniform(8, 15), 2.0), [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])[0]
+    joint = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (1, 1, 1, 1)), (0.06, (0, 0, 0, 1))])[0])
     color = g.mix(joint, g.mix(0.3, per_stone, grit), shade(base, 0.45))
-    height = g.gray(_ramp(g, edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))]))
+    height = g.gray(g.ramp(edges.outputs["Distance"], [(0.0, (0, 0, 0, 1)), (0.1, (1, 1, 1, 1))])[0])
     return color, float(rng.uniform(0.7, 0.9)), height
 
 
