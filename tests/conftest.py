@@ -276,3 +276,18 @@ MOVING_OVERRIDES = [
 def moving_shards() -> Iterator[Path]:
     """The training tests' data set (MOVING_OVERRIDES), shared like tiny_shards."""
     yield from shared_data_set("moving", MOVING_OVERRIDES)
+
+
+def row_of_materials(bpy, kinds: list[str], size: float, add_mesh, make) -> None:
+    """One mesh per kind in a row along x, `size` apart (`add_mesh(size=, location=)`: a bpy.ops primitive), each
+    with `make(kind, i)` as its material, or a plain grey one (0.2) for the kind "plain"."""
+    n = len(kinds)
+    for i, kind in enumerate(kinds):
+        add_mesh(size=size, location=((i - (n - 1) / 2) * size, 0.0, 0.0))
+        if kind == "plain":
+            mat = bpy.data.materials.new("plain")
+            mat.use_nodes = True
+            mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.2, 0.2, 0.2, 1.0)
+        else:
+            mat = make(kind, i)
+        bpy.context.object.data.materials.append(mat)

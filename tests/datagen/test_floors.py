@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import row_of_materials
+
 pytestmark = pytest.mark.slow
 
 TILE = 32  # pixels per patch in the render: 2 cm each
@@ -22,16 +24,13 @@ def test_every_floor_surface_renders_a_textured_plausible_floor(tmp_path):
     kinds = [*FLOOR_SURFACES, "plain"]
     n = len(kinds)
     patch = 0.64  # metres: a few planks, a tile or two, a few stones
-    for i, kind in enumerate(kinds):
-        bpy.ops.mesh.primitive_plane_add(size=patch, location=((i - (n - 1) / 2) * patch, 0.0, 0.0))
-        if kind == "plain":
-            mat = bpy.data.materials.new("plain")
-            mat.use_nodes = True
-            mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.2, 0.2, 0.2, 1.0)
-        else:
-            mat, got = floor_material(bpy, f"floor_{kind}", np.random.RandomState(i), kind=kind)
-            assert got == kind
-        bpy.context.object.data.materials.append(mat)
+
+    def make(kind, i):
+        mat, got = floor_material(bpy, f"floor_{kind}", np.random.RandomState(i), kind=kind)
+        assert got == kind
+        return mat
+
+    row_of_materials(bpy, kinds, patch, bpy.ops.mesh.primitive_plane_add, make)
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
     sun.data.energy = 3.0
     sun.rotation_euler = (0.4, 0.3, 0.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import row_of_materials
 from tracker.common.errors import ConfigError
 
 pytestmark = pytest.mark.slow
@@ -52,16 +53,13 @@ def test_every_object_surface_renders_a_texture_that_moves_with_the_object(tmp_p
     _stage(bpy)
     kinds = [*OBJECT_SURFACES, "plain"]
     n, side = len(kinds), 0.5
-    for i, kind in enumerate(kinds):
-        bpy.ops.mesh.primitive_cube_add(size=side, location=((i - (n - 1) / 2) * side, 0.0, 0.0))
-        if kind == "plain":
-            mat = bpy.data.materials.new("plain")
-            mat.use_nodes = True
-            mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (0.2, 0.2, 0.2, 1.0)
-        else:
-            mat, got = object_material(bpy, f"obj_{kind}", np.random.RandomState(i), extent=side, kind=kind)
-            assert got == kind
-        bpy.context.object.data.materials.append(mat)
+
+    def make(kind, i):
+        mat, got = object_material(bpy, f"obj_{kind}", np.random.RandomState(i), extent=side, kind=kind)
+        assert got == kind
+        return mat
+
+    row_of_materials(bpy, kinds, side, bpy.ops.mesh.primitive_cube_add, make)
     px = _render(bpy, tmp_path, "surfaces", n * TILE, n * side)
     tiles = {kind: px[2:-2, i * TILE + 2:(i + 1) * TILE - 2] for i, kind in enumerate(kinds)}
     noise = tiles.pop("plain").mean(-1).std()
