@@ -1,4 +1,4 @@
-"""Render a data set into WebDataset shards: a process per scene, retries, resume, task slicing, locks.
+"""Render a data set into WebDataset shards: scenes in processes of their own, retries, resume, task slicing, locks.
 
 Layout of `out_dir` (see docs/datagen_pipeline.md):
   dataset.json                 resolved config, content hash, shard list (written before any rendering)
