@@ -66,10 +66,11 @@ class NodeGraph:
         return self.node("ShaderNodeTexNoise", vector=vector, Scale=scale, Detail=detail,
                          Roughness=roughness).outputs["Fac"]
 
-    def mix(self, fac, a, b):
-        """Colour a -> b by fac (socket or float); a, b: colour sockets or linear RGB tuples."""
+    def mix(self, fac, a, b, blend: str = "MIX"):
+        """Colour a -> b by fac (socket or float); a, b: colour sockets or linear RGB tuples; `blend`: Blender's
+        blend mode (MULTIPLY: a x b at fac 1)."""
         m = self.nodes.new("ShaderNodeMix")
-        m.data_type = "RGBA"
+        m.data_type, m.blend_type = "RGBA", blend
         self._set(m.inputs[0], fac)
         self._set(m.inputs[6], a)
         self._set(m.inputs[7], b)

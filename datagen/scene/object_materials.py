@@ -49,15 +49,10 @@ def object_material(bpy, name: str, rng, extent: float, kind: str | None = None)
     return g.finish(color, roughness), kind
 
 
-def _band(g, fac, lo: float, hi: float):
-    """A float socket: 0 where `fac` < lo, 1 above hi (a ramp, so that thresholds stay soft over a pixel)."""
-    return g.gray(g.ramp(fac, [(lo, (0, 0, 0)), (hi, (1, 1, 1))])[0])
-
-
-def _wear(g, vec, color, base, rng, scale: float, amount: float):
+def _wear(g, vec, color, base, scale: float, amount: float):
     """Scuffs: thin lighter streaks where the surface was rubbed, `amount` of the surface -> (colour, mask)."""
     scuff = g.node("ShaderNodeMapping", vector=vec, Scale=(1.0, 1.0, 6.0)).outputs["Vector"]  # long, thin
-    mask = _band(g, g.noise_at(scuff, scale, 3.0, 0.6), 0.68 - 0.1 * amount, 0.72 - 0.1 * amount)
+    mask = g.smoothstep(g.noise_at(scuff, scale, 3.0, 0.6), 0.68 - 0.1 * amount, 0.72 - 0.1 * amount)
     return g.mix(g.math("MULTIPLY", mask, 0.6), color, shade(base, 1.5, 0.5)), mask
 
 
@@ -72,23 +67,13 @@ def _painted(g, vec, base, rng):
                                                           for i, p in enumerate(paints)])
     ramp.color_ramp.interpolation = "CONSTANT"  # one paint per patch, sharp edges between them
     mottle = g.ramp(g.noise_at(vec, rng.uniform(3, 6), 2.0), [(0.3, (0.93,) * 3), (0.7, (1.07,) * 3)])[0]
-    color = _multiply(g, color, mottle)
-    color, scuffs = _wear(g, vec, color, base, rng, rng.uniform(4, 8), rng.uniform(0.0, 1.0))
-    chips = _band(g, g.noise_at(vec, rng.uniform(10, 20), 3.0, 0.65), 0.70, 0.72)
+    color = g.mix(1.0, color, mottle, blend="MULTIPLY")
+    color, scuffs = _wear(g, vec, color, base, rng.uniform(4, 8), rng.uniform(0.0, 1.0))
+    chips = g.smoothstep(g.noise_at(vec, rng.uniform(10, 20), 3.0, 0.65), 0.70, 0.72)
     primer = shade((0.5, 0.5, 0.5), float(rng.uniform(0.5, 1.4)))
     color = g.mix(chips, color, primer)
     rough = g.math("ADD", g.math("MULTIPLY", g.math("MAXIMUM", scuffs, chips), 0.4), float(rng.uniform(0.15, 0.4)))
     return color, rough, 0.0, g.math("SUBTRACT", 1.0, chips)
-
-
-def _multiply(g, a, b):
-    """Colour a x colour b (sockets)."""
-    m = g.nodes.new("ShaderNodeMix")
-    m.data_type, m.blend_type = "RGBA", "MULTIPLY"
-    m.inputs[0].default_value = 1.0
-    g.link(a, m.inputs[6])
-    g.link(b, m.inputs[7])
-    return m.outputs[2]
 
 
 def _printed(g, vec, base, rng):
@@ -100,15 +85,15 @@ def _printed(g, vec, base, rng):
     repeats = rng.uniform(4, 14)
     if pattern == "stripes":
         wave = g.node("ShaderNodeTexWave", vector=vec, Scale=repeats * WAVE_PERIOD, Distortion=0.0)
-        fac = _band(g, wave.outputs["Fac"], 0.48, 0.52)
+        fac = g.smoothstep(wave.outputs["Fac"], 0.48, 0.52)
     elif pattern == "dots":
         cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=repeats, Randomness=float(rng.uniform(0, 0.3)))
-        fac = _band(g, cells.outputs["Distance"], 0.25, 0.28)
+        fac = g.smoothstep(cells.outputs["Distance"], 0.25, 0.28)
     else:
         fac = g.node("ShaderNodeTexChecker", vector=vec, Scale=repeats, Color1=(1, 1, 1, 1),
                      Color2=(0, 0, 0, 1)).outputs["Fac"]
     color = g.mix(fac, shade(other), shade(base))
-    color, scuffs = _wear(g, vec, color, base, rng, rng.uniform(4, 8), rng.uniform(0.0, 0.6))
+    color, scuffs = _wear(g, vec, color, base, rng.uniform(4, 8), rng.uniform(0.0, 0.6))
     rough = g.math("ADD", g.math("MULTIPLY", scuffs, 0.3), float(rng.uniform(0.2, 0.45)))
     return color, rough, 0.0, None
 
@@ -130,7 +115,7 @@ def _metal(g, vec, base, rng):
     brushed = g.noise_at(g.node("ShaderNodeMapping", vector=vec, Scale=(1.0, 1.0, 0.02)).outputs["Vector"],
                          rng.uniform(40, 80), 2.0, 0.6)
     color = g.ramp(brushed, [(0.3, shade(base, 0.85)), (0.7, shade(base, 1.1))])[0]
-    smudge = _band(g, g.noise_at(vec, rng.uniform(2, 5), 3.0, 0.6), 0.55, 0.75)
+    smudge = g.smoothstep(g.noise_at(vec, rng.uniform(2, 5), 3.0, 0.6), 0.55, 0.75)
     color = g.mix(g.math("MULTIPLY", smudge, 0.5), color, shade(base, 0.55))
     rough = g.math("ADD", g.math("MULTIPLY", brushed, 0.25),
                    g.math("ADD", g.math("MULTIPLY", smudge, 0.3), float(rng.uniform(0.1, 0.3))))
@@ -141,8 +126,8 @@ def _ceramic(g, vec, base, rng):
     """Glazed ceramic or stone-like plastic: a colour with dark and light speckles (spatterware, terrazzo)."""
     cells = g.node("ShaderNodeTexVoronoi", vector=vec, Scale=rng.uniform(8, 25), Randomness=1.0)
     speckle = g.gray(cells.outputs["Color"])
-    dark = _band(g, speckle, 0.8, 0.82)
-    light = _band(g, g.math("SUBTRACT", 1.0, speckle), 0.8, 0.82)
+    dark = g.smoothstep(speckle, 0.8, 0.82)
+    light = g.smoothstep(g.math("SUBTRACT", 1.0, speckle), 0.8, 0.82)
     color = g.ramp(g.noise_at(vec, rng.uniform(2, 5), 2.0), [(0.3, shade(base, 0.92)), (0.7, shade(base, 1.06))])[0]
     color = g.mix(light, g.mix(dark, color, shade(base, 0.35)), shade(base, 1.6, 0.4))
     return color, float(rng.uniform(0.1, 0.5)), 0.0, None
@@ -157,7 +142,7 @@ def _fabric(g, vec, base, rng):
         repeats = rng.uniform(3, 8)
         waves = [g.node("ShaderNodeTexWave", vector=vec, Scale=repeats * WAVE_PERIOD) for _ in range(2)]
         waves[0].bands_direction, waves[1].bands_direction = "X", "Y"
-        bands = [_band(g, w.outputs["Fac"], 0.6, 0.62) for w in waves]
+        bands = [g.smoothstep(w.outputs["Fac"], 0.6, 0.62) for w in waves]
         stripe = shade(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.1, 0.7)))
         color = g.mix(g.math("MULTIPLY", g.math("MAXIMUM", *bands), 0.8), color, stripe)
     color = g.mix(g.math("MULTIPLY", weave, 0.15), color, shade(base, 0.6))
