@@ -171,11 +171,11 @@ def _check(cfg: DataConfig) -> None:
     if bad or not s.floor_textures:
         fail("scene.floor_textures", f"choices are procedural/image/realistic (non-empty), "
                                      f"got {list(s.floor_textures)}")
-    # a dome entry is a kind or a panorama file / URL (a name with a suffix): a misspelt kind is an error here, not
-    # a missing file in every scene process
     bad = [k for k in s.object_textures if k not in ("procedural", "image", "realistic")]
     if bad:
         fail("scene.object_textures", f"choices are procedural/image/realistic, got {list(s.object_textures)}")
+    # a dome entry is a kind or a panorama file / URL (a name with a suffix): a misspelt kind is an error here, not
+    # a missing file in every scene process
     bad = [k for k in s.dome_textures if k not in ("procedural", "image", "realistic", "hdri")
            and "://" not in str(k) and not Path(str(k)).suffix]
     if bad or not s.dome_textures:

@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serving", default="", help="output folder served (shown by ps; informational)")
     ap.add_argument("--scenes-per-process", type=int, default=1, help="scenes a process renders before it exits")
     args = ap.parse_args(argv)
-    code = serve(args.imports, args.parent_pid, max(1, args.scenes_per_process))
+    if args.scenes_per_process < 1:
+        ap.error(f"--scenes-per-process must be >= 1, got {args.scenes_per_process}")
+    code = serve(args.imports, args.parent_pid, args.scenes_per_process)
     sys.stdout.flush()
     sys.stderr.flush()
     # No interpreter shutdown: tearing down Blender, TensorFlow and friends takes seconds and helps nobody.
