@@ -28,6 +28,7 @@ behind the other leg (a few centimetres apart) is occluded even where the render
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,24 +209,40 @@ def project_mesh(vertices_world: np.ndarray, faces: np.ndarray, world_to_cam: np
     return uv[faces], cam[faces, 2]
 
 
-def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                     chunk: int = 2_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray]:
     """For (N, 3) points: the nearest triangle of the mesh, the barycentric weights (N, 3) of the closest point
-    on it and the distance (N,). Brute force over triangles, chunked over points (used as a fallback only)."""
-    n, f = len(points), len(faces)
-    tri = np.zeros(n, np.int64)
-    bary = np.zeros((n, 3))
-    dist = np.full(n, np.inf)
+    on it and the distance (N,) (used as the anchoring fallback). Exact, and no brute force over every triangle:
+    a point's nearest vertex bounds its distance to the mesh from above, so only triangles whose bounding sphere
+    reaches that close can hold the nearest point (found through k-d trees); those few are tested exactly.
+    Ties go to the lower triangle index."""
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    tri, bary, dist = np.zeros(n, np.int64), np.zeros((n, 3)), np.full(n, np.inf)
+    if n == 0 or len(faces) == 0:
+        return tri, bary, dist
     A, B, C = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    step = max(1, chunk // max(f, 1))
-    for s in range(0, n, step):  # loop over point chunks (few), triangles vectorised
-        p = points[s:s + step, None, :]  # (n, 1, 3)
-        w = _closest_point_bary(p, A[None], B[None], C[None])  # (n, F, 3)
-        q = w[..., :1] * A + w[..., 1:2] * B + w[..., 2:3] * C
-        d = np.linalg.norm(q - p, axis=-1)
-        k = d.argmin(1)
-        rows = np.arange(len(k))
-        tri[s:s + step], bary[s:s + step], dist[s:s + step] = k, w[rows, k], d[rows, k]
+    centre = (A + B + C) / 3.0
+    radius = np.sqrt(np.maximum(np.maximum(((A - centre) ** 2).sum(1), ((B - centre) ** 2).sum(1)),
+                                ((C - centre) ** 2).sum(1)))
+    bound, _ = cKDTree(vertices[np.unique(faces)]).query(points)  # >= the distance to the mesh
+    slack = 1e-9 * (1.0 + bound.max() + radius.max())  # float rounding of the bounds below
+    near = cKDTree(centre).query_ball_point(points, bound + radius.max() + slack, return_sorted=False)
+    count = np.fromiter(map(len, near), np.int64, n)  # >= 1: the nearest vertex's triangles are in range
+    cp = np.repeat(np.arange(n), count)
+    ct = np.fromiter(itertools.chain.from_iterable(near), np.int64, int(count.sum()))
+    p = points[cp]
+    keep = np.linalg.norm(p - centre[ct], axis=-1) - radius[ct] <= bound[cp] + slack
+    cp, ct, p = cp[keep], ct[keep], p[keep]
+    w = _closest_point_bary(p, A[ct], B[ct], C[ct])  # (M, 3)
+    q = w[:, :1] * A[ct] + w[:, 1:2] * B[ct] + w[:, 2:3] * C[ct]
+    d = np.linalg.norm(q - p, axis=-1)
+    order = np.lexsort((ct, d, cp))  # nearest first per point, the lower triangle on ties
+    cp, ct, w, d = cp[order], ct[order], w[order], d[order]
+    first = np.ones(len(cp), bool)
+    first[1:] = cp[1:] != cp[:-1]
+    tri[cp[first]], bary[cp[first]], dist[cp[first]] = ct[first], w[first], d[first]
     return tri, bary, dist
 
 

@@ -110,6 +110,28 @@ def test_closest_triangle_finds_the_nearest_surface_point():
     assert np.allclose(dist, d_ref, atol=0.05)
 
 
+def test_closest_triangle_prunes_nothing_it_needs_on_a_fine_mesh():
+    """The k-d tree pruning against every triangle tested: a bumpy 40x40 sheet (3,042 triangles, some long and
+    thin), points on it, just off it and far from it; the same triangles (ties aside) and distances."""
+    rng = np.random.default_rng(3)
+    uv, faces = _sheet(40, 40, 2.0)
+    uv[:, 0] *= np.linspace(1.0, 6.0, len(uv))  # stretch one side: long thin triangles beside small ones
+    verts = np.concatenate([uv, 0.1 * np.sin(3 * uv[:, :1]) * np.cos(2 * uv[:, 1:])], 1)
+    k, w = rng.integers(0, len(faces), 200), rng.dirichlet([1, 1, 1], 200)
+    on = np.einsum("nkc,nk->nc", verts[faces[k]], w)
+    pts = np.concatenate([on, on[:80] + rng.normal(scale=0.02, size=(80, 3)),
+                          on[:40] + rng.normal(scale=1.0, size=(40, 3))])
+    tri, bary, dist = surf.closest_triangle(pts, verts, faces)
+    A, B, C = (verts[faces[:, i]] for i in range(3))
+    w_all = surf._closest_point_bary(pts[:, None], A[None], B[None], C[None])  # (N, F, 3): every triangle
+    d_all = np.linalg.norm(np.einsum("nfk,fkc->nfc", w_all, verts[faces]) - pts[:, None], axis=-1)
+    np.testing.assert_allclose(dist, d_all.min(1), rtol=0, atol=1e-12)
+    assert np.abs(d_all[np.arange(len(pts)), tri] - dist).max() < 1e-12
+    np.testing.assert_allclose(dist[:200], 0, atol=1e-9)  # points drawn on the mesh
+    closest = np.einsum("nk,nkc->nc", bary, verts[faces[tri]])  # the weights give the point at that distance
+    np.testing.assert_allclose(np.linalg.norm(closest - pts, axis=1), dist, atol=1e-12)
+
+
 def _stretching_sheet():
     """A sheet in the plane z = Z0 that stretches and shears (affine in its parameters, non-rigid) over time."""
     uv, faces = _sheet(9, 7, 1.6)
