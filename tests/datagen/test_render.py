@@ -134,3 +134,49 @@ def test_motion_blur_and_static_camera_scene(tmp_path):
     # static camera: background tracks do not move
     bg = np.array(s.meta["track_category"]) == 0
     assert np.abs(s.tracks[:, bg] - s.tracks[:1, bg]).max() < 1e-3
+
+
+def test_each_pass_renders_only_the_view_layer_it_reads(tmp_path):
+    """Kubric renders every frame in two view layers; render_scene's passes each render one. The aux layer alone,
+    with depth taken there, gives the depth, segmentation and flow that both layers give, and the scene's layer
+    alone the same image."""
+    pytest.importorskip("bpy")
+    from datagen.scene import kubric_compat
+
+    kubric_compat.apply()
+    import kubric as kb
+    from kubric.renderer.blender import Blender
+    from kubric.safeimport.bpy import bpy
+
+    from datagen.scene.render import AUX_LAYER, _depth_source
+
+    scene = kb.Scene(resolution=(40, 32), frame_start=1, frame_end=2)
+    renderer = Blender(scene, scratch_dir=tmp_path / "both", samples_per_pixel=2)
+    bpy.context.scene.render.threads_mode, bpy.context.scene.render.threads = "FIXED", 2
+    bpy.context.scene.cycles.filter_width = 0.01  # the GT pass's pixel-centre filter (_render_passes)
+    scene += kb.Cube(name="floor", scale=(3, 3, 0.1), position=(0, 0, -0.1), static=True)
+    cube = kb.Cube(name="cube", scale=0.5, position=(-0.4, 0, 0.5))
+    scene += cube
+    for frame, x in ((1, -0.4), (2, 0.3)):  # it moves: flow on the cube, none on the floor
+        cube.position = (x, 0.0, 0.5)
+        cube.keyframe_insert("position", frame)
+    scene += kb.DirectionalLight(position=(1, -1, 3), look_at=(0, 0, 0), intensity=2.0)
+    scene += kb.PerspectiveCamera(position=(2.5, -3.5, 2.5), look_at=(0, 0, 0.4))
+    both = renderer.render(return_layers=("rgba", "z", "segmentation", "forward_flow"))
+
+    main, aux = bpy.context.scene.view_layers[0], bpy.context.scene.view_layers[AUX_LAYER]
+    main.use = False
+    assert _depth_source(bpy.context.scene, AUX_LAYER) == main.name
+    renderer.scratch_dir = tmp_path / "aux"
+    alone = renderer.render(return_layers=("z", "segmentation", "forward_flow"))
+    assert len(np.unique(both["segmentation"])) == 3 and np.abs(both["forward_flow"]).max() > 1.0
+    np.testing.assert_allclose(alone["z"], both["z"], rtol=1e-6)
+    assert (alone["segmentation"] == both["segmentation"]).all()
+    np.testing.assert_allclose(alone["forward_flow"], both["forward_flow"], rtol=1e-6, atol=1e-6)
+
+    main.use, aux.use = True, False
+    assert _depth_source(bpy.context.scene, main.name) == AUX_LAYER
+    renderer.scratch_dir = tmp_path / "main"
+    image = renderer.render(return_layers=("rgba", "z"))
+    assert (image["rgba"] == both["rgba"]).all()
+    np.testing.assert_allclose(image["z"], both["z"], rtol=1e-6)
