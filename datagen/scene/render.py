@@ -41,6 +41,8 @@ from datagen.scene.camera import add_camera
 from datagen.scene.materials import panorama_world
 from datagen.scene.readback import install_segmentation, read_back, segmentation_ids, surface_set
 
+AUX_LAYER = "AuxOutputs"  # Kubric's view layer of data passes (kubric.renderer.blender_utils)
+
 
 @dataclass
 class RenderedScene:
@@ -206,9 +208,6 @@ def _render_passes(bpy, renderer, cfg: SceneConfig, workdir: Path) -> tuple[np.n
     main.use = True
     _depth_source(scene, depth_from)
     return rgb, layers, time.perf_counter() - t_rgb
-
-
-AUX_LAYER = "AuxOutputs"  # Kubric's view layer of data passes (kubric.renderer.blender_utils)
 
 
 def _depth_source(scene, layer: str) -> str:
