@@ -209,13 +209,14 @@ def project_mesh(vertices_world: np.ndarray, faces: np.ndarray, world_to_cam: np
     return uv[faces], cam[faces, 2]
 
 
-def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                                     np.ndarray]:
+def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                     chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For (N, 3) points: the nearest triangle of the mesh, the barycentric weights (N, 3) of the closest point
     on it and the distance (N,) (used as the anchoring fallback). Exact, and no brute force over every triangle:
     a point's nearest vertex bounds its distance to the mesh from above, so only triangles whose bounding sphere
     reaches that close can hold the nearest point (found through k-d trees); those few are tested exactly.
-    Ties go to the lower triangle index."""
+    Ties go to the lower triangle index. Points go `chunk` at a time: a point far from the mesh reaches most of
+    its triangles (~0.5 kB of temporaries each), and the chunk bounds that memory."""
     from scipy.spatial import cKDTree
 
     n = len(points)
@@ -228,21 +229,23 @@ def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
                                 ((C - centre) ** 2).sum(1)))
     bound, _ = cKDTree(vertices[np.unique(faces)]).query(points)  # >= the distance to the mesh
     slack = 1e-9 * (1.0 + bound.max() + radius.max())  # float rounding of the bounds below
-    near = cKDTree(centre).query_ball_point(points, bound + radius.max() + slack, return_sorted=False)
-    count = np.fromiter(map(len, near), np.int64, n)  # >= 1: the nearest vertex's triangles are in range
-    cp = np.repeat(np.arange(n), count)
-    ct = np.fromiter(itertools.chain.from_iterable(near), np.int64, int(count.sum()))
-    p = points[cp]
-    keep = np.linalg.norm(p - centre[ct], axis=-1) - radius[ct] <= bound[cp] + slack
-    cp, ct, p = cp[keep], ct[keep], p[keep]
-    w = _closest_point_bary(p, A[ct], B[ct], C[ct])  # (M, 3)
-    q = w[:, :1] * A[ct] + w[:, 1:2] * B[ct] + w[:, 2:3] * C[ct]
-    d = np.linalg.norm(q - p, axis=-1)
-    order = np.lexsort((ct, d, cp))  # nearest first per point, the lower triangle on ties
-    cp, ct, w, d = cp[order], ct[order], w[order], d[order]
-    first = np.ones(len(cp), bool)
-    first[1:] = cp[1:] != cp[:-1]
-    tri[cp[first]], bary[cp[first]], dist[cp[first]] = ct[first], w[first], d[first]
+    centres = cKDTree(centre)
+    for s in range(0, n, chunk):  # loop over point chunks (few: fallback points only), candidates vectorised
+        rows = np.arange(s, min(s + chunk, n))
+        near = centres.query_ball_point(points[rows], bound[rows] + radius.max() + slack, return_sorted=False)
+        count = np.fromiter(map(len, near), np.int64, len(rows))  # >= 1: the nearest vertex's triangles
+        cp = np.repeat(rows, count)
+        ct = np.fromiter(itertools.chain.from_iterable(near), np.int64, int(count.sum()))
+        keep = np.linalg.norm(points[cp] - centre[ct], axis=-1) - radius[ct] <= bound[cp] + slack
+        cp, ct = cp[keep], ct[keep]
+        p = points[cp]
+        w = _closest_point_bary(p, A[ct], B[ct], C[ct])  # (M, 3)
+        d = np.linalg.norm(w[:, :1] * A[ct] + w[:, 1:2] * B[ct] + w[:, 2:3] * C[ct] - p, axis=-1)
+        order = np.lexsort((ct, d, cp))  # nearest first per point, the lower triangle on ties
+        cp, ct, w, d = cp[order], ct[order], w[order], d[order]
+        first = np.ones(len(cp), bool)
+        first[1:] = cp[1:] != cp[:-1]
+        tri[cp[first]], bary[cp[first]], dist[cp[first]] = ct[first], w[first], d[first]
     return tri, bary, dist
 
 

@@ -121,7 +121,7 @@ def test_closest_triangle_prunes_nothing_it_needs_on_a_fine_mesh():
     on = np.einsum("nkc,nk->nc", verts[faces[k]], w)
     pts = np.concatenate([on, on[:80] + rng.normal(scale=0.02, size=(80, 3)),
                           on[:40] + rng.normal(scale=1.0, size=(40, 3))])
-    tri, bary, dist = surf.closest_triangle(pts, verts, faces)
+    tri, bary, dist = surf.closest_triangle(pts, verts, faces, chunk=37)  # several chunks, one partial
     A, B, C = (verts[faces[:, i]] for i in range(3))
     w_all = surf._closest_point_bary(pts[:, None], A[None], B[None], C[None])  # (N, F, 3): every triangle
     d_all = np.linalg.norm(np.einsum("nfk,fkc->nfc", w_all, verts[faces]) - pts[:, None], axis=-1)
