@@ -190,15 +190,18 @@ def first_hits(pixels: np.ndarray, tri_uv: np.ndarray, tri_z: np.ndarray, tile: 
     inv_z = (w2 / tri_z[ct]).sum(1)
     zhit = 1.0 / inv_z
     w3 = w2 / tri_z[ct] * zhit[:, None]
-    # nearest per point: sort by (point, z, triangle) and keep the first of each point
-    order = np.lexsort((ct, zhit, cp))
-    cp, ct, zhit, w3 = cp[order], ct[order], zhit[order], w3[order]
-    first = np.ones(len(cp), bool)
-    first[1:] = cp[1:] != cp[:-1]
-    out.triangle[cp[first]] = ct[first]
-    out.z[cp[first]] = zhit[first]
-    out.bary[cp[first]] = w3[first]
+    k = _nearest_pair(cp, ct, zhit)
+    out.triangle[cp[k]], out.z[cp[k]], out.bary[cp[k]] = ct[k], zhit[k], w3[k]
     return out
+
+
+def _nearest_pair(point: np.ndarray, triangle: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Candidate (point, triangle) pairs with a distance `key` -> the index of each point's nearest pair (the
+    lowest key; ties go to the lower triangle index), one per point that has a candidate."""
+    order = np.lexsort((triangle, key, point))
+    first = np.ones(len(order), bool)
+    first[1:] = point[order[1:]] != point[order[:-1]]
+    return order[first]
 
 
 def project_mesh(vertices_world: np.ndarray, faces: np.ndarray, world_to_cam: np.ndarray,
@@ -229,23 +232,21 @@ def closest_triangle(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
                                 ((C - centre) ** 2).sum(1)))
     bound, _ = cKDTree(vertices[np.unique(faces)]).query(points)  # >= the distance to the mesh
     slack = 1e-9 * (1.0 + bound.max() + radius.max())  # float rounding of the bounds below
+    reach = bound + radius.max() + slack  # a triangle centre further than this cannot hold the nearest point
     centres = cKDTree(centre)
     for s in range(0, n, chunk):  # loop over point chunks (few: fallback points only), candidates vectorised
         rows = np.arange(s, min(s + chunk, n))
-        near = centres.query_ball_point(points[rows], bound[rows] + radius.max() + slack, return_sorted=False)
+        near = centres.query_ball_point(points[rows], reach[rows], return_sorted=False)
         count = np.fromiter(map(len, near), np.int64, len(rows))  # >= 1: the nearest vertex's triangles
         cp = np.repeat(rows, count)
         ct = np.fromiter(itertools.chain.from_iterable(near), np.int64, int(count.sum()))
-        keep = np.linalg.norm(points[cp] - centre[ct], axis=-1) - radius[ct] <= bound[cp] + slack
-        cp, ct = cp[keep], ct[keep]
         p = points[cp]
+        keep = np.linalg.norm(p - centre[ct], axis=-1) - radius[ct] <= bound[cp] + slack
+        cp, ct, p = cp[keep], ct[keep], p[keep]
         w = _closest_point_bary(p, A[ct], B[ct], C[ct])  # (M, 3)
         d = np.linalg.norm(w[:, :1] * A[ct] + w[:, 1:2] * B[ct] + w[:, 2:3] * C[ct] - p, axis=-1)
-        order = np.lexsort((ct, d, cp))  # nearest first per point, the lower triangle on ties
-        cp, ct, w, d = cp[order], ct[order], w[order], d[order]
-        first = np.ones(len(cp), bool)
-        first[1:] = cp[1:] != cp[:-1]
-        tri[cp[first]], bary[cp[first]], dist[cp[first]] = ct[first], w[first], d[first]
+        k = _nearest_pair(cp, ct, d)
+        tri[cp[k]], bary[cp[k]], dist[cp[k]] = ct[k], w[k], d[k]
     return tri, bary, dist
 
 
