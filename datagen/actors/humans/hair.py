@@ -3,9 +3,11 @@
 ``grow_hair(rest, slot, style, rng) -> Hair`` builds the hair of one person at REST (numpy only, no Blender):
 
 * **shell**: every hair-slot polygon of the head (regions.label_body) copied and lifted off the scalp along
-  the vertex normals by the style's volume (1-3.5 cm, uneven), tapering to 2 mm at the hairline so the shell
-  meets the painted scalp there instead of ending in a step; the lift never goes below 2 mm (two coincident
-  surfaces would make the nearest hit, hence the picture and the depth, flicker between them).
+  the vertex normals by the style's volume (1-3.5 cm, uneven), tapering towards the hairline; its rim (the
+  hair-slot polygons' outline: a staircase of polygon edges) sinks 3 mm into the scalp, so the shell rises out of
+  the hair-coloured scalp polygons inside that outline instead of hanging above it (a 2 mm gap drew the
+  staircase as a dark line of shadow); elsewhere the lift never goes below 2 mm (two coincident surfaces would
+  make the nearest hit, hence the picture and the depth, flicker between them).
 * **curtain** (long hair): a sheet of strands hanging from the back and the sides of the head, draped over the
   neck, shoulders and upper back (each vertex pushed out of the body to 1 cm above its surface), with ragged ends
   (every column its own length).
@@ -29,7 +31,8 @@ STYLES = {
     "long": {"volume": (0.015, 0.03), "curtain": (0.06, 0.36), "bun": (0.0, 0.0)},
     "bun": {"volume": (0.006, 0.012), "curtain": (0.0, 0.0), "bun": (0.035, 0.05)},
 }
-MIN_LIFT = 0.002  # m: the shell's edge stays this far above the scalp
+MIN_LIFT = 0.002  # m: the shell (but its rim) stays this far above the scalp
+SINK = 0.003  # m: the shell's rim lies this far under the scalp
 TAPER = 0.025  # m from the hairline over which the shell reaches its full volume
 DRAPE_GAP = 0.01  # m: the curtain rests this far above the body's surface
 CURTAIN_COLUMNS, CURTAIN_ROWS = 28, 14
@@ -95,7 +98,7 @@ def _shell(rest, hair_mask: np.ndarray, normals: np.ndarray, volume: float, rng)
     ramp = np.clip(dist / TAPER, 0.0, 1.0)
     ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no crease where the volume starts
     wobble = 1.0 + 0.3 * _smooth_field(rng, p, 0.12)
-    lift = np.maximum(MIN_LIFT, volume * ramp * wobble)
+    lift = np.where(elsewhere[used], -SINK, np.maximum(MIN_LIFT, volume * ramp * wobble))
     return p + normals[used] * lift[:, None], remap[hair_faces], used
 
 

@@ -193,22 +193,18 @@ def _lips(bpy, name: str, look: Look):
     return g.finish(_lip_colour(g, look), roughness=LIP_ROUGHNESS, specular=0.5)
 
 
-def _strands(g: "NodeGraph", rgb, strand_scale: float = 260.0):
-    """Hair colour: thin bands (varying along x and y at rest, i.e. strands falling down) with distortion, plus
-    clumps. Returns (colour socket, strand height socket for the bump)."""
+def _strands(g: "NodeGraph", rgb):
+    """Hair colour: fine streaks along the strands (a noise stretched along y and z at rest, so that they run from
+    the forehead back over the crown and down the sides and the back; irregular, unlike a wave's evenly spaced
+    bands, which read as a knitted cap), locks a centimetre or two wide, some darker, and darker clumps. Returns
+    (colour socket, the streaks' height for the bump)."""
     base = np.array(_lin(rgb))
-    w = g.nodes.new("ShaderNodeTexWave")
-    w.wave_type = "BANDS"
-    w.bands_direction = "X"
-    w.inputs["Scale"].default_value = 1.0
-    w.inputs["Distortion"].default_value = 6.0
-    w.inputs["Detail"].default_value = 3.0
-    w.inputs["Detail Scale"].default_value = 2.0
-    g.link(g.scaled_rest(tuple(np.array([strand_scale, strand_scale * 0.7, 12.0]) * WAVE_PERIOD)),
-           w.inputs["Vector"])
-    c = g.mix(w.outputs["Fac"], tuple(base * 0.55), tuple(np.clip(base * 1.35 + 0.02, 0, 1)))
+    streaks = g.noise((700.0, 50.0, 40.0), detail=3.0, roughness=0.6)
+    c = g.mix(g.smoothstep(streaks, 0.3, 0.7), tuple(base * 0.7), tuple(np.clip(base * 1.2 + 0.01, 0, 1)))
+    locks = g.noise((110.0, 10.0, 8.0), detail=1.0)
+    c = g.mix(g.math("MULTIPLY", g.smoothstep(locks, 0.45, 0.7), 0.45), c, tuple(base * 0.5))
     clumps = g.noise(25.0, detail=2.0)
-    return g.mix(g.math("MULTIPLY", clumps, 0.6), c, tuple(base * 0.5)), w.outputs["Fac"]
+    return g.mix(g.math("MULTIPLY", clumps, 0.4), c, tuple(base * 0.6)), streaks
 
 
 def _hair(bpy, name: str, rgb):
