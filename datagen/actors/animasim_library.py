@@ -16,6 +16,7 @@ from pathlib import Path
 
 LIBRARY_VERSION = 1
 FPS_PROPERTY = "tf_fps_import"  # scene fps the importer keyed the clips at (frames = seconds x fps)
+_CLIP_NAMES: dict[str, list[str]] = {}  # library path -> its clips' names (clip_names)
 
 
 def import_glb(bpy, path: Path, prefix: str, species: str):
@@ -86,9 +87,13 @@ def ensure(bpy, species: str, glb: Path, cache_dir: Path) -> Path:
 
 
 def clip_names(bpy, library: Path) -> list[str]:
-    """Names of the clips in a library (read from its index, nothing appended)."""
-    with bpy.data.libraries.load(str(library), link=False) as (src, _):
-        return [_clip(a) for a in src.actions]
+    """Names of the clips in a library (read from its index, nothing appended; once per library and process: a
+    library never changes under its keyed name, and reading the index cost every scene ~15 ms)."""
+    key = str(library)
+    if key not in _CLIP_NAMES:
+        with bpy.data.libraries.load(key, link=False) as (src, _):
+            _CLIP_NAMES[key] = [_clip(a) for a in src.actions]
+    return list(_CLIP_NAMES[key])
 
 
 def append(bpy, library: Path, prefix: str, species: str, clips: set[str]):
