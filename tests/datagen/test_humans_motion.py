@@ -234,9 +234,9 @@ def test_hair_geometry_sits_on_the_head_and_follows_it(body, style):
     tree = cKDTree(rest)
     dist, near = tree.query(hair.vertices)
     above = ((hair.vertices - rest[near]) * normals[near]).sum(1)  # height over its nearest body vertex's surface
-    shell = np.unique(hair.faces[hair.parts == 0])
-    # the shell's rim (vertices on an edge of one shell triangle only) lies just under the scalp ...
     shell_faces = hair.faces[hair.parts == 0]
+    shell = np.unique(shell_faces)
+    # the shell's rim (vertices on an edge of one shell triangle only) lies just under the scalp ...
     edges = np.sort(np.concatenate([shell_faces[:, [0, 1]], shell_faces[:, [1, 2]], shell_faces[:, [2, 0]]]), 1)
     edges, uses = np.unique(edges, axis=0, return_counts=True)
     rim = np.zeros(len(hair.vertices), bool)

@@ -87,7 +87,8 @@ def _shell(rest, hair_mask: np.ndarray, normals: np.ndarray, volume: float, rng)
     # the hairline: hair vertices that also belong to a polygon that is not hair
     elsewhere = np.zeros(len(rest.vertices), bool)
     elsewhere[np.unique(rest.faces[~hair_mask])] = True
-    edge = used[elsewhere[used]]
+    on_rim = elsewhere[used]  # (S,) the shell's vertices on the hairline
+    edge = used[on_rim]
     p = rest.vertices[used]
     if len(edge):
         from scipy.spatial import cKDTree
@@ -98,7 +99,7 @@ def _shell(rest, hair_mask: np.ndarray, normals: np.ndarray, volume: float, rng)
     ramp = np.clip(dist / TAPER, 0.0, 1.0)
     ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no crease where the volume starts
     wobble = 1.0 + 0.3 * _smooth_field(rng, p, 0.12)
-    lift = np.where(elsewhere[used], -SINK, np.maximum(MIN_LIFT, volume * ramp * wobble))
+    lift = np.where(on_rim, -SINK, np.maximum(MIN_LIFT, volume * ramp * wobble))
     return p + normals[used] * lift[:, None], remap[hair_faces], used
 
 
