@@ -11,8 +11,8 @@ seeded generator); ``build_materials(bpy, look, name, floor_z)`` makes one mater
 in that order (the mesh's polygon material indices point into it).
 
 Colours are given in sRGB (as people pick them) and converted to Blender's linear values here.
-Skin tones span the 10 swatches of the Monk Skin Tone scale (very light to very dark) with small
-hue jitter; no subsurface scattering (its CPU cost is high and the pixel-level texture, which is what
+Skin tones span 10 albedos from very light to very dark (the range of the Monk Skin Tone scale, at the
+saturation real skin has) with small hue jitter; no subsurface scattering (its CPU cost is high and the pixel-level texture, which is what
 the tracker needs, does not depend on it).
 """
 from __future__ import annotations
@@ -25,9 +25,13 @@ import numpy as np
 from datagen.actors.node_graph import WAVE_PERIOD, NodeGraph
 from datagen.colour import srgb_to_linear
 
-# Monk Skin Tone scale swatches (sRGB), lightest to darkest.
-SKIN_TONES = ["#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96", "#a07e56", "#825c43", "#604134",
-              "#3a312a", "#292420"]
+# Skin albedos (sRGB), very light to very dark, 10 steps in the range of the Monk Skin Tone scale. Not its
+# swatches: those are how skin looks on a screen, and as the albedo of a rendered surface the lightest four (HSV
+# saturation 0.07-0.20, value 0.92-0.97) came out as white or grey plaster under HDRI light (seen on the face
+# close-ups). Real skin reflects less blue than red at every tone: hue 19-26 degrees, saturation from 0.22 (very
+# light) to about 0.5, value from 0.91 down to 0.23.
+SKIN_TONES = ["#e8c8b4", "#e2bca0", "#daae8c", "#cc9d78", "#ba8964", "#a0714e", "#875b3e", "#6c4632",
+              "#523527", "#3a271e"]
 HAIR_COLORS = {"black": "#1c1a17", "dark_brown": "#3b2a1e", "brown": "#5a3d25", "light_brown": "#8b6a4a",
                "blond": "#c8a86b", "platinum": "#e0d2b0", "auburn": "#7a3420", "grey": "#9a9590",
                "white": "#d8d4cc"}
