@@ -12,8 +12,8 @@ in that order (the mesh's polygon material indices point into it).
 
 Colours are given in sRGB (as people pick them) and converted to Blender's linear values here.
 Skin tones span 10 albedos from very light to very dark (the range of the Monk Skin Tone scale, at the
-saturation real skin has) with small hue jitter; no subsurface scattering (its CPU cost is high and the pixel-level texture, which is what
-the tracker needs, does not depend on it).
+saturation real skin has) with small hue jitter; no subsurface scattering (its CPU cost is high and the
+pixel-level texture, which is what the tracker needs, does not depend on it).
 """
 from __future__ import annotations
 
