@@ -3,6 +3,7 @@ renders in Cycles as a pattern of the fabric's colours stuck to the rest coordin
 samples; ~10 s)."""
 from __future__ import annotations
 
+import colorsys
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,6 @@ def test_every_fabric_pattern_is_drawn_and_looks_are_seeded():
 def test_skin_tones_are_skin_from_light_to_dark():
     """Every drawn skin has skin's warm cast (no white or grey plaster at the light end, where the Monk swatches
     used as albedos had HSV saturation 0.07) and the draws span very light to very dark."""
-    import colorsys
-
     hsv = np.array([colorsys.rgb_to_hsv(*mat_lib.Look.sample(np.random.default_rng(s)).skin) for s in range(300)])
     hue_deg = hsv[:, 0] * 360.0
     assert ((hue_deg > 12) & (hue_deg < 32)).all(), hue_deg.min()
@@ -36,8 +35,6 @@ def test_skin_tones_are_skin_from_light_to_dark():
 def test_lips_stand_out_from_every_skin_tone():
     """Lips are redder than the skin; on light skin darker, on dark skin (HSV value < 0.45) as light or lighter:
     a darker red vanished into dark skin on the contact sheets."""
-    import colorsys
-
     looks = [mat_lib.Look.sample(np.random.default_rng(s)) for s in range(300)]
     dark = 0
     for look in looks:
