@@ -46,16 +46,25 @@ class NodeGraph:
     def rest(self):
         """Output socket of the rest-position attribute (metres)."""
         if self._rest is None:
-            self._rest = self.nodes.new("ShaderNodeAttribute")
-            self._rest.attribute_type = "GEOMETRY"
-            self._rest.attribute_name = self.rest_attribute
-        return self._rest.outputs["Vector"]
+            self._rest = self.vector_attribute(self.rest_attribute)
+        return self._rest
 
     def scaled_rest(self, scale):
+        return self.scaled(self.rest(), scale)
+
+    def scaled(self, vector, scale):
+        """The socket ``vector`` scaled per axis (a float or a triple)."""
         m = self.node("ShaderNodeMapping")
         m.inputs["Scale"].default_value = scale if isinstance(scale, (tuple, list)) else (scale,) * 3
-        self.link(self.rest(), m.inputs["Vector"])
+        self.link(vector, m.inputs["Vector"])
         return m.outputs["Vector"]
+
+    def vector_attribute(self, name: str):
+        """Vector output of the mesh's point attribute ``name``."""
+        a = self.nodes.new("ShaderNodeAttribute")
+        a.attribute_type = "GEOMETRY"
+        a.attribute_name = name
+        return a.outputs["Vector"]
 
     def noise(self, scale, detail=4.0, roughness=0.5):
         """Noise on the rest position with `scale` features per metre (a float or per-axis triple) -> Fac."""
@@ -103,10 +112,7 @@ class NodeGraph:
 
     def attribute(self, name: str):
         """Float output of the mesh's point attribute ``name``."""
-        a = self.nodes.new("ShaderNodeAttribute")
-        a.attribute_type = "GEOMETRY"
-        a.attribute_name = name
-        return a.outputs["Fac"]
+        return self.vector_attribute(name).node.outputs["Fac"]
 
     def smoothstep(self, value, lo: float, hi: float):
         """0 below lo, 1 above hi, smooth in between."""

@@ -33,25 +33,43 @@ def test_skin_tones_are_skin_from_light_to_dark():
 
 
 def test_lips_stand_out_from_every_skin_tone():
-    """Lips are redder than the skin; on light skin darker, on dark skin (HSV value < 0.45) as light or lighter:
-    a darker red vanished into dark skin on the contact sheets."""
+    """Lips are redder than the skin; on light skin a little darker (not lipstick: at most 0.2 more saturated,
+    0.72-0.9 of the skin's value), on dark skin (HSV value < 0.45) as light or lighter: a darker red vanished into
+    dark skin on the contact sheets."""
     looks = [mat_lib.Look.sample(np.random.default_rng(s)) for s in range(300)]
     dark = 0
     for look in looks:
         (_, skin_s, skin_v), (lip_h, lip_s, lip_v) = colorsys.rgb_to_hsv(*look.skin), colorsys.rgb_to_hsv(*look.lips)
-        assert lip_s > skin_s + 0.1 and min(lip_h, 1 - lip_h) < 0.06  # redder (hue within ~20 degrees of red)
+        assert lip_s > skin_s + 0.07 and min(lip_h, 1 - lip_h) < 0.06  # redder (hue within ~20 degrees of red)
         if skin_v < 0.45:
             dark += 1
             assert lip_v >= skin_v
         else:
-            assert lip_v < 0.85 * skin_v
+            assert 0.71 * skin_v < lip_v < 0.91 * skin_v and lip_s < skin_s + 0.21
     assert 30 < dark < 270  # both kinds were drawn
 
 
-def _render_cloth(bpy, make_material, rest_scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+def test_brows_are_darker_than_light_hair():
+    """Brows take the hair's colour darkened, and light hair (blond, platinum, grey, white) gets brows no brighter
+    than a mid brown-grey: as bright as white hair they read as two pale painted stripes on the close-ups."""
+    from datagen.colour import luminance, srgb_to_linear
+
+    for name, hex_ in mat_lib.HAIR_COLORS.items():
+        hair = srgb_to_linear(mat_lib.hex_rgb(hex_))
+        brows = mat_lib.brow_colour(mat_lib.hex_rgb(hex_))
+        assert luminance(brows) <= mat_lib.BROW_MAX_LUMINANCE + 1e-9 and luminance(brows) < luminance(hair), name
+        np.testing.assert_allclose(brows / brows.sum(), hair / hair.sum(), atol=1e-9)  # the hair's own hue
+        if luminance(hair) * 0.8 <= mat_lib.BROW_MAX_LUMINANCE:  # dark hair: the brows are the hair, darkened
+            np.testing.assert_allclose(brows, 0.8 * hair, atol=1e-9)
+    assert luminance(mat_lib.brow_colour(mat_lib.hex_rgb(mat_lib.HAIR_COLORS["white"]))) < 0.1 * luminance(
+        srgb_to_linear(mat_lib.hex_rgb(mat_lib.HAIR_COLORS["white"])))
+
+
+def _render_cloth(bpy, make_material, rest_scale: float = 1.0, shift: float = 0.0, strand=None) -> np.ndarray:
     """A 1 m square of cloth with the material `make_material(bpy)` seen from above in orthographic view, lit by a
     sun; its `rest` attribute is its own position (x across the image, z = the image's y, upwards; scaled), plus
-    `shift` along x. -> (48, 48, 3) linear RGB, row 0 at the bottom (rest z = -0.5 x rest_scale)."""
+    `shift` along x; `strand`: its `strand` attribute, a function of the vertices' (x, y) arrays -> (N, 3).
+    -> (48, 48, 3) linear RGB, row 0 at the bottom (rest z = -0.5 x rest_scale)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     material = make_material(bpy)
     scene = bpy.context.scene
@@ -72,6 +90,10 @@ def _render_cloth(bpy, make_material, rest_scale: float = 1.0, shift: float = 0.
     # the cloth faces the camera like the front of a body: rest x across, rest z up the image
     rest.data.foreach_set("vector", np.array([(rest_scale * x + shift, 0.0, rest_scale * y) for x, y, _ in verts],
                                              np.float32).ravel())
+    if strand is not None:
+        xy = np.array(verts)[:, :2]
+        mesh.attributes.new("strand", "FLOAT_VECTOR", "POINT").data.foreach_set(
+            "vector", np.asarray(strand(xy[:, 0], xy[:, 1]), np.float32).ravel())
     mesh.materials.append(material)
     obj = bpy.data.objects.new("cloth", mesh)
     scene.collection.objects.link(obj)
@@ -113,6 +135,29 @@ def test_prints_render_as_a_pattern_of_the_fabric_colours(pattern):
     moved = _render_cloth(bpy, lambda bpy: mat_lib.fabric_material(bpy, "cloth", fabric), shift=0.37 / fabric.scale)
     moved_red = (moved / np.maximum(moved.sum(-1, keepdims=True), 1e-6))[..., 0] > 0.5
     assert (moved_red != reddish).mean() > 0.05
+
+
+def test_hair_streaks_run_along_the_strands():
+    """The hair material draws its streaks from the mesh's ``strand`` coordinates (hair.strand_coordinates: cos and
+    sin of the azimuth about the crown, height): fine across the strands, long along them. The cloth stands in for
+    a 2 cm patch of hair on the side of a head of 9 cm radius, strands running up the image: the colour changes
+    much faster across the image than up it (and without the attribute there would be no streaks at all)."""
+    bpy = pytest.importorskip("bpy")
+    patch, radius = 0.02, 0.09
+
+    def strand(x, y):
+        azimuth = x * patch / radius
+        return np.stack([np.cos(azimuth), np.sin(azimuth), y * patch], -1)
+
+    import dataclasses
+
+    look = dataclasses.replace(mat_lib.Look.sample(np.random.default_rng(3)), hair=mat_lib.hex_rgb(
+        mat_lib.HAIR_COLORS["blond"]))
+    px = _render_cloth(bpy, lambda bpy: mat_lib.build_materials(bpy, look, "person", floor_z=-0.5)[
+        SLOTS.index("hair")], strand=strand)
+    grey = px.mean(-1)
+    across, along = np.abs(np.diff(grey, axis=1)).mean(), np.abs(np.diff(grey, axis=0)).mean()
+    assert across > 0.04 * grey.mean() and across > 1.8 * along, (across, along, grey.mean())
 
 
 def test_shoes_have_soles_at_the_bottom_of_the_feet():

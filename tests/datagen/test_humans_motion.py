@@ -253,6 +253,20 @@ def test_hair_geometry_sits_on_the_head_and_follows_it(body, style):
         curtain = np.unique(hair.faces[hair.parts == 1])
         assert hair.vertices[curtain, 2].min() < eyes[2] - 0.1
         assert np.median(hair.vertices[curtain, 1]) > eyes[1] + 0.05  # behind the face (anny faces -y)
+        # the strands' texture coordinates follow the curtain's strands (its grid's columns, top to bottom): down
+        # a strand the azimuth about the crown turns less than from one strand to the next
+        grid = hair_lib.strand_coordinates(body.rest, hair.vertices[curtain]).reshape(
+            hair_lib.CURTAIN_COLUMNS, hair_lib.CURTAIN_ROWS, 3)
+        azimuth = np.arctan2(grid[..., 1], grid[..., 0])
+
+        def turn(a, b):
+            return np.abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+        down = turn(azimuth, azimuth[:, :1]).max(1)  # (C,) the most a strand turns from its root
+        across = turn(azimuth[1:], azimuth[:-1]).mean(1)  # (C - 1,) between neighbouring strands
+        assert np.median(down) < 0.7 * np.median(across), (np.degrees(down), np.degrees(across))
+        np.testing.assert_allclose(np.linalg.norm(grid[..., :2], axis=-1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(grid[..., 2].ravel(), hair.vertices[curtain, 2])
     # posed with the head turning: the shell stays at its rest distance from the scalp vertex it was lifted from
     labels = body.rest.bone_labels
     T = 4

@@ -60,7 +60,8 @@ class HumanMotion:
     faces: (F, 3) int64; uv: (F, 3, 2) float32 per corner; slots: (F,) index into regions.SLOTS
     (material per polygon); regions: (F,) index into regions.REGIONS (reported to the annotator);
     eye_r: (V,) float32 (iris/pupil shading); brow, hairline, lash, lips, collar: (V,) float32 painted
-    brows, hair, lash lines, lips' outline and neckline (regions.BodyLabels); head: (T + 2, 3) centre between
+    brows, hair, lash lines, lips' outline and neckline (regions.BodyLabels); strand: (V, 3) float32 the hair
+    texture's coordinates (hair.strand_coordinates); head: (T + 2, 3) centre between
     the eyes; head_forward: (T + 2, 3) unit direction the face looks at; root: (T + 2, 3) pelvis.
     """
 
@@ -76,6 +77,7 @@ class HumanMotion:
     lash: np.ndarray
     lips: np.ndarray
     collar: np.ndarray
+    strand: np.ndarray
     head: np.ndarray
     head_forward: np.ndarray
     root: np.ndarray
@@ -207,6 +209,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
     lash = np.concatenate([labels.lash, np.zeros(len(hair.vertices))])
     lips = np.concatenate([labels.lips, np.full(len(hair.vertices), -100.0)])
     collar = np.concatenate([labels.collar, np.ones(len(hair.vertices))])
+    strand = hair_lib.strand_coordinates(rest, rest_points)
     meta = {
         "category": CATEGORY, "model": "anny", "anny_config": dict(body_lib.MODEL_CONFIG),
         "phenotype": phenotype.to_dict(), "outfit": outfit.to_dict(), "look": look.to_dict(),
@@ -223,6 +226,7 @@ def pose_human(rng: np.random.Generator, num_frames: int, fps: float, *, clip: s
                        regions=regions, eye_r=eye_r.astype(np.float32), brow=brow.astype(np.float32),
                        hairline=hairline.astype(np.float32), lash=lash.astype(np.float32),
                        lips=lips.astype(np.float32), collar=collar.astype(np.float32),
+                       strand=strand.astype(np.float32),
                        head=eye_mid, head_forward=forward, root=root, look=look, meta=meta, timings=timings)
 
 
@@ -271,7 +275,7 @@ def _body_yaw(root_rotation: np.ndarray) -> float:
 
 def build_mesh(bpy, name: str, motion: HumanMotion):
     """A Blender mesh of the rest body: vertices in anny order, triangles, UVs, material index per
-    polygon (regions.SLOTS), smooth shading, point attributes ``rest``, ``eye_r``, ``brow``, ``hairline``,
+    polygon (regions.SLOTS), smooth shading, point attributes ``rest``, ``strand``, ``eye_r``, ``brow``, ``hairline``,
     ``lash``, ``lips`` and ``collar``."""
     V, F = len(motion.rest), len(motion.faces)
     mesh = bpy.data.meshes.new(name)
@@ -286,7 +290,8 @@ def build_mesh(bpy, name: str, motion: HumanMotion):
     mesh.polygons.foreach_set("use_smooth", np.ones(F, dtype=bool))
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", motion.uv.reshape(-1))
-    mesh.attributes.new("rest", "FLOAT_VECTOR", "POINT").data.foreach_set("vector", motion.rest.ravel())
+    for attr in ("rest", "strand"):
+        mesh.attributes.new(attr, "FLOAT_VECTOR", "POINT").data.foreach_set("vector", getattr(motion, attr).ravel())
     for attr in ("eye_r", "brow", "hairline", "lash", "lips", "collar"):
         mesh.attributes.new(attr, "FLOAT", "POINT").data.foreach_set("value", getattr(motion, attr))
     mesh.update()

@@ -38,6 +38,7 @@ DRAPE_GAP = 0.01  # m: the curtain rests this far above the body's surface
 CURTAIN_COLUMNS, CURTAIN_ROWS = 28, 14
 CURTAIN_HALF_ANGLE = np.deg2rad(120.0)  # around the back of the head (0 = straight back)
 SKIN_NEIGHBOURS = 4
+CROWN_BEHIND_EYES = 1.6  # eye distances: the crown's vertical axis lies this far behind the eyes (the head's middle)
 
 
 @dataclass
@@ -107,6 +108,19 @@ def _head_frame(rest) -> tuple[np.ndarray, float]:
     """Centre between the eyes (3,) and the eye distance d (m): the head's own units (as regions.label_body)."""
     eye_l, eye_r = rest.head("eye.L"), rest.head("eye.R")
     return 0.5 * (eye_l + eye_r), float(np.linalg.norm(eye_l - eye_r))
+
+
+def strand_coordinates(rest, points: np.ndarray) -> np.ndarray:
+    """(N, 3) coordinates of the strands' texture at rest ``points`` (N, 3): cos and sin of the azimuth about a
+    vertical axis through the crown, and the height z (m). Hair grows from the crown outwards and down, so along a
+    strand the azimuth stays the same: a noise fast in the first two coordinates and slow in the third draws
+    streaks along the strands all round the head and down a long curtain. (Stretched along rest y and z instead,
+    the streaks ran right over the crown and the back but across the strands on the sides of the head.) Cosine
+    and sine rather than the angle: no seam where the angle wraps."""
+    eye_c, d = _head_frame(rest)
+    rel = points[:, :2] - (eye_c[:2] + np.array([0.0, CROWN_BEHIND_EYES * d]))
+    azimuth = np.arctan2(rel[:, 0], rel[:, 1])
+    return np.stack([np.cos(azimuth), np.sin(azimuth), points[:, 2]], -1)
 
 
 def _push_out(points: np.ndarray, body_tree, body_v: np.ndarray, body_n: np.ndarray, gap: float) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from datagen.actors.node_graph import WAVE_PERIOD, NodeGraph
-from datagen.colour import srgb_to_linear
+from datagen.colour import luminance, srgb_to_linear
 
 # Skin albedos (sRGB), very light to very dark, 10 steps in the range of the Monk Skin Tone scale. Not its
 # swatches: those are how skin looks on a screen, and as the albedo of a rendered surface the lightest four (HSV
@@ -41,6 +41,14 @@ FABRIC_PATTERNS = ("solid", "stripes", "checks", "dots", "denim", "mottled", "kn
 SKIN_ROUGHNESS, LIP_ROUGHNESS = 0.5, 0.35
 REDDER = np.array([1.08, 0.85, 0.82])  # a skin's redder shade (blotches, blush): linear RGB factors
 FABRIC_P = (0.24, 0.13, 0.1, 0.07, 0.12, 0.1, 0.09, 0.07, 0.05, 0.03)
+# Scales of the hair's noises on the strand coordinates (hair.strand_coordinates: cos, sin of the azimuth about the
+# crown, height in m): features per radian around the head (x 1 / 0.09 m at the hairline: per metre) and per metre
+# along the strands.
+HAIR_STREAKS = (63.0, 63.0, 40.0)  # strands ~1.5 mm apart at the hairline, streaks a few cm long
+HAIR_LOCKS = (10.0, 10.0, 8.0)  # locks a centimetre or two wide
+SCALP_STREAKS = (36.0, 36.0, 30.0)  # the scalp's painted hair (and the brows)
+BROW_MAX_LUMINANCE = 0.05  # linear: a mid brown-grey (sRGB ~0.25)
+BROW_COVER = (0.5, 0.9)  # how much of the skin the brow hairs hide, between their streaks and on them
 
 
 def hex_rgb(h: str) -> tuple[float, float, float]:
@@ -90,13 +98,14 @@ class Look:
         h, s, v = colorsys.rgb_to_hsv(*skin)
         skin = colorsys.hsv_to_rgb((h + rng.uniform(-0.015, 0.015)) % 1.0, np.clip(s * rng.uniform(0.85, 1.2), 0, 1),
                                    np.clip(v * rng.uniform(0.92, 1.05), 0, 1))
-        # lips: redder than the skin, and darker on light skin; on dark skin a darker red would vanish into it
-        # (seen on contact sheets), so there they are as light as the skin or lighter, more mauve
+        # lips: redder than the skin, and a little darker on light skin (more saturated and darker than this, they
+        # read as lipstick on the close-ups); on dark skin a darker red would vanish into it (seen on contact
+        # sheets), so there they are as light as the skin or lighter, more mauve
         lh, ls, lv = colorsys.rgb_to_hsv(*skin)
         dark = lv < 0.45
         lips = colorsys.hsv_to_rgb(((0.97 if dark else 0.99) + rng.uniform(-0.02, 0.02)) % 1.0,
-                                   np.clip(ls + rng.uniform(0.15, 0.3), 0, 1),
-                                   np.clip(lv * (rng.uniform(1.0, 1.3) if dark else rng.uniform(0.6, 0.8)), 0, 1))
+                                   np.clip(ls + (rng.uniform(0.15, 0.3) if dark else rng.uniform(0.08, 0.2)), 0, 1),
+                                   np.clip(lv * (rng.uniform(1.0, 1.3) if dark else rng.uniform(0.72, 0.9)), 0, 1))
         names = list(HAIR_COLORS)
         p = np.array([3, 3, 3, 2, 1.5, 0.5, 1, 0.5, 0.3])
         if age > 0.85:  # older people: grey/white more likely
@@ -173,17 +182,28 @@ def _skin(bpy, name: str, look: Look, blush: float = 0.0, lips: bool = False):
     # interpolated per vertex across polygons, hence smooth edges, broken up by the strands' own texture
     # (one stretched noise for the strands: every skin sample evaluates these nodes, and the full strand texture
     # of _strands made the skin ~20 % dearer to render)
-    streaks = g.noise((400.0, 280.0, 30.0), detail=1.0)
+    streaks = g.noise_at(g.scaled(g.vector_attribute("strand"), SCALP_STREAKS), 1.0, detail=1.0)
     hair = np.array(_lin(look.hair))
-    brow_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.8 * 0.55)), (0.65, tuple(np.clip(hair * 0.8 * 1.35, 0, 1)))])
+    brows = brow_colour(look.hair)
+    brow_c, _ = g.ramp(streaks, [(0.35, tuple(brows * 0.55)), (0.65, tuple(np.clip(brows * 1.35, 0, 1)))])
     brow = g.smoothstep(g.attribute("brow"), 0.15, 0.55)
-    c = g.mix(g.math("MULTIPLY", brow, g.math("ADD", g.math("MULTIPLY", streaks, 0.35), 0.65)), c, brow_c)
+    # brow hairs cover the skin only in part: the skin shows between them (fully covered, brows read as paint)
+    c = g.mix(g.math("MULTIPLY", brow, g.math("ADD", g.math("MULTIPLY", streaks, BROW_COVER[1] - BROW_COVER[0]),
+                                              BROW_COVER[0])), c, brow_c)
     hair_c, _ = g.ramp(streaks, [(0.35, tuple(hair * 0.55)), (0.65, tuple(np.clip(hair * 1.35 + 0.02, 0, 1)))])
     c = g.mix(g.smoothstep(g.attribute("hairline"), -0.03, 0.03), c, hair_c)
     lash_rgb = tuple(np.minimum(_lin(look.hair), 0.03) * 0.6)  # lashes are dark, whatever the hair colour
     c = g.mix(g.math("MULTIPLY", g.smoothstep(g.attribute("lash"), 0.3, 0.9), 0.9), c, lash_rgb)
     g.bump(fine, 0.05)
     return g.finish(c, roughness=roughness, specular=0.45)
+
+
+def brow_colour(hair_srgb) -> np.ndarray:
+    """The brows' linear RGB for a person with ``hair_srgb`` hair: the hair's colour darkened (x0.8), and for light
+    hair (blond, platinum, grey, white) no brighter than BROW_MAX_LUMINANCE: real brows are darker than light
+    scalp hair, and brows as bright as white hair read as two pale painted stripes on the close-ups."""
+    hair = np.array(_lin(hair_srgb))
+    return hair * min(0.8, BROW_MAX_LUMINANCE / max(luminance(hair), 1e-6))
 
 
 def _lip_colour(g: NodeGraph, look: Look):
@@ -198,14 +218,15 @@ def _lips(bpy, name: str, look: Look):
 
 
 def _strands(g: "NodeGraph", rgb):
-    """Hair colour: fine streaks along the strands (a noise stretched along y and z at rest, so that they run from
-    the forehead back over the crown and down the sides and the back; irregular, unlike a wave's evenly spaced
-    bands, which read as a knitted cap), locks a centimetre or two wide, some darker, and darker clumps. Returns
-    (colour socket, the streaks' height for the bump)."""
+    """Hair colour: fine streaks along the strands (a noise stretched along them: the ``strand`` coordinates,
+    hair.strand_coordinates, so that they run from the crown over the forehead and down the sides and the back;
+    irregular, unlike a wave's evenly spaced bands, which read as a knitted cap), locks a centimetre or two wide,
+    some darker, and darker clumps. Returns (colour socket, the streaks' height for the bump)."""
     base = np.array(_lin(rgb))
-    streaks = g.noise((700.0, 50.0, 40.0), detail=3.0, roughness=0.6)
+    strand = g.vector_attribute("strand")
+    streaks = g.noise_at(g.scaled(strand, HAIR_STREAKS), 1.0, detail=3.0, roughness=0.6)
     c = g.mix(g.smoothstep(streaks, 0.3, 0.7), tuple(base * 0.7), tuple(np.clip(base * 1.2 + 0.01, 0, 1)))
-    locks = g.noise((110.0, 10.0, 8.0), detail=1.0)
+    locks = g.noise_at(g.scaled(strand, HAIR_LOCKS), 1.0, detail=1.0)
     c = g.mix(g.math("MULTIPLY", g.smoothstep(locks, 0.45, 0.7), 0.45), c, tuple(base * 0.5))
     clumps = g.noise(25.0, detail=2.0)
     return g.mix(g.math("MULTIPLY", clumps, 0.4), c, tuple(base * 0.6)), streaks
