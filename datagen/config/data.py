@@ -130,6 +130,12 @@ def _check(cfg: DataConfig) -> None:
         # process aborted in 9 of 13 tries, inside the RGB pass; 2, 4 or 16 samples, or no denoising: 0 of 16).
         fail("scene.samples_per_pixel", "must be >= 2 with scene.use_denoising=true (Blender 4.2 crashes denoising "
              "a 1-sample render); raise it or set scene.use_denoising=false")
+    if s.motion_blur and max(s.motion_blur) > 0 and s.samples_per_pixel < 2:
+        # the same with Kubric's vector motion blur (compositor): face_closeup's scene 4 at 128x128 aborted ("corrupted
+        # size vs. prev_size", inside the RGB pass's render call) in 5 of 5 tries at 1 sample, 0 of 2 at 2 samples or
+        # with the blur off.
+        fail("scene.samples_per_pixel", f"must be >= 2 with scene.motion_blur={list(s.motion_blur)} (Blender 4.2 "
+             "crashes blurring some 1-sample renders); raise it or set scene.motion_blur=[0,0]")
     if s.num_tracks < 1:
         fail("scene.num_tracks", f"must be >= 1, got {s.num_tracks}")
     if not s.render_timeout_s > 0:  # also rejects NaN

@@ -434,3 +434,53 @@ def test_human_presets_load_and_bad_values_are_one_line(tmp_path):
         with pytest.raises(ConfigError, match=key.replace("[", r"\[")) as err:
             load_data_config(root / "face_closeup.yaml", override)
         assert "\n" not in str(err.value)
+
+
+def _closeup(clip: str, framing: str, seed: int):
+    """A person playing ``clip`` (24 frames at 12 fps, face_closeup's head motion) filmed with ``framing`` ->
+    (camera positions, aim points, head points at the camera keys 0..T+1 (T + 2, 3), the framing used)."""
+    from types import SimpleNamespace
+
+    from datagen.config.scene import SceneConfig
+    from datagen.scene.camera import _closeup_path
+
+    m = pose_human(np.random.default_rng(seed), 24, 12.0, clip=clip, head_motion=1.5)
+    rendered = slice(1, 25)
+    actor = SimpleNamespace(points={"head": m.head[rendered], "face_front": m.head[rendered] +
+                                    m.head_forward[rendered]}, trajectory=m.root[rendered, :2], radius=0.45)
+    cfg = SceneConfig(resolution=[128, 128], num_frames=24, fps=12)
+    pos, aim, used = _closeup_path(cfg, np.random.default_rng(100 + seed), SimpleNamespace(actors=[actor]), framing,
+                                   26)
+    head = np.concatenate([m.head[1:2], m.head[rendered], m.head[24:25]])
+    return pos, aim, head, used
+
+
+@pytest.mark.parametrize("clip,framing", [("walk", "face"), ("stand", "face"), ("dance_a", "upper_body")])
+def test_closeup_camera_keeps_the_head_near_the_middle(clip, framing):
+    """A close-up's camera (datagen.scene.camera._closeup_path) follows a moving person's head like an operator:
+    the head stays within Framing.stray of the visible height of the aim point, i.e. near the middle of the image,
+    in every frame, however far the drawn follow share would let it stray (before the bound, a walker's head went
+    12 degrees off the middle of a face close-up and a dancer's out of the picture)."""
+    from datagen.config.scene import SceneConfig
+    from datagen.scene.camera import FRAMINGS
+
+    cfg = SceneConfig(resolution=[128, 128])
+    tan_half_fov = cfg.sensor_width / 2 / cfg.focal_length
+    worst = 0.0
+    for seed in range(6):
+        pos, aim, head, used = _closeup(clip, framing, seed)
+        assert used == framing
+        look, to_head = aim - pos, head - np.array([0.0, 0.0, FRAMINGS[framing].below]) - pos
+        cos = (look * to_head).sum(1) / np.linalg.norm(look, axis=1) / np.linalg.norm(to_head, axis=1)
+        worst = max(worst, float(np.arccos(np.clip(cos, -1.0, 1.0)).max()))
+    # stray x the visible height, seen from the framing's distance: atan(2 stray tan(half_fov)) (face: 5.2 degrees)
+    assert worst < np.arctan(1.1 * 2 * FRAMINGS[framing].stray * tan_half_fov), np.degrees(worst)
+
+
+@pytest.mark.parametrize("clip,expected", [("stand", "face"), ("walk", "face"), ("dance_a", "upper_body"),
+                                           ("backflip", "body"), ("roll", "body")])
+def test_a_wild_subject_widens_the_closeup(clip, expected):
+    """Nobody films a dance or a somersault from 25 cm: a face close-up of a subject whose head strays from a
+    straight course by more than Framing.calm widens to the upper body, and further to the body (a face close-up
+    of a dancer left the camera inside the bending body: black frames)."""
+    assert _closeup(clip, "face", 0)[3] == expected

@@ -160,9 +160,9 @@ def test_render_device_is_not_content():
         != base.content_hash()
 
 
-def test_denoising_a_single_sample_is_refused():
-    """Blender 4.2 corrupts its heap denoising a 1-sample render (the scene process aborts in most tries): the config
-    says so in one line naming the key, instead of a data run whose scenes crash and retry."""
+def test_denoising_or_blurring_a_single_sample_is_refused():
+    """Blender 4.2 corrupts its heap denoising or motion-blurring a 1-sample render (the scene process aborts): the
+    config says so in one line naming the key, instead of a data run whose scenes crash and retry."""
     tiny = REPO / "configs/data/tiny.yaml"
     with pytest.raises(ConfigError) as info:
         load_data_config(tiny, ["scene.use_denoising=true", "scene.samples_per_pixel=1"])
@@ -170,3 +170,9 @@ def test_denoising_a_single_sample_is_refused():
     assert "\n" not in str(info.value)
     load_data_config(tiny, ["scene.use_denoising=true", "scene.samples_per_pixel=2"])
     load_data_config(tiny, ["scene.use_denoising=false", "scene.samples_per_pixel=1"])
+    # the same with the vector motion blur (a face close-up's process aborted at 1 sample with the blur on)
+    with pytest.raises(ConfigError) as info:
+        load_data_config(tiny, ["scene.use_denoising=false", "scene.samples_per_pixel=1", "scene.motion_blur=[0,0.3]"])
+    assert "scene.samples_per_pixel" in str(info.value) and "motion_blur" in str(info.value)
+    assert "\n" not in str(info.value)
+    load_data_config(tiny, ["scene.use_denoising=false", "scene.samples_per_pixel=2", "scene.motion_blur=[0,0.3]"])
