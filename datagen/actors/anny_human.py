@@ -5,9 +5,9 @@ face tracks, regions, materials); this kind only turns a ``Spawn`` into one defo
 ``Actor``. What is randomised per person (``rng``): phenotype (gender, age, muscle, weight, height,
 proportions), skin tone, hair style and colour, eye colour, outfit (sleeves, hem, neckline, trousers /
 shorts / skirt, shoes or boots) and fabrics, clip (one of ``Options.clips``, default the 15 DeepMimic clips
-+ ``stand`` with the four clips spent on the ground (GROUND_CLIPS) at a quarter of the rate, or a BVH file of
-``Options.bvh``), phase, playback speed, mirror, and the facial performance
-(expressions, talking, blinks, gaze, head motion).
++ ``stand`` with the four clips spent on the ground (GROUND_CLIPS) at a quarter of the rate, for a crowd not at
+all, or a BVH file of ``Options.bvh``), phase, playback speed, mirror, and the facial performance (expressions,
+talking, blinks, gaze, head motion).
 
 A group (``herd: true`` in the scene config) is a crowd: the members share the clip and stand close
 together (0.5-1.1 m apart, in a loose row around the spawn point), so they overlap and occlude each other
@@ -31,9 +31,20 @@ from datagen.actors.registry import register
 
 CROWD_SPACING = (0.5, 1.1)  # metres between neighbours of a group (herd: true)
 # Clips spent mostly lying on the ground: drawn at a quarter of the others' rate unless Options.clips asks for
-# them (a whole clip of a person lying still teaches little and looked odd in most scenes).
+# them (a whole clip of a person lying still teaches little and looked odd in most scenes), and never for a crowd,
+# whose members share the clip (a humans_mix crowd lay on the ground together for a whole clip).
 GROUND_CLIPS = ("crawl", "getup_facedown", "getup_faceup", "roll")
 GROUND_WEIGHT = 0.25
+
+
+def clip_weights(pool: list[str], asked: bool, crowd: bool) -> np.ndarray:
+    """(len(pool),) draw probabilities of the clips in ``pool``: the ground clips (GROUND_CLIPS) at GROUND_WEIGHT,
+    for a crowd not at all, unless the options asked for clips (``asked``: every named clip as often as named)."""
+    ground = 1.0 if asked else 0.0 if crowd else GROUND_WEIGHT
+    w = np.array([ground if c in GROUND_CLIPS else 1.0 for c in pool])
+    if not w.any():
+        w[:] = 1.0
+    return w / w.sum()
 
 
 @dataclass
@@ -116,8 +127,8 @@ class AnnyHuman(ActorKind):
             files = bvh_files(self.options.bvh)
             pool = list(self.options.clips) if self.options.clips or files else retarget.clip_names()
             pool = pool + [f"bvh:{f}" for f in files]
-            w = np.array([GROUND_WEIGHT if c in GROUND_CLIPS and not self.options.clips else 1.0 for c in pool])
-            shared["clip"] = pool[int(rng.choice(len(pool), p=w / w.sum()))]
+            p = clip_weights(pool, asked=bool(self.options.clips), crowd=spawn.group is not None)
+            shared["clip"] = pool[int(rng.choice(len(pool), p=p))]
             shared["speed"] = float(rng.uniform(*human.SPEED_RANGE))
         position, heading = np.asarray(spawn.position, float), spawn.heading
         if spawn.group is not None and spawn.index > 0:  # crowd: a loose row, neighbours 0.5-1.1 m apart

@@ -243,3 +243,22 @@ def test_foot_pinning_holds_standing_feet_and_leg_ik_reaches_them():
     far = fp.two_bone_ik(hip[:1], knee[:1], end[:1], hip[:1] + [0, 0, -5.0])[2]  # out of reach: the leg stretches
     length = np.linalg.norm(knee[0] - hip[0]) + np.linalg.norm(end[0] - knee[0])
     assert np.isclose(np.linalg.norm(far[0] - hip[0]), length, atol=1e-5)
+
+
+def test_ground_clips_are_rare_for_a_person_and_never_shared_by_a_crowd():
+    """anny_human's clip draw: the clips spent on the ground at a quarter of the others' rate for a person, not at
+    all for a crowd (its members share the clip: a humans_mix crowd lay on the ground together), and as often as
+    named when the options name clips."""
+    from datagen.actors.anny_human import GROUND_CLIPS, GROUND_WEIGHT, clip_weights
+
+    pool = ["stand", "walk", "run", *GROUND_CLIPS]
+    ground = np.isin(pool, GROUND_CLIPS)
+    alone = clip_weights(pool, asked=False, crowd=False)
+    np.testing.assert_allclose(alone[ground], GROUND_WEIGHT * alone[~ground][0])
+    assert alone.sum() == pytest.approx(1.0)
+    crowd = clip_weights(pool, asked=False, crowd=True)
+    assert (crowd[ground] == 0).all() and crowd.sum() == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert not set(rng.choice(pool, 500, p=crowd)) & set(GROUND_CLIPS)
+    asked = clip_weights(["roll", "roll", "walk"], asked=True, crowd=True)  # named: drawn, twice as often
+    np.testing.assert_allclose(asked, [1 / 3, 1 / 3, 1 / 3])
